@@ -1,0 +1,113 @@
+"""Settings, read from the environment so one build runs anywhere."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import isodate
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("INSTANCE_PATH", BASE_DIR / "instance"))
+
+
+def _secret_key() -> str:
+    """Return SECRET_KEY, generating one in instance/ so restarts keep sessions and links valid."""
+    key = os.environ.get("SECRET_KEY")
+    if key:
+        return key
+    path = INSTANCE_DIR / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(key)
+    return key
+
+
+def parse_duration(name: str, raw: str) -> timedelta:
+    """Parse an ISO-8601 duration setting, failing loudly at start-up rather than at use."""
+    try:
+        value = isodate.parse_duration(raw)
+    except (isodate.ISO8601Error, ValueError) as exc:
+        raise RuntimeError(f"{name}={raw!r} is not an ISO-8601 duration such as P7D") from exc
+    if hasattr(value, "totimedelta"):  # years/months: measure from now
+        value = value.totimedelta(start=datetime.now(UTC))
+    if value <= timedelta(0):
+        raise RuntimeError(f"{name}={raw!r} must be a positive duration")
+    return value
+
+
+def normalise_database_url(url: str) -> str:
+    """postgres:// and a bare postgresql:// both mean psycopg 3 here."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            url = "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def _bool(name: str, default: bool = False) -> bool:
+    return os.environ.get(name, str(default)).strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    SECRET_KEY = None  # resolved lazily in create_app so tests never touch instance/
+    SQLALCHEMY_DATABASE_URI = None
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    BASE_URL = os.environ.get("BASE_URL", "").rstrip("/")
+    INVITATION_EXPIRE_AFTER = os.environ.get("INVITATION_EXPIRE_AFTER", "P7D")
+    FLOW_SESSION_LIFETIME = os.environ.get("FLOW_SESSION_LIFETIME", "PT12H")
+    SETUP_LINK_LIFETIME = os.environ.get("SETUP_LINK_LIFETIME", "PT24H")
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = _bool("SESSION_COOKIE_SECURE")
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    WTF_CSRF_ENABLED = True
+    WTF_CSRF_TIME_LIMIT = None  # tied to the session instead, so a slow typist is not refused
+
+    MAIL_SERVER = os.environ.get("MAIL_SERVER", "")
+    MAIL_PORT = int(os.environ.get("MAIL_PORT", "25"))
+    MAIL_USE_TLS = _bool("MAIL_USE_TLS")
+    MAIL_USE_SSL = _bool("MAIL_USE_SSL")
+    MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
+    MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
+    MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "portal@localhost")
+
+    RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
+    RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+
+
+class DevelopmentConfig(Config):
+    pass
+
+
+class ProductionConfig(Config):
+    pass
+
+
+class TestingConfig(Config):
+    TESTING = True
+    SECRET_KEY = "test-secret-key-not-for-production"
+    SERVER_NAME = "portal.test"
+    RATELIMIT_ENABLED = False
+
+
+def resolve(config: dict) -> dict:
+    """Fill the settings that need I/O or validation, after the class defaults are applied."""
+    if not config.get("SECRET_KEY"):
+        config["SECRET_KEY"] = _secret_key()
+    config["SQLALCHEMY_DATABASE_URI"] = normalise_database_url(
+        config.get("SQLALCHEMY_DATABASE_URI")
+        or os.environ.get("DATABASE_URL")
+        or f"sqlite:///{INSTANCE_DIR / 'portal.db'}"
+    )
+    for name in ("INVITATION_EXPIRE_AFTER", "FLOW_SESSION_LIFETIME", "SETUP_LINK_LIFETIME"):
+        value = config[name]
+        config[name + "_DELTA"] = parse_duration(name, value) if isinstance(value, str) else value
+    return config

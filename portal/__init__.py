@@ -1,0 +1,105 @@
+"""Invitation and enrollment portal."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+
+from flask import Flask
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+import config as settings
+
+from .extensions import csrf, db, limiter, login_manager, mail, migrate
+
+CONFIGS = {
+    "development": settings.DevelopmentConfig,
+    "production": settings.ProductionConfig,
+    "testing": settings.TestingConfig,
+}
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    app = Flask(
+        __name__,
+        template_folder="../templates",
+        static_folder="../static",
+        instance_path=str(settings.INSTANCE_DIR),
+        instance_relative_config=True,
+    )
+    if test_config is not None:
+        app.config.from_object(settings.TestingConfig)
+        app.config.update(test_config)
+    else:
+        app.config.from_object(CONFIGS.get(os.environ.get("PORTAL_ENV", "production"),
+                                           settings.ProductionConfig))
+    settings.resolve(app.config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_errorhandlers(app)
+    register_template_helpers(app)
+    register_commands(app)
+    return app
+
+
+def register_extensions(app: Flask) -> None:
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
+        options.setdefault("connect_args", {}).setdefault("timeout", 30)
+    db.init_app(app)
+    from .models.types import render_migration_item
+
+    migrate.init_app(app, db, directory=os.path.join(app.root_path, "..", "migrations"),
+                     render_as_batch=True, render_item=render_migration_item)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    mail.init_app(app)
+    limiter.init_app(app)
+
+    from . import models  # noqa: F401  (register every table with the metadata)
+    from .auth.service import load_user
+
+    login_manager.user_loader(load_user)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "Please sign in to see that page."
+    login_manager.login_message_category = "info"
+
+
+def register_blueprints(app: Flask) -> None:
+    from .account.routes import bp as account_bp
+    from .admin import bp as admin_bp
+    from .auth.routes import bp as auth_bp
+    from .wizard.routes import bp as wizard_bp
+
+    for blueprint in (auth_bp, admin_bp, wizard_bp, account_bp):
+        app.register_blueprint(blueprint)
+
+
+def register_errorhandlers(app: Flask) -> None:
+    from .errors import register
+
+    register(app)
+
+
+def register_template_helpers(app: Flask) -> None:
+    from .templating import register
+
+    register(app)
+
+
+def register_commands(app: Flask) -> None:
+    from .cli import register
+
+    register(app)
+
+
+@event.listens_for(Engine, "connect")
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    """WAL lets readers and one writer work at once; foreign keys are off in SQLite by default."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()

@@ -1,0 +1,22 @@
+from flask import render_template
+from sqlalchemy import func, select
+
+from ..extensions import db
+from ..invitations.service import pending_count
+from ..models import Flow, InvitationUse, User
+from . import admins_only, bp
+
+
+@bp.route("/")
+@admins_only
+def dashboard():
+    recent = db.session.scalars(
+        select(InvitationUse).order_by(InvitationUse.used_at.desc()).limit(10)
+    ).all()
+    return render_template(
+        "admin/dashboard.html",
+        user_count=db.session.scalar(select(func.count(User.id))),
+        flow_count=db.session.scalar(select(func.count(Flow.id))),
+        pending_invitations=pending_count(),
+        recent_uses=recent,
+    )

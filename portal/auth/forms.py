@@ -1,0 +1,33 @@
+from flask_wtf import FlaskForm
+from wtforms import PasswordField, StringField, SubmitField
+from wtforms.validators import DataRequired, EqualTo, Length, Regexp
+
+from ..forms import PASSWORD_RENDER, Email, PasswordPolicy
+
+
+class LoginForm(FlaskForm):
+    login = StringField("Username or email", validators=[DataRequired(), Length(max=320)],
+                        render_kw={"autocomplete": "username", "autofocus": True})
+    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)],
+                             render_kw={"autocomplete": "current-password"})
+    submit = SubmitField("Sign in")
+
+
+class SetupForm(FlaskForm):
+    username = StringField("Username", validators=[
+        DataRequired(), Length(max=150),
+        Regexp(r"^[\w.@+-]+$", message="Use letters, digits and @ . + - _ only."),
+    ], render_kw={"autocomplete": "username"})
+    name = StringField("Name", validators=[Length(max=255)], render_kw={"autocomplete": "name"})
+    email = StringField("Email", validators=[DataRequired(), Length(max=320), Email()],
+                        render_kw={"autocomplete": "email", "type": "email"})
+    password = PasswordField("Password", validators=[DataRequired(), PasswordPolicy()],
+                             render_kw=PASSWORD_RENDER)
+    password_repeat = PasswordField("Password (repeat)", validators=[
+        DataRequired(), EqualTo("password", message="The passwords do not match."),
+    ], render_kw=PASSWORD_RENDER)
+    submit = SubmitField("Create admin account")
+
+
+class LogoutForm(FlaskForm):
+    submit = SubmitField("Sign out")

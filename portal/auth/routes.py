@@ -1,0 +1,86 @@
+from urllib.parse import urlsplit
+
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from ..errors import render_error
+from ..models import TokenPurpose
+from . import service
+from .forms import LoginForm, LogoutForm, SetupForm
+
+bp = Blueprint("auth", __name__, url_prefix="/auth")
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a path on this site: no scheme, no host, no protocol-relative or backslash tricks."""
+    if not target or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
+        return None
+    return target
+
+
+def home_for(user) -> str:
+    return url_for("admin.dashboard") if user.is_superuser else url_for("account.index")
+
+
+def sign_in(user) -> None:
+    """Start a fresh session for the user (a new session at sign-in defeats fixation)."""
+    session.clear()
+    login_user(user)
+    service.record_login(user)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login():
+    if current_user.is_authenticated:
+        return redirect(home_for(current_user))
+    form = LoginForm()
+    if form.validate_on_submit():
+        user = service.authenticate(form.login.data, form.password.data)
+        if user is None:
+            form.password.errors.append("The username or password is not right.")
+        else:
+            target = safe_next(request.args.get("next"))
+            sign_in(user)
+            return redirect(target or home_for(user))
+    return render_template("auth/login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+def logout():
+    if LogoutForm().validate_on_submit():
+        logout_user()
+        session.clear()
+        flash("You are signed out.", "info")
+    return redirect(url_for("auth.login"))
+
+
+@bp.route("/setup", methods=["GET", "POST"])
+def setup():
+    """The first admin sets their own password through the one-time link printed at start."""
+    token = request.args.get("token", "")
+    if service.find_action_token(TokenPurpose.SETUP, token) is None or service.admin_exists():
+        return render_error(
+            404, "This setup link is not valid",
+            "It was already used, has expired, or an admin already exists. On the server, run "
+            "'flask --app wsgi setup-link' for a new link, or sign in.",
+        )
+    form = SetupForm()
+    if form.validate_on_submit():
+        if service.username_exists(form.username.data):
+            form.username.errors.append("This username is already taken.")
+        else:
+            try:
+                user = service.complete_setup(
+                    token, username=form.username.data, email=form.email.data,
+                    name=form.name.data or "", password=form.password.data,
+                )
+            except service.AccountError as exc:
+                flash(str(exc), "error")
+                return redirect(url_for("auth.login"))
+            sign_in(user)
+            flash("Your admin account is ready.", "success")
+            return redirect(url_for("admin.dashboard"))
+    return render_template("auth/setup.html", form=form)

@@ -1,0 +1,57 @@
+"""Error pages in the portal's look, from one function for every code."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, render_template
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+log = logging.getLogger(__name__)
+
+MESSAGES = {
+    400: ("Bad request", "The request could not be understood. Go back and try again."),
+    403: ("Forbidden", "You do not have permission to see this page."),
+    404: ("Page not found", "There is nothing at this address. Check the link and try again."),
+    405: ("Method not allowed", "This page cannot be used that way."),
+    410: ("Gone", "This page is no longer available."),
+    413: ("Upload too large", "The file you sent is larger than allowed."),
+    429: ("Too many requests", "You have tried this too often. Wait a minute, then try again."),
+    500: ("Something went wrong", "The error was logged. Try again in a moment."),
+    503: ("Service unavailable", "The portal is busy. Try again in a moment."),
+}
+
+
+def render_error(status: int, title: str | None = None, message: str | None = None):
+    default_title, default_message = MESSAGES.get(status, MESSAGES[500])
+    return (
+        render_template("errors/error.html", status=status, title=title or default_title,
+                        message=message or default_message),
+        status,
+    )
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        return render_error(
+            400, "The form expired",
+            "For your security the form could not be accepted (its security token was missing "
+            "or had expired). Go back, reload the page, and send it again.",
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException):
+        response = render_error(error.code or 500)
+        if error.code == 405 and error.valid_methods:
+            return (*response, {"Allow": ", ".join(error.valid_methods)})
+        return response
+
+    @app.errorhandler(Exception)
+    def unexpected_error(error: Exception):
+        log.exception("unhandled error")
+        from .extensions import db
+
+        db.session.rollback()
+        return render_error(500)

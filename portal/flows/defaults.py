@@ -1,0 +1,71 @@
+"""The flows seeded on first start."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Flow, FlowAuthentication, FlowDesignation, FlowStageBinding, Prompt, Stage
+
+DEFAULT_ENROLLMENT_SLUG = "default-enrollment-flow"
+
+# authentik's flows-enrollment-2-stage.yaml, plus an invitation stage in front.
+_PROMPTS = [
+    ("default-enrollment-field-username", "username", "Username", "username", 0),
+    ("default-enrollment-field-password", "password", "Password", "password", 0),
+    ("default-enrollment-field-password-repeat", "password_repeat", "Password (repeat)",
+     "password", 1),
+    ("default-enrollment-field-name", "name", "Name", "text", 0),
+    ("default-enrollment-field-email", "email", "Email", "email", 1),
+]
+_PROMPT_STAGES = {
+    "default-enrollment-prompt-first": [
+        "default-enrollment-field-username", "default-enrollment-field-password",
+        "default-enrollment-field-password-repeat",
+    ],
+    "default-enrollment-prompt-second": [
+        "default-enrollment-field-name", "default-enrollment-field-email",
+    ],
+}
+_BINDINGS = [
+    ("default-enrollment-invitation", "invitation", {"continue_flow_without_invitation": False}, 5),
+    ("default-enrollment-prompt-first", "prompt", {}, 10),
+    ("default-enrollment-prompt-second", "prompt", {}, 11),
+    ("default-enrollment-user-write", "user_write", {"user_creation_mode": "always_create"}, 20),
+    ("default-enrollment-user-login", "user_login", {}, 100),
+]
+
+
+def _get_or_create(model, name: str, **values):
+    obj = db.session.scalar(select(model).filter_by(name=name))
+    if obj is None:
+        obj = model(name=name, **values)
+        db.session.add(obj)
+    return obj
+
+
+def ensure_default_enrollment_flow() -> Flow:
+    """Create the default enrollment flow unless a flow with its slug exists (admins may edit it)."""
+    flow = db.session.scalar(select(Flow).filter_by(slug=DEFAULT_ENROLLMENT_SLUG))
+    if flow is not None:
+        return flow
+    flow = Flow(
+        slug=DEFAULT_ENROLLMENT_SLUG,
+        name="Default enrollment Flow",
+        title="Welcome! Set up your account",
+        designation=FlowDesignation.ENROLLMENT,
+        authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED,
+    )
+    db.session.add(flow)
+    prompts = {
+        name: _get_or_create(Prompt, name, field_key=key, label=label, type=kind, required=True,
+                             placeholder=label, order=order)
+        for name, key, label, kind, order in _PROMPTS
+    }
+    for name, kind, options, order in _BINDINGS:
+        stage = _get_or_create(Stage, name, type=kind, options=options)
+        if kind == "prompt" and not stage.prompts:
+            stage.prompts = [prompts[p] for p in _PROMPT_STAGES[name]]
+        flow.bindings.append(FlowStageBinding(stage=stage, order=order))
+    db.session.commit()
+    return flow

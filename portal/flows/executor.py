@@ -1,0 +1,213 @@
+"""Load a flow session, run the current stage, advance, finish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from sqlalchemy import delete, select
+
+from ..extensions import db
+from ..invitations.service import find_by_token
+from ..models import Flow, FlowAuthentication, FlowSession, FlowStageBinding, User, utcnow
+from ..security import tokens
+from . import planner
+from .context import FlowContext
+from .stages import Deny, Retry, StageType, stage_type_for
+
+
+@dataclass
+class Step:
+    """What the web layer shows next: a page of the wizard, the end, or a refusal."""
+
+    kind: str  # "page" | "done" | "denied"
+    stage: StageType | None = None
+    form: object = None
+    binding_id: int | None = None
+    number: int = 0
+    count: int = 0
+    errors: dict = field(default_factory=dict)
+    title: str = ""
+    message: str = ""
+    status: int = 200
+    login_user_id: int | None = None
+    user_id: int | None = None
+
+
+def start(
+    flow: Flow, token: str | None, *, current_user: User | None, lifetime: timedelta
+) -> tuple[FlowSession, str]:
+    """Begin a flow for a visitor. Opening a link never consumes the invitation."""
+    now = utcnow()
+    db.session.execute(delete(FlowSession).where(FlowSession.expires_at < now))
+    key = tokens.new_token()
+    invitation = find_by_token(token) if token else None
+    session = FlowSession(
+        key_digest=tokens.digest(key),
+        flow=flow,
+        token_supplied=bool(token),
+        invitation_id=invitation.id if invitation else None,
+        prompt_data={},
+        fixed_fields=[],
+        expires_at=now + lifetime,
+    )
+    db.session.add(session)
+    ctx = FlowContext(flow=flow, session=session,
+                      current_user_id=current_user.id if current_user else None)
+    session.plan = planner.plan(flow, ctx)
+    db.session.commit()
+    return session, key
+
+
+def load(key: str | None, flow: Flow) -> FlowSession | None:
+    """The visitor's unexpired, unfinished session for this flow, if any."""
+    if not key:
+        return None
+    session = db.session.scalar(select(FlowSession).filter_by(key_digest=tokens.digest(key)))
+    if (
+        session is None
+        or session.flow_id != flow.id
+        or session.finished_at is not None
+        or session.expires_at <= utcnow()
+    ):
+        return None
+    return session
+
+
+class FlowExecutor:
+    def __init__(self, session: FlowSession, *, current_user: User | None = None) -> None:
+        self.session = session
+        self.flow = session.flow
+        self.ctx = FlowContext(
+            flow=self.flow, session=session,
+            current_user_id=current_user.id if current_user else None,
+        )
+        self._bindings = {
+            b.id: b for b in db.session.scalars(
+                select(FlowStageBinding).where(FlowStageBinding.id.in_(session.plan or []))
+            )
+        }
+
+    # -- public -----------------------------------------------------------------------------
+
+    def step(self) -> Step:
+        """Advance through stages that need no page, and describe where the invitee is."""
+        denied = self._check_authentication()
+        if denied:
+            return self._deny(denied)
+        while True:
+            binding = self._current_binding()
+            if binding is None:
+                return self._finish()
+            self.ctx.binding = binding
+            if not planner.applies_when_reached(binding, self.ctx):
+                self._advance()
+                continue
+            stage = stage_type_for(binding.stage)
+            if stage.interactive:
+                errors = self.session.errors or {}
+                form = stage.form(self.ctx)
+                if errors:  # sent back here by a later stage
+                    for key, messages in errors.items():
+                        if key in form._fields:
+                            form[key].errors = list(messages)
+                    self.session.errors = None
+                    db.session.commit()
+                return self._page(stage, form, binding, errors)
+            result = stage.run(self.ctx)
+            if isinstance(result, Deny):
+                return self._deny(result)
+            if isinstance(result, Retry):
+                if not self._send_back(result):
+                    return self._deny(Deny("Something went wrong",
+                                           "; ".join(sum(result.errors.values(), [])), 400))
+                continue
+            self._advance()
+
+    def submit(self, binding_id: int | None, formdata) -> Step:
+        """Handle a page's POST; a stale page (another tab, the back button) just re-shows."""
+        binding = self._current_binding()
+        if binding is None or binding.id != binding_id:
+            return self.step()
+        self.ctx.binding = binding
+        stage = stage_type_for(binding.stage)
+        if not stage.interactive:
+            return self.step()
+        form = stage.form(self.ctx, formdata=formdata)
+        result = stage.submit(self.ctx, form)
+        if isinstance(result, Retry):
+            for key, messages in result.errors.items():
+                if key in form._fields:
+                    form[key].errors = list(messages)
+            db.session.commit()
+            return self._page(stage, form, binding, result.errors)
+        if isinstance(result, Deny):
+            return self._deny(result)
+        self._advance()
+        return self.step()
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _current_binding(self) -> FlowStageBinding | None:
+        plan = self.session.plan or []
+        while self.session.position < len(plan):
+            binding = self._bindings.get(plan[self.session.position])
+            if binding is not None:
+                return binding
+            self.session.position += 1  # the binding was removed since planning
+        return None
+
+    def _advance(self) -> None:
+        self.session.position += 1
+        db.session.commit()
+
+    def _interactive_positions(self) -> list[int]:
+        positions = []
+        for index, binding_id in enumerate(self.session.plan or []):
+            binding = self._bindings.get(binding_id)
+            if binding is not None and stage_type_for(binding.stage).interactive:
+                positions.append(index)
+        return positions
+
+    def _page(self, stage, form, binding, errors) -> Step:
+        positions = self._interactive_positions()
+        number = sum(1 for p in positions if p <= self.session.position)
+        return Step(kind="page", stage=stage, form=form, binding_id=binding.id,
+                    number=number, count=len(positions), errors=errors,
+                    title=self.flow.title or self.flow.name)
+
+    def _send_back(self, retry: Retry) -> bool:
+        """Return to the latest earlier page that asks for one of the fields in error."""
+        plan = self.session.plan or []
+        for index in range(self.session.position - 1, -1, -1):
+            binding = self._bindings.get(plan[index])
+            if binding is None:
+                continue
+            if stage_type_for(binding.stage).field_keys() & set(retry.errors):
+                self.session.position = index
+                self.session.errors = retry.errors
+                db.session.commit()
+                return True
+        return False
+
+    def _deny(self, deny: Deny) -> Step:
+        self.session.finished_at = utcnow()
+        db.session.commit()
+        return Step(kind="denied", title=deny.title, message=deny.message, status=deny.status)
+
+    def _finish(self) -> Step:
+        self.session.finished_at = utcnow()
+        db.session.commit()
+        return Step(kind="done", login_user_id=self.ctx.login_user_id,
+                    user_id=self.session.user_id, title=self.flow.title or self.flow.name)
+
+    def _check_authentication(self) -> Deny | None:
+        signed_in = self.ctx.current_user_id is not None
+        rule = self.flow.authentication
+        if rule == FlowAuthentication.REQUIRE_UNAUTHENTICATED and signed_in:
+            return Deny("You are already signed in",
+                        "Sign out first, then open the invitation link again.", 403)
+        if rule in (FlowAuthentication.REQUIRE_AUTHENTICATED,
+                    FlowAuthentication.REQUIRE_SUPERUSER) and not signed_in:
+            return Deny("Sign in required", "Sign in first, then open this page again.", 403)
+        return None

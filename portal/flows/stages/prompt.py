@@ -1,0 +1,90 @@
+"""Prompt stage: one page of fields, validated server-side."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from werkzeug.datastructures import MultiDict
+
+from ...extensions import db
+from ...models import User
+from ...security.passwords import hash_password, password_problems
+from ..prompts import DISPLAY_TYPES, READ_ONLY_TYPES, build_form, to_json
+from .base import Next, Retry, StageType
+
+
+class PromptStage(StageType):
+    type_name = "prompt"
+    label = "Prompt"
+    interactive = True
+    template = "flow/prompt.html"
+
+    @property
+    def prompts(self):
+        return list(self.stage.prompts)
+
+    def field_keys(self) -> set[str]:
+        return {p.field_key for p in self.prompts if p.type not in DISPLAY_TYPES}
+
+    def form(self, ctx, formdata=None):
+        fixed = set(ctx.session.fixed_fields or []) & self.field_keys()
+        if formdata is not None and fixed:
+            # Values fixed by the invitation are never taken from the request.
+            formdata = MultiDict(formdata)
+            for key in fixed:
+                formdata.setlist(key, [_as_form_value(ctx.prompt_data.get(key))])
+        return build_form(self.prompts, formdata=formdata, data=ctx.prompt_data, fixed=fixed)
+
+    def submit(self, ctx, form) -> Next | Retry:
+        form.validate()
+        errors: dict[str, list[str]] = {k: list(v) for k, v in form.errors.items()}
+        values = {
+            p.field_key: to_json(form[p.field_key].data)
+            for p in self.prompts
+            if p.type not in DISPLAY_TYPES | READ_ONLY_TYPES | {"password"}
+            and p.field_key in form._fields
+        }
+        for prompt in self.prompts:
+            key = prompt.field_key
+            if prompt.type == "username" and key not in errors and values.get(key) and username_taken(
+                values[key]
+            ):
+                errors[key] = ["This username is already taken."]
+        password_hash = self._check_passwords(ctx, form, values, errors)
+        if errors:
+            return Retry(errors)
+        ctx.update_prompt_data(values)
+        if password_hash:
+            ctx.session.password_hash = password_hash
+        return Next()
+
+    def _check_passwords(self, ctx, form, values, errors) -> str | None:
+        """All password fields of a page must match; the first must pass the policy."""
+        keys = [p.field_key for p in self.prompts if p.type == "password"]
+        if not keys or any(k in errors for k in keys):
+            return None
+        first, *repeats = keys
+        password = form[first].data or ""
+        for key in repeats:
+            if (form[key].data or "") != password:
+                errors[key] = ["The passwords do not match."]
+        known = {**ctx.prompt_data, **values}
+        problems = password_problems(
+            password, username=str(known.get("username", "")), email=str(known.get("email", ""))
+        )
+        if problems:
+            errors[first] = problems
+        if errors:
+            return None
+        return hash_password(password)
+
+
+def username_taken(username: str) -> bool:
+    return db.session.scalar(
+        select(func.count(User.id)).where(func.lower(User.username) == username.lower())
+    ) > 0
+
+
+def _as_form_value(value) -> str:
+    if isinstance(value, bool):
+        return "y" if value else ""
+    return "" if value is None else str(value)

@@ -1,0 +1,16 @@
+"""User login stage: signs in the user the flow wrote."""
+
+from __future__ import annotations
+
+from .base import Deny, Next, StageType
+
+
+class UserLoginStage(StageType):
+    type_name = "user_login"
+    label = "User login"
+
+    def run(self, ctx) -> Next | Deny:
+        if ctx.session.user_id is None:
+            return Deny("Nothing to sign in", "This flow has no user to sign in yet.", 400)
+        ctx.login_user_id = ctx.session.user_id
+        return Next()

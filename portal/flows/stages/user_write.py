@@ -1,0 +1,103 @@
+"""User write stage: creates the user, applies the invitation and consumes it, in one transaction."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from ...extensions import db
+from ...invitations.service import REFUSALS, redeem, refusal_for
+from ...models import Group, InvitationUse, User, UserType
+from .base import Deny, Next, Retry, StageType
+
+log = logging.getLogger(__name__)
+
+# prompt_data keys that are columns of User; everything else becomes an attribute.
+USER_FIELDS = ("username", "name", "email")
+LOCK_RETRIES = 5
+
+
+class UserWriteStage(StageType):
+    type_name = "user_write"
+    label = "User write"
+
+    def run(self, ctx) -> Next | Retry | Deny:
+        if ctx.session.user_id is not None:  # already written (e.g. a reload after a crash)
+            return Next()
+        # Start from a clean transaction so the invitation's guarded UPDATE is its first write.
+        db.session.commit()
+        for _ in range(LOCK_RETRIES):
+            try:
+                return self._write(ctx)
+            except OperationalError as exc:  # SQLite "database is locked": try again
+                db.session.rollback()
+                log.warning("user write retried after %s", type(exc).__name__)
+        return Deny("Please try again", "The server is busy; reload this page to try again.", 503)
+
+    def _write(self, ctx) -> Next | Retry | Deny:
+        session = ctx.session
+        invitation_id = session.invitation_id
+        if invitation_id is not None and not redeem(invitation_id, ctx.flow.id):
+            db.session.rollback()
+            refusal = refusal_for(ctx.invitation, ctx.flow, token_supplied=True) or REFUSALS["used_up"]
+            return Deny(refusal.title, refusal.message, refusal.status)
+        if invitation_id is None and session.token_supplied:
+            refusal = REFUSALS["unknown"]
+            return Deny(refusal.title, refusal.message, refusal.status)
+
+        user = build_user(ctx.prompt_data, self.options)
+        user.password_hash = session.password_hash
+        group_id = self.options.get("create_users_group")
+        if group_id and (group := db.session.get(Group, group_id)) is not None:
+            user.groups.append(group)
+        db.session.add(user)
+        if invitation_id is not None:
+            db.session.add(InvitationUse(invitation_id=invitation_id, user=user))
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            return Retry({"username": ["This username was taken a moment ago; choose another."]})
+        session.user_id = user.id
+        session.password_hash = None  # the hash now lives on the user only
+        db.session.commit()
+        return Next()
+
+
+def build_user(prompt_data: dict, options: dict) -> User:
+    """A new user from the collected values: known fields to columns, the rest to attributes."""
+    attributes: dict = {}
+    for key, value in prompt_data.items():
+        if key in USER_FIELDS:
+            continue
+        if key == "attributes" and isinstance(value, dict):
+            _merge(attributes, value)
+        elif key.startswith("attributes."):
+            _set_path(attributes, key.removeprefix("attributes.").split("."), value)
+        else:
+            attributes[key] = value
+    user_type = options.get("user_type", UserType.INTERNAL)
+    return User(
+        username=str(prompt_data.get("username", "")).strip(),
+        name=str(prompt_data.get("name", "") or ""),
+        email=str(prompt_data.get("email", "") or ""),
+        attributes=attributes,
+        active=not options.get("create_users_as_inactive", False),
+        type=user_type if user_type in UserType.CHOICES else UserType.INTERNAL,
+        path=options.get("user_path_template") or "users",
+    )
+
+
+def _merge(target: dict, source: dict) -> None:
+    for key, value in source.items():
+        if isinstance(value, dict) and isinstance(target.get(key), dict):
+            _merge(target[key], value)
+        else:
+            target[key] = value
+
+
+def _set_path(target: dict, parts: list[str], value) -> None:
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+    target[parts[-1]] = value

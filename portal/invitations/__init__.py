@@ -1,0 +1,1 @@
+"""Invitation service layer: create, link, check, redeem. It knows nothing of HTTP."""

@@ -1,0 +1,22 @@
+"""All models, imported here so Alembic and the app see one metadata."""
+
+from .flows import (
+    Flow,
+    FlowAuthentication,
+    FlowDesignation,
+    FlowSession,
+    FlowStageBinding,
+    Prompt,
+    Stage,
+    prompt_stage_fields,
+)
+from .invitations import Invitation, InvitationUse
+from .tokens import ActionToken, TokenPurpose
+from .types import utcnow
+from .users import Group, User, UserType, user_groups
+
+__all__ = [
+    "ActionToken", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
+    "FlowStageBinding", "Group", "Invitation", "InvitationUse", "Prompt", "Stage",
+    "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
+]

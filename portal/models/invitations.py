@@ -1,0 +1,65 @@
+"""Invitations and the record of each use."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+
+class Invitation(db.Model):
+    __tablename__ = "invitations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(255), index=True)
+    # The link's token is HMAC(SECRET_KEY, token_salt); only its digest is searchable.
+    # A copy of the database alone therefore never yields a working link.
+    token_salt: Mapped[str] = mapped_column(String(64))
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    flow_id: Mapped[int] = mapped_column(ForeignKey("flows.id", ondelete="CASCADE"), index=True)
+    # authentik's fixed_data: pre-fills fields and lands in the new user's attributes.
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    single_use: Mapped[bool] = mapped_column(Boolean, default=False)
+    max_uses: Mapped[int | None] = mapped_column(Integer)
+    use_count: Mapped[int] = mapped_column(Integer, default=0)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    flow: Mapped[Flow] = relationship()  # noqa: F821
+    created_by: Mapped[User | None] = relationship()  # noqa: F821
+    uses: Mapped[list[InvitationUse]] = relationship(
+        back_populates="invitation",
+        order_by="InvitationUse.used_at.desc()",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+    )
+
+    @property
+    def use_limit(self) -> int | None:
+        """How many times the link may be used; None means no limit."""
+        return 1 if self.single_use else self.max_uses
+
+    def __repr__(self) -> str:
+        return f"<Invitation {self.name}>"
+
+
+class InvitationUse(db.Model):
+    """Who used an invitation and when: written with the user, in the same transaction."""
+
+    __tablename__ = "invitation_uses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(
+        ForeignKey("invitations.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    invitation: Mapped[Invitation] = relationship(back_populates="uses")
+    user: Mapped[User | None] = relationship()  # noqa: F821

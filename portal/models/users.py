@@ -1,0 +1,75 @@
+"""People and the groups that carry their access."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask_login import UserMixin
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, String, Table, func
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from ..extensions import db
+from .types import UTCDateTime, utcnow
+
+user_groups = Table(
+    "user_groups",
+    db.metadata,
+    Column("user_id", ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class UserType:
+    INTERNAL = "internal"
+    EXTERNAL = "external"
+    CHOICES = (INTERNAL, EXTERNAL)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(150))
+    name: Mapped[str] = mapped_column(String(255), default="")
+    email: Mapped[str] = mapped_column(String(320), default="", index=True)
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
+    type: Mapped[str] = mapped_column(String(20), default=UserType.INTERNAL)
+    path: Mapped[str] = mapped_column(String(255), default="users")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_login: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    groups: Mapped[list[Group]] = relationship(
+        secondary=user_groups, back_populates="users", order_by="Group.name"
+    )
+
+    # Usernames are unique regardless of case; the index makes the database the final judge.
+    __table_args__ = (Index("uq_users_username_lower", func.lower(username), unique=True),)
+
+    @property
+    def is_active(self) -> bool:  # Flask-Login refuses inactive users
+        return self.active
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.username
+
+    def __repr__(self) -> str:
+        return f"<User {self.username}>"
+
+
+class Group(db.Model):
+    __tablename__ = "groups"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(150), unique=True)
+    is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
+    attributes: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    users: Mapped[list[User]] = relationship(secondary=user_groups, back_populates="groups")
+
+    def __repr__(self) -> str:
+        return f"<Group {self.name}>"

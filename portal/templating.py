@@ -1,0 +1,35 @@
+"""Jinja filters and globals shared by every template."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from flask import Flask
+
+
+def format_datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime(fmt)
+
+
+def humanize_delta(value: datetime | None) -> str:
+    """'in 6 days', '3 hours ago': how far a moment is from now."""
+    if value is None:
+        return "never"
+    seconds = (value - datetime.now(UTC)).total_seconds()
+    future = seconds >= 0
+    seconds = abs(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            break
+    else:
+        text = "less than a minute"
+    return f"in {text}" if future else f"{text} ago"
+
+
+def register(app: Flask) -> None:
+    app.add_template_filter(format_datetime, "datetime")
+    app.add_template_filter(humanize_delta, "fromnow")

@@ -1,0 +1,1 @@
+"""The invitee's wizard at /if/flow/<slug>/ (authentik's link format)."""
