@@ -3,10 +3,11 @@ from datetime import timedelta
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..invitations import service
-from ..models import Flow, FlowDesignation, Invitation, utcnow
+from ..models import Flow, FlowDesignation, Invitation, InvitationUse, utcnow
 from ..urls import base_url
 from . import admins_only, bp
 from .forms import ConfirmForm, InvitationForm
@@ -21,7 +22,8 @@ def _enrollment_flows():
 
 
 def _get_invitation(invitation_id: int) -> Invitation:
-    return db.get_or_404(Invitation, invitation_id)
+    return db.get_or_404(Invitation, invitation_id,
+                         options=[selectinload(Invitation.uses).selectinload(InvitationUse.user)])
 
 
 @bp.route("/invitations/")
