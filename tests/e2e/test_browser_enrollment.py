@@ -24,7 +24,6 @@ def test_admin_invites_copies_the_link_and_invitee_enrolls(app, admin, page, new
     screenshot(page, "01-sign-in")
     sign_in(page)
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-    screenshot(page, "02-dashboard")
 
     page.get_by_role("link", name="Create invitation").click()
     expect(page.get_by_role("heading", name="Create invitation")).to_be_visible()
@@ -82,6 +81,10 @@ def test_admin_invites_copies_the_link_and_invitee_enrolls(app, admin, page, new
     late = new_context().new_page()
     response = late.goto(link)
     assert response.status == 410
+
+    page.get_by_role("navigation", name="Admin").get_by_role("link", name="Dashboard").click()
+    expect(page.get_by_role("row", name=re.compile("newbie.*welcome-nia"))).to_be_visible()
+    screenshot(page, "02-dashboard")
 
 
 def test_a_mistake_on_a_prompt_page_is_shown_at_its_field(page, invitation_link, screenshot):
