@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
+
+from portal.auth.service import issue_action_token
+from portal.models import TokenPurpose
 
 pytestmark = pytest.mark.e2e
 
@@ -90,3 +95,14 @@ def test_wizard_pages_have_no_serious_accessibility_violation(page, new_context,
     stranger = new_context().new_page()
     stranger.goto(f"{FLOW_PATH}?itoken=not-a-real-token")
     check(stranger, "invalid invitation page")
+
+
+def test_first_admin_setup_page_has_no_serious_accessibility_violation(app, page):
+    with app.app_context():
+        token = issue_action_token(TokenPurpose.SETUP, timedelta(hours=1))
+    page.goto(f"/auth/setup?token={token}")
+    check(page, "first-admin setup")
+    page.get_by_label("Email").fill("not an address")
+    page.get_by_role("button", name="Create admin account").click()
+    expect(page.get_by_role("alert")).to_be_focused()
+    check(page, "first-admin setup with errors")
