@@ -12,3 +12,19 @@ document.addEventListener("click", (event) => {
     done(document.execCommand("copy") ? "Link copied." : "Press Ctrl+C to copy.");
   }
 });
+
+// A form came back with errors: move focus to its summary so it is read out and the keyboard
+// starts there; each entry in it moves focus to its field.
+document.addEventListener("DOMContentLoaded", () => {
+  const summary = document.querySelector("[data-error-summary]");
+  if (summary) summary.focus();
+});
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("[data-error-summary] a[href^='#']");
+  if (!link) return;
+  const field = document.getElementById(link.hash.slice(1));
+  if (!field) return;
+  event.preventDefault();
+  field.focus();
+  field.scrollIntoView({ block: "center" });
+});
