@@ -221,6 +221,7 @@ class ImportReport:
     changes: list[Change] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     applied: bool = False
+    flow_slugs: list[str] = field(default_factory=list)  # flows the blueprint creates or keeps
 
     @property
     def ok(self) -> bool:
@@ -543,6 +544,8 @@ class Importer:
                 change.action = UPDATE
                 change.details = changed
         self.report.changes.append(change)
+        if isinstance(entry.obj, Flow):
+            self.report.flow_slugs.append(entry.obj.slug)
 
     def _find(self, plan: _Plan):
         rows = db.session.scalars(select(plan.model).filter_by(**plan.where).limit(2)).all()
@@ -849,8 +852,8 @@ def _stage(importer: Importer, entry: _Entry) -> _Plan:
     where = _where(ids, {"name": lambda v: {"name": _text({"name": v}, "name", max_length=255)}})
     other = db.session.scalar(select(Stage).filter_by(name=where["name"]).where(Stage.type != kind))
     if other is not None:
-        raise EntryError(f"identifiers.name: {where['name']!r} is already the name of a "
-                         f"{other.type} stage.")
+        raise EntryError(f"identifiers.name: {where['name']!r} is already the name of a stage of "
+                         f"type {other.type}.")
     values: dict = {}
     options = {k: v for k, v in attrs.items() if k not in {"name", "fields", "validation_policies"}}
     if kind == "prompt":
