@@ -6,6 +6,7 @@ import os
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from .auth import service as accounts
 from .forms import Email
@@ -73,7 +74,7 @@ def register(app: Flask) -> None:
             raise click.ClickException("An admin already exists; sign in instead.")
 
 
-@click.group("blueprints")
+@click.group("blueprints", cls=AppGroup)
 def blueprints_cli() -> None:
     """Import and export authentik blueprint YAML."""
 
@@ -111,6 +112,8 @@ def blueprints_import(file: str, dry_run: bool, context: tuple[str, ...]) -> Non
         for error in report.errors:
             click.secho(error, fg="red", err=True)
         raise click.ClickException("Nothing was imported.")
+    for warning in report.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow")
     click.echo(report.summary() + ".")
     click.secho("Dry run: nothing was written." if dry_run else "Imported.", fg="green")
 

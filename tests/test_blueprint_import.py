@@ -73,7 +73,7 @@ def test_every_authentik_example_imports_or_says_what_it_skips(app, name):
 def test_invitation_example_creates_its_flows_group_and_invitations(app):
     with app.app_context():
         empty_database()
-        _import(blueprint_text("flows-invitation-enrollment.yaml"))
+        assert _import(blueprint_text("flows-invitation-enrollment.yaml")).warnings == []
         slugs = set(db.session.scalars(select(Flow.slug)))
         assert slugs == {"invitation-enrollment-flow-external", "invitation-enrollment-flow-internal",
                          "invitation-enrollment-flow-internal-engineering"}
@@ -120,6 +120,9 @@ def test_both_prompt_type_spellings_give_the_same_prompts(app):
         first = flow_snapshot("default-enrollment-flow")
         second = _import(blueprint_text("flows-enrollment-2-stage.yaml"))
         assert second.counts()["unchanged"] == 14 and flow_snapshot("default-enrollment-flow") == first
+        assert second.warnings == ["Flow 'default-enrollment-flow' has no invitation stage: anyone who "
+                                   "knows its address can sign up. Add an invitation stage to admit "
+                                   "invitees only."]
         types = dict(db.session.execute(select(Prompt.field_key, Prompt.type)).all())
         assert types == {"username": "username", "password": "password", "password_repeat": "password",
                          "name": "text", "email": "email"}
@@ -174,6 +177,7 @@ def test_preview_lists_changes_and_writes_nothing(app):
                      if c.label == "user_write stage 'default-recovery-user-write'")
         assert any("never_create" in note for note in write.notes)
         assert preview.summary() == "11 to create, 0 to update, 0 to delete, 0 unchanged, 5 skipped"
+        assert preview.warnings == []  # a recovery flow, not an enrollment flow
 
         applied = _import(text)
         assert [(c.entry, c.action) for c in applied.changes] == [

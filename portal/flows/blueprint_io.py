@@ -222,6 +222,7 @@ class ImportReport:
     errors: list[str] = field(default_factory=list)
     applied: bool = False
     flow_slugs: list[str] = field(default_factory=list)  # flows the blueprint creates or keeps
+    warnings: list[str] = field(default_factory=list)  # applies, but the admin should know
 
     @property
     def ok(self) -> bool:
@@ -490,7 +491,21 @@ class Importer:
                 self._error(entry, "", f"the database refused it ({type(exc).__name__}).")
                 break  # the transaction is unusable now
         self.report.changes.sort(key=lambda c: c.entry)
+        if not self.report.errors:
+            self._warn_about_open_flows()
         return self.report
+
+    def _warn_about_open_flows(self) -> None:
+        """An enrollment flow without an invitation stage lets anyone with its address sign up."""
+        for slug in dict.fromkeys(self.report.flow_slugs):
+            flow = db.session.scalar(select(Flow).filter_by(slug=slug))
+            if flow is None or flow.designation != FlowDesignation.ENROLLMENT:
+                continue
+            db.session.refresh(flow, ["bindings"])
+            if not any(b.stage.type == "invitation" for b in flow.bindings):
+                self.report.warnings.append(
+                    f"Flow {slug!r} has no invitation stage: anyone who knows its address can sign up. "
+                    "Add an invitation stage to admit invitees only.")
 
     def _label(self, entry: _Entry) -> str:
         ids = entry.raw.get("identifiers") if isinstance(entry.raw.get("identifiers"), dict) else {}
