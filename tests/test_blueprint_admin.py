@@ -73,7 +73,7 @@ def test_upload_preview_apply(app, client, auth, admin):
     result = _apply(client, html)
     done = result.get_data(as_text=True)
     assert result.status_code == 200 and "Blueprint imported" in done
-    assert "3 to create, 0 to update, 0 to delete, 0 unchanged, 1 skipped" in done
+    assert "3 created, 0 updated, 0 deleted, 0 unchanged, 1 skipped" in done
     with app.app_context():
         flow = flow_by_slug("small-team")
         assert flow.title == "Join the small team"
@@ -82,7 +82,7 @@ def test_upload_preview_apply(app, client, auth, admin):
 
     # Applying the same preview again changes nothing and duplicates nothing.
     again = _apply(client, html).get_data(as_text=True)
-    assert "0 to create, 0 to update, 0 to delete, 3 unchanged, 1 skipped" in again
+    assert "0 created, 0 updated, 0 deleted, 3 unchanged, 1 skipped" in again
     with app.app_context():
         assert row_counts()["flows"] == counts["flows"] + 1
 
@@ -209,6 +209,7 @@ def test_cli_import_dry_run_then_apply(app, runner):
         assert flow_by_slug("default-unenrollment-flow") is None
     result = runner.invoke(args=["blueprints", "import", path])
     assert result.exit_code == 0 and "Imported." in result.output
+    assert "1 created, 0 updated, 0 deleted, 0 unchanged, 2 skipped." in result.output
     with app.app_context():
         assert flow_by_slug("default-unenrollment-flow").designation == "unenrollment"
 

@@ -180,6 +180,7 @@ def test_preview_lists_changes_and_writes_nothing(app):
         assert preview.warnings == []  # a recovery flow, not an enrollment flow
 
         applied = _import(text)
+        assert applied.summary() == "11 created, 0 updated, 0 deleted, 0 unchanged, 5 skipped"
         assert [(c.entry, c.action) for c in applied.changes] == [
             (c.entry, c.action) for c in preview.changes]
         assert row_counts()["flows"] == counts["flows"] + 1
@@ -509,3 +510,32 @@ def test_round_trip_keeps_every_setting(app):
         empty_database()
         _import(text)
         assert flow_snapshot("custom") == before
+
+
+def test_superuser_group_for_new_users_is_a_warning(app):
+    with app.app_context():
+        report = _import("""
+version: 1
+entries:
+  - model: authentik_flows.flow
+    id: flow
+    identifiers: {slug: risky}
+    attrs: {name: Risky, designation: enrollment}
+  - model: authentik_core.group
+    id: admins
+    identifiers: {name: admins}
+    attrs: {is_superuser: true}
+  - model: authentik_stages_invitation.invitationstage
+    id: gate
+    identifiers: {name: risky-gate}
+  - model: authentik_stages_user_write.userwritestage
+    id: write
+    identifiers: {name: risky-write}
+    attrs: {create_users_group: !KeyOf admins}
+  - model: authentik_flows.flowstagebinding
+    identifiers: {target: !KeyOf flow, stage: !KeyOf gate, order: 0}
+  - model: authentik_flows.flowstagebinding
+    identifiers: {target: !KeyOf flow, stage: !KeyOf write, order: 10}
+""", dry_run=True)
+        assert report.warnings == ["Flow 'risky' puts every new user in the group 'admins', which has "
+                                   "superuser rights."]

@@ -235,8 +235,11 @@ class ImportReport:
         return {a: len(self.of(a)) for a in (CREATE, UPDATE, DELETE, UNCHANGED, SKIP)}
 
     def summary(self) -> str:
+        """"2 to create, ..." before applying; "2 created, ..." once applied."""
         counts = self.counts()
-        return (f"{counts[CREATE]} to create, {counts[UPDATE]} to update, {counts[DELETE]} to delete, "
+        verbs = ("created", "updated", "deleted") if self.applied else (
+            "to create", "to update", "to delete")
+        return (f"{counts[CREATE]} {verbs[0]}, {counts[UPDATE]} {verbs[1]}, {counts[DELETE]} {verbs[2]}, "
                 f"{counts[UNCHANGED]} unchanged, {counts[SKIP]} skipped")
 
 
@@ -506,6 +509,14 @@ class Importer:
                 self.report.warnings.append(
                     f"Flow {slug!r} has no invitation stage: anyone who knows its address can sign up. "
                     "Add an invitation stage to admit invitees only.")
+            for binding in flow.bindings:
+                group_id = (binding.stage.options or {}).get("create_users_group")
+                group = db.session.get(Group, group_id) if binding.stage.type == "user_write" and \
+                    group_id else None
+                if group is not None and group.is_superuser:
+                    self.report.warnings.append(
+                        f"Flow {slug!r} puts every new user in the group {group.name!r}, which has "
+                        "superuser rights.")
 
     def _label(self, entry: _Entry) -> str:
         ids = entry.raw.get("identifiers") if isinstance(entry.raw.get("identifiers"), dict) else {}
