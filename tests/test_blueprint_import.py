@@ -539,3 +539,22 @@ entries:
 """, dry_run=True)
         assert report.warnings == ["Flow 'risky' puts every new user in the group 'admins', which has "
                                    "superuser rights."]
+
+
+def test_binding_condition_must_be_a_portal_condition(app):
+    errors = _refused(app, """
+version: 1
+entries:
+  - model: authentik_flows.flow
+    id: flow
+    identifiers: {slug: conditional}
+    attrs: {name: Conditional}
+  - model: authentik_stages_deny.denystage
+    id: deny
+    identifiers: {name: conditional-deny}
+  - model: authentik_flows.flowstagebinding
+    identifiers: {target: !KeyOf flow, stage: !KeyOf deny, order: 1}
+    attrs: {condition: "return request.user.is_anonymous"}
+""")
+    assert len(errors) == 1
+    assert errors[0].startswith("entry 3 (authentik_flows.flowstagebinding): condition: ")

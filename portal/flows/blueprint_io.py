@@ -32,6 +32,7 @@ from ..models import (
     Stage,
     UserType,
 )
+from . import planner
 from .prompts import PROMPT_TYPES
 
 MAX_BLUEPRINT_BYTES = 256 * 1024  # authentik's largest example is ~10 kB
@@ -266,8 +267,10 @@ STAGE_OPTIONS = {
     "user_write": {"user_creation_mode", "create_users_as_inactive", "create_users_group", "user_type",
                    "user_path_template"},
     "user_login": {"session_duration"},
-    "email": {"use_global_settings", "token_expiry", "subject", "template", "activate_user_on_success"},
-    "consent": {"mode", "consent_expire_in"},
+    "email": {"use_global_settings", "token_expiry", "subject", "template", "activate_user_on_success",
+              "from_address"},
+    "consent": {"mode", "consent_expire_in", "consent_text", "consent_title", "consent_version",
+                "checkbox_label"},
     "deny": {"deny_message"},
 }
 
@@ -330,7 +333,7 @@ class _Skipped(Exception):
     pass
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: two entries may look alike
 class _Entry:
     number: int
     model: str
@@ -385,7 +388,6 @@ class Importer:
         self.report = ImportReport(name=str((document.get("metadata") or {}).get("name") or ""))
         self.entries: list[_Entry] = []
         self.by_id: dict[str, _Entry] = {}
-        self._current: _Entry | None = None
 
     # -- checks before anything is written ----------------------------------------------------
 
@@ -481,7 +483,6 @@ class Importer:
         if self.report.errors:
             return self.report
         for entry in ordered:
-            self._current = entry
             try:
                 self._apply(entry)
             except _Skipped as skipped:
@@ -923,19 +924,32 @@ def _binding(importer: Importer, entry: _Entry) -> _Plan:
         "stage": lambda v: {"stage_id": stage.id},
         "order": lambda v: {"order": _int(ids, "order")},
     })
-    condition = attrs.get("condition")
-    if condition is not None and not (isinstance(condition, dict) and "type" in condition):
-        raise EntryError("condition: expected a mapping with a type (a portal condition).")
     values = _given({
         "order": _int(attrs, "order"),
         "evaluate_on_plan": _bool(attrs, "evaluate_on_plan"),
         "re_evaluate_policies": _bool(attrs, "re_evaluate_policies"),
-        "condition": _jsonable(condition, "condition") if condition is not None else None,
+        "condition": _condition(attrs.get("condition")),
     })
     notes += _notes_for(attrs, {"order", "evaluate_on_plan", "re_evaluate_policies", "condition"},
                         "ignored; the portal has no such binding setting")
     label = f"binding {flow.slug!r} → {stage.name!r} (order {where.get('order', values.get('order', 0))})"
     return _Plan(FlowStageBinding, label, where, values, notes=notes)
+
+
+def _condition(value) -> dict | None:
+    """A portal condition (an export's extension to authentik's format), checked like the editor's."""
+    if value is None:
+        return None
+    value = _jsonable(value, "condition")
+    validate = getattr(planner, "validate_condition", None)  # the flow editor's canonical check
+    if validate is None:
+        if not (isinstance(value, dict) and "type" in value):
+            raise EntryError("condition: expected a mapping with a type (a portal condition).")
+        return value
+    try:
+        return validate(value)
+    except ValueError as exc:
+        raise EntryError(f"condition: {exc}.") from None
 
 
 def _invitation(importer: Importer, entry: _Entry) -> _Plan:
