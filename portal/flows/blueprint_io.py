@@ -236,7 +236,7 @@ class ImportReport:
         return {a: len(self.of(a)) for a in (CREATE, UPDATE, DELETE, UNCHANGED, SKIP)}
 
     def summary(self) -> str:
-        """"2 to create, ..." before applying; "2 created, ..." once applied."""
+        """Counts in words: "2 to create" before applying, "2 created" once applied."""
         counts = self.counts()
         verbs = ("created", "updated", "deleted") if self.applied else (
             "to create", "to update", "to delete")
