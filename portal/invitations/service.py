@@ -84,7 +84,9 @@ def create_invitation(
     single_use: bool = False,
     max_uses: int | None = None,
     created_by: User | None = None,
+    commit: bool = True,
 ) -> Invitation:
+    """A new invitation with a fresh token; `commit=False` leaves it in the caller's transaction."""
     invitation = Invitation(
         name=name,
         flow=flow,
@@ -96,7 +98,8 @@ def create_invitation(
     )
     _assign_token(invitation)
     db.session.add(invitation)
-    db.session.commit()
+    if commit:
+        db.session.commit()
     return invitation
 
 
