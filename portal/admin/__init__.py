@@ -21,4 +21,4 @@ def admins_only(view):
     return wrapped
 
 
-from . import dashboard, invitations, users  # noqa: E402,F401  (routes attach to bp)
+from . import dashboard, flows, invitations, prompts, stages, users  # noqa: E402,F401  (routes attach to bp)

@@ -14,6 +14,7 @@ from decimal import Decimal
 from email_validator import EmailNotValidError, validate_email
 from werkzeug.datastructures import FileStorage
 from wtforms import fields, validators
+from wtforms.fields.choices import SelectChoice
 from wtforms.form import BaseForm
 
 # Types that show text to the invitee and take no input.
@@ -144,6 +145,11 @@ class NormalisedEmail:
             raise validators.ValidationError(f"Enter a valid email address ({exc}).") from None
 
 
+def as_choices(pairs) -> list[SelectChoice]:
+    """(value, label) pairs as WTForms choices (tuples are deprecated in WTForms 3.3)."""
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
 def _choices(prompt) -> list[tuple[str, str]]:
     result = []
     for choice in prompt.choices or []:
@@ -194,15 +200,16 @@ def unbound_field(prompt, *, fixed: bool = False):
         return fields.BooleanField(validators=checks, **common)
     if kind == "dropdown":
         blank = [] if required else [("", "—")]
-        return fields.SelectField(choices=blank + _choices(prompt), validators=checks, **common)
+        return fields.SelectField(choices=as_choices(blank + _choices(prompt)), validators=checks,
+                                  **common)
     if kind == "radio-button-group":
-        return fields.RadioField(choices=_choices(prompt), validators=checks, **common)
+        return fields.RadioField(choices=as_choices(_choices(prompt)), validators=checks, **common)
     if kind == "date":
         return fields.DateField(validators=checks, **common)
     if kind == "date-time":
         return fields.DateTimeLocalField(validators=checks, format=DATETIME_FORMATS, **common)
     if kind == "ak-locale":
-        return fields.SelectField(choices=[("", "—"), *LOCALES] if not required else LOCALES,
+        return fields.SelectField(choices=as_choices(LOCALES if required else [("", "—"), *LOCALES]),
                                   validators=checks, **common)
     if kind == "file":
         if fixed:
