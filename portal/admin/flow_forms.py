@@ -38,6 +38,7 @@ from ..flows.stages.email import DEFAULT_EXPIRY, TEMPLATES, parse_expiry
 from ..forms import Email
 from ..models import Flow, FlowAuthentication, FlowDesignation, Group, Prompt, Stage, UserType
 
+ANSWER_CONDITIONS = ("prompt_equals", "prompt_in", "email_domain_in")
 ORDER_RANGE = NumberRange(min=-(2**31), max=2**31 - 1, message="Enter a whole number.")
 
 
@@ -139,13 +140,18 @@ class BindingForm(FlaskForm):
     def validate_condition_type(self, field):
         kind = field.data
         raw: dict = {"type": kind, "negate": self.negate.data}
-        if kind in ("prompt_equals", "prompt_in", "email_domain_in"):
+        if kind in ANSWER_CONDITIONS:
             raw["field"] = (self.field.data or "").strip()
         raw.update({"value": self.value.data or "", "key": (self.key.data or "").strip()})
         raw["domains" if kind == "email_domain_in" else "values"] = _lines(self.values.data)
         if kind in ("prompt_in", "email_domain_in") and not _lines(self.values.data):
             self.values.errors = [*self.values.errors, "Enter at least one line."]
             raise ValidationError("This condition needs a list.")
+        if kind in ANSWER_CONDITIONS and self.evaluate_on_plan.data:
+            self.evaluate_on_plan.errors = [*self.evaluate_on_plan.errors,
+                                            "Untick this: answers are not known when the flow starts."]
+            raise ValidationError("This condition reads the invitee's answers, so check it when the "
+                                  "stage is reached, not when the flow starts.")
         try:
             self.condition = validate_condition(raw if kind else None)
         except ConditionError as exc:
