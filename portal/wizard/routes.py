@@ -145,6 +145,7 @@ def _render(flow: Flow, step: Step):
                 sign_in(user)
                 flash(f"Welcome, {user.display_name}! Your account is ready.", "success")
                 return redirect(url_for("account.index"))
-        return render_template("flow/done.html", flow=flow, step=step)
+        user = db.session.get(User, step.user_id) if step.user_id else None
+        return render_template("flow/done.html", flow=flow, step=step, user=user)
     return render_template(step.stage.template, flow=flow, step=step, form=step.form,
                            stage=step.stage, display_types=DISPLAY_TYPES)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import isodate
-from flask import current_app, render_template
+from flask import current_app, flash, render_template
 from flask_mail import Message
 from sqlalchemy import delete, select, update
 from wtforms.form import BaseForm
@@ -162,9 +162,10 @@ class EmailStage(StageType):
         form = BaseForm([])
         form.process(formdata)
         form.recipient = self.recipient(ctx)
-        form.notice = None
         if formdata is None and last_sent(ctx.session) is None and not is_verified(ctx.session):
-            form.notice = self.send(ctx)
+            problem = self.send(ctx)
+            if problem:  # flashed, as the page is usually shown after a redirect
+                flash(problem, "error")
         return form
 
     def submit(self, ctx, form) -> Next | Retry:
