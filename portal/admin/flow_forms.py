@@ -137,28 +137,36 @@ class BindingForm(FlaskForm):
         self.key.data = condition.get("key", "")
         self.values.data = "\n".join(condition.get("values") or condition.get("domains") or [])
 
-    def validate_condition_type(self, field):
-        kind = field.data
-        raw: dict = {"type": kind, "negate": self.negate.data}
+    def validate(self, extra_validators=None) -> bool:
+        """Fields first, then the condition as a whole (its parts are spread over several fields)."""
+        valid = super().validate(extra_validators)
+        kind = self.condition_type.data
+        raw: dict = {"type": kind, "negate": self.negate.data, "value": self.value.data or "",
+                     "key": (self.key.data or "").strip()}
         if kind in ANSWER_CONDITIONS:
             raw["field"] = (self.field.data or "").strip()
-        raw.update({"value": self.value.data or "", "key": (self.key.data or "").strip()})
         raw["domains" if kind == "email_domain_in" else "values"] = _lines(self.values.data)
+        problems = []
         if kind in ("prompt_in", "email_domain_in") and not _lines(self.values.data):
-            self.values.errors = [*self.values.errors, "Enter at least one line."]
-            raise ValidationError("This condition needs a list.")
+            self.values.errors.append("Enter at least one line.")
+            problems.append("This condition needs a list.")
         if kind in ANSWER_CONDITIONS and self.evaluate_on_plan.data:
-            self.evaluate_on_plan.errors = [*self.evaluate_on_plan.errors,
-                                            "Untick this: answers are not known when the flow starts."]
-            raise ValidationError("This condition reads the invitee's answers, so check it when the "
-                                  "stage is reached, not when the flow starts.")
-        try:
-            self.condition = validate_condition(raw if kind else None)
-        except ConditionError as exc:
-            target = {"field": self.field, "key": self.key}.get(str(exc).split()[0], field)
-            if target is not field:
-                target.errors = [*target.errors, "This field is required."]
-            raise ValidationError(f"Incomplete condition: {exc}.") from None
+            self.evaluate_on_plan.errors.append("Untick this: answers are not known when the flow "
+                                                "starts.")
+            problems.append("This condition reads the invitee's answers, so check it when the "
+                            "stage is reached, not when the flow starts.")
+        if not problems and kind in CONDITION_TYPES:
+            try:
+                self.condition = validate_condition(raw)
+            except ConditionError as exc:
+                target = {"field": self.field, "key": self.key}.get(str(exc).split()[0])
+                if target is not None:
+                    target.errors.append("This field is required.")
+                problems.append(f"Incomplete condition: {exc}.")
+        elif not kind:
+            self.condition = None
+        self.condition_type.errors.extend(problems)
+        return valid and not problems
 
     @property
     def binding_values(self) -> dict:
@@ -186,7 +194,11 @@ class StageForm(EditorForm):
 
     def options(self, previous: dict | None = None) -> dict:
         """The stage's options: this form's fields over what was there (unknown keys are kept)."""
-        return {**(previous or {}), **{key: self[key].data for key in self.OPTIONS}}
+        values = {key: self[key].data for key in self.OPTIONS}
+        for key, value in values.items():
+            if isinstance(self[key], StringField):
+                values[key] = (value or "").strip()
+        return {**(previous or {}), **values}
 
 
 class InvitationStageForm(StageForm):
@@ -218,7 +230,7 @@ class UserWriteStageForm(StageForm):
     create_users_group = SelectField("Add new users to group", coerce=lambda v: int(v) if v else None)
     user_type = SelectField("User type", choices=as_choices((c, c.capitalize()) for c in UserType.CHOICES))
     user_path_template = StringField(
-        "User path", validators=[Length(max=255), Regexp(r"^[\w.-]+(/[\w.-]+)*$|^$",
+        "User path", validators=[Length(max=255), Regexp(r"^$|^(?!.*(^|/)\.\.?(/|$))[\w.-]+(/[\w.-]+)*$",
                                                          message="Use a path such as users/internal.")],
         description="Where new users are filed, e.g. users/internal/engineering. Default: users.")
 
