@@ -197,3 +197,48 @@ def test_file_prompt_refuses_bad_uploads(app, client, name, content, message):
 
 def test_required_file_prompt_needs_a_file(app, client):
     refused(post(client, file_flow(app), {"answer": "just text"}), "Choose a file.")
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-inf", "1e999999", "1e15"])
+def test_numbers_that_cannot_be_stored_are_refused(app, client, value):
+    url = one_prompt_flow(app, type="number")
+    refused(post(client, url, {"answer": value}), "Enter a number between")
+
+
+def test_nul_bytes_are_dropped_from_text(app, client):
+    url = make_flow(app, "probe", [{"type": "prompt", "name": "nul", "prompts": [
+        {"field_key": "name", "type": "text"}, {"field_key": "bio", "type": "text_area"}]}])
+    accepted(app, post(client, url, {"name": "Ada\x00 L", "bio": "a\x00b"}), "name")
+    assert latest_session(app).prompt_data == {"name": "Ada L", "bio": "ab"}
+
+
+# -- values fixed by the invitation, for every kind of input -----------------------------------
+
+FIXED = {"team": "blue", "agree": True, "colour": "green", "born": "1990-05-17", "seats": 4,
+         "locale": "fr", "bio": "Fixed bio", "secret": "from-invitation"}
+
+
+def test_invitation_values_are_fixed_for_every_input_type(app, client, make_invitation):
+    url = make_flow(app, "fixed", [
+        {"type": "invitation", "name": "inv"},
+        {"type": "prompt", "name": "all-kinds", "prompts": [
+            {"field_key": "team", "type": "dropdown", "choices": ["red", "blue"]},
+            {"field_key": "agree", "type": "checkbox"},
+            {"field_key": "colour", "type": "radio-button-group", "choices": ["green", "pink"]},
+            {"field_key": "born", "type": "date"},
+            {"field_key": "seats", "type": "number"},
+            {"field_key": "locale", "type": "ak-locale"},
+            {"field_key": "bio", "type": "text_area"},
+            {"field_key": "secret", "type": "hidden"},
+            {"field_key": "free", "type": "text"}]}])
+    _, link = make_invitation(flow_slug="fixed", attributes=FIXED)
+    client.get(link.removeprefix("http://portal.test"))
+    page = client.get(url).get_data(as_text=True)
+    assert re.search(r'<select[^>]*disabled[^>]*name="team"|<select[^>]*name="team"[^>]*disabled', page)
+    assert re.search(r'<textarea[^>]*readonly[^>]*>\s*Fixed bio', page)
+    tampered = {"team": "red", "agree": "", "colour": "pink", "born": "2000-01-01", "seats": "9",
+                "locale": "de", "bio": "changed", "secret": "changed", "free": "mine"}
+    accepted(app, post(client, url, tampered), "free")
+    data = latest_session(app).prompt_data
+    assert {k: data[k] for k in FIXED} == FIXED
+    assert data["free"] == "mine"

@@ -59,12 +59,26 @@ class Unique:
             raise ValidationError(self.message)
 
 
+def _refuse_nul(form) -> bool:
+    """NUL bytes cannot be stored in PostgreSQL text; show an error instead of failing on save."""
+    clean = True
+    for field in form:
+        if isinstance(field.data, str) and "\x00" in field.data:
+            field.errors = [*field.errors, "Remove the invisible control characters."]
+            clean = False
+    return clean
+
+
 class EditorForm(FlaskForm):
     """A form that knows the row it edits (for uniqueness checks)."""
 
     def __init__(self, *args, instance=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance = instance
+
+    def validate(self, extra_validators=None) -> bool:
+        valid = super().validate(extra_validators)
+        return _refuse_nul(self) and valid
 
 
 # -- flows -----------------------------------------------------------------------------------
@@ -139,7 +153,7 @@ class BindingForm(FlaskForm):
 
     def validate(self, extra_validators=None) -> bool:
         """Fields first, then the condition as a whole (its parts are spread over several fields)."""
-        valid = super().validate(extra_validators)
+        valid = super().validate(extra_validators) and _refuse_nul(self)
         kind = self.condition_type.data
         raw: dict = {"type": kind, "negate": self.negate.data, "value": self.value.data or "",
                      "key": (self.key.data or "").strip()}

@@ -191,9 +191,10 @@ def unbound_field(prompt, *, fixed: bool = False):
         render_kw.setdefault("autocomplete", "new-password")
         return fields.PasswordField(validators=checks, **common)
     if kind in {"text_area", "text_area_read_only"}:
-        return fields.TextAreaField(validators=[*checks, validators.Length(max=10000)], **common)
+        return fields.TextAreaField(validators=[*checks, validators.Length(max=10000)],
+                                    filters=[_without_nul], **common)
     if kind == "number":
-        return fields.DecimalField(validators=checks, **common)
+        return fields.DecimalField(validators=[*checks, FiniteNumber()], **common)
     if kind == "checkbox":
         if prompt.required:
             checks = [validators.DataRequired("Tick this box to continue.")]
@@ -224,8 +225,23 @@ def unbound_field(prompt, *, fixed: bool = False):
                               **common)
 
 
+def _without_nul(value):
+    """NUL cannot be stored in a PostgreSQL text column; nobody types it on purpose."""
+    return value.replace("\x00", "") if isinstance(value, str) else value
+
+
 def _strip(value):
-    return value.strip() if isinstance(value, str) else value
+    return _without_nul(value).strip() if isinstance(value, str) else value
+
+
+class FiniteNumber:
+    """Refuse NaN, infinities and numbers too large to store as JSON."""
+
+    LIMIT = Decimal(10) ** 15
+
+    def __call__(self, form, field):
+        if field.data is not None and (not field.data.is_finite() or abs(field.data) >= self.LIMIT):
+            raise validators.StopValidation("Enter a number between -10¹⁵ and 10¹⁵.")
 
 
 def build_form(prompts, *, formdata=None, data: dict | None = None, fixed: set[str] = frozenset()):
@@ -272,5 +288,7 @@ def to_json(value):
     if isinstance(value, (date, datetime)):
         return value.isoformat()
     if isinstance(value, Decimal):
+        if not value.is_finite() or abs(value) >= FiniteNumber.LIMIT:  # refused by the form anyway
+            return None
         return int(value) if value == value.to_integral_value() else float(value)
     return value
