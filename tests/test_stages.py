@@ -42,31 +42,30 @@ def enroll(client, link, *, username="newbie", email="nia@example.com", extra_pa
     return response
 
 
-def test_deny_stage_ends_the_flow_with_its_message(app, client):
-    url = make_flow(app, "closed", [
+def closed_flow(app) -> str:
+    """A flow that denies the red team, with a condition on an answer from its first page."""
+    return make_flow(app, "closed", [
         {"type": "prompt", "name": "who", "prompts": [{"field_key": "team", "type": "text"}]},
         {"type": "deny", "name": "no-red", "options": {"deny_message": "Red team sign-ups are closed."},
          "evaluate_on_plan": False,
          "condition": {"type": "prompt_equals", "field": "team", "value": "red"}},
         {"type": "prompt", "name": "more", "prompts": [{"field_key": "final", "type": "text"}]},
     ])
+
+
+def test_deny_stage_ends_the_flow_with_its_message(app, client):
+    url = closed_flow(app)
     client.get(url)
     response = submit(client, url, {"team": "red"})
     assert response.status_code == 403
     assert "Red team sign-ups are closed." in response.get_data(as_text=True)
-    # The flow is over: posting again does not continue it.
+    # The flow is over: opening it again does not continue where it stopped.
     again = client.get(url, follow_redirects=True)
     assert 'name="final"' not in again.get_data(as_text=True)
 
 
 def test_deny_stage_skipped_by_its_condition(app, client):
-    url = make_flow(app, "closed", [
-        {"type": "prompt", "name": "who", "prompts": [{"field_key": "team", "type": "text"}]},
-        {"type": "deny", "name": "no-red", "options": {"deny_message": "closed"},
-         "evaluate_on_plan": False,
-         "condition": {"type": "prompt_equals", "field": "team", "value": "red"}},
-        {"type": "prompt", "name": "more", "prompts": [{"field_key": "final", "type": "text"}]},
-    ])
+    url = closed_flow(app)
     client.get(url)
     assert 'name="final"' in submit(client, url, {"team": "blue"}).get_data(as_text=True)
 

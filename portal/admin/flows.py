@@ -9,6 +9,7 @@ from ..flows import editor
 from ..flows.planner import describe_condition
 from ..models import Flow, FlowStageBinding, Invitation, Stage
 from . import admins_only, bp
+from .editing import confirm_delete
 from .flow_forms import BindingForm, FlowForm
 from .forms import ConfirmForm
 
@@ -77,17 +78,11 @@ def flow_edit(flow_id: int):
 @admins_only
 def flow_delete(flow_id: int):
     flow = db.get_or_404(Flow, flow_id)
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        editor.delete(flow)
-        flash(f"Flow “{flow.slug}” deleted.", "success")
-        return redirect(url_for("admin.flows"))
-    return render_template(
-        "admin/confirm_delete.html", form=form, what="flow", name=flow.slug,
-        used_by=editor.flow_usage(flow),
+    return confirm_delete(
+        flow, what="flow", name=flow.slug, used_by=editor.flow_usage(flow),
         consequence="Its stage bindings and every invitation for it are deleted too; their links "
                     "stop working. The stages and prompts themselves are kept.",
-        cancel=url_for("admin.flow_detail", flow_id=flow.id))
+        cancel=url_for("admin.flow_detail", flow_id=flow.id), done=url_for("admin.flows"))
 
 
 @bp.route("/flows/<int:flow_id>/bindings/new", methods=["GET", "POST"])

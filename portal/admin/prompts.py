@@ -9,8 +9,8 @@ from ..flows import editor
 from ..flows.prompts import PROMPT_TYPES
 from ..models import Prompt
 from . import admins_only, bp
+from .editing import confirm_delete
 from .flow_forms import PromptForm
-from .forms import ConfirmForm
 
 
 @bp.route("/prompts/")
@@ -53,13 +53,7 @@ def prompt_edit(prompt_id: int):
 @admins_only
 def prompt_delete(prompt_id: int):
     prompt = db.get_or_404(Prompt, prompt_id)
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        editor.delete(prompt)
-        flash(f"Prompt “{prompt.name}” deleted.", "success")
-        return redirect(url_for("admin.prompts"))
-    return render_template(
-        "admin/confirm_delete.html", form=form, what="prompt", name=prompt.name,
-        used_by=editor.prompt_usage(prompt),
+    return confirm_delete(
+        prompt, what="prompt", name=prompt.name, used_by=editor.prompt_usage(prompt),
         consequence="It disappears from every prompt stage that shows it.",
-        cancel=url_for("admin.prompt_edit", prompt_id=prompt.id))
+        cancel=url_for("admin.prompt_edit", prompt_id=prompt.id), done=url_for("admin.prompts"))

@@ -8,8 +8,8 @@ from ..flows import editor
 from ..flows.stages import STAGE_TYPES
 from ..models import FlowStageBinding, Prompt, Stage
 from . import admins_only, bp
+from .editing import confirm_delete
 from .flow_forms import STAGE_FORMS, PromptStageForm
-from .forms import ConfirmForm
 
 
 def _form_for(kind: str, stage: Stage | None = None):
@@ -82,13 +82,7 @@ def stage_edit(stage_id: int):
 @admins_only
 def stage_delete(stage_id: int):
     stage = db.get_or_404(Stage, stage_id)
-    form = ConfirmForm()
-    if form.validate_on_submit():
-        editor.delete(stage)
-        flash(f"Stage “{stage.name}” deleted.", "success")
-        return redirect(url_for("admin.stages"))
-    return render_template(
-        "admin/confirm_delete.html", form=form, what="stage", name=stage.name,
-        used_by=editor.stage_usage(stage),
+    return confirm_delete(
+        stage, what="stage", name=stage.name, used_by=editor.stage_usage(stage),
         consequence="It is removed from every flow that uses it.",
-        cancel=url_for("admin.stage_edit", stage_id=stage.id))
+        cancel=url_for("admin.stage_edit", stage_id=stage.id), done=url_for("admin.stages"))

@@ -15,9 +15,10 @@ from datetime import timedelta
 import isodate
 from flask import current_app, flash, render_template
 from flask_mail import Message
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from wtforms.form import BaseForm
 
+from ...auth.service import claim_action_token, find_action_token
 from ...extensions import db, mail
 from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
 from ...security import tokens
@@ -108,17 +109,8 @@ def last_sent(session: FlowSession):
 
 def verify(token: str | None) -> Verification:
     """Consume a link: confirm the flow's address, activate the account, move the flow on."""
-    if not token or len(token) > 200:
-        return Verification(ok=False)
-    row = db.session.scalar(select(ActionToken).filter_by(purpose=PURPOSE, digest=tokens.digest(token)))
-    if row is None or row.used_at is not None or row.expires_at <= utcnow():
-        return Verification(ok=False)
-    claimed = db.session.execute(
-        update(ActionToken).where(ActionToken.id == row.id, ActionToken.used_at.is_(None))
-        .values(used_at=utcnow())
-    ).rowcount
-    if claimed != 1:
-        db.session.rollback()
+    row = find_action_token(PURPOSE, token)
+    if row is None or not claim_action_token(row):
         return Verification(ok=False)
     activated = False
     if row.user_id is not None and (user := db.session.get(User, row.user_id)) is not None:
