@@ -133,3 +133,9 @@ def test_conditions_read_as_words():
     assert describe_condition({"type": "invitation_in_effect", "negate": True}) == (
         "Unless an invitation is in effect")
     assert describe_condition({"type": "bogus"}).startswith("Invalid condition")
+
+
+@pytest.mark.parametrize("path", ["/if/flow/%00/", "/if/flow/%00/verify-email?token=%00",
+                                  "/if/flow/x/verify-email?token=a%00b"])
+def test_nul_in_addresses_is_not_a_500(client, path):
+    assert client.get(path).status_code in (404, 410)

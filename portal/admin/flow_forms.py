@@ -54,6 +54,8 @@ class Unique:
 
     def __call__(self, form, field):
         value = (field.data or "").strip()
+        if "\x00" in value:  # refused by EditorForm.validate; PostgreSQL cannot even compare it
+            return
         row = db.session.scalar(select(self.model).where(getattr(self.model, self.column) == value))
         if row is not None and row is not getattr(form, "instance", None):
             raise ValidationError(self.message)

@@ -57,6 +57,8 @@ MISCONFIGURED = (
 
 
 def _get_flow(slug: str) -> Flow | None:
+    if "\x00" in slug:  # PostgreSQL refuses NUL in text; no slug contains it
+        return None
     return db.session.scalar(select(Flow).filter_by(slug=slug))
 
 
