@@ -26,6 +26,7 @@ def text_digest(text: str) -> str:
 class ConsentStage(StageType):
     type_name = "consent"
     label = "Consent / terms"
+    description = "A text to accept with a checkbox; each acceptance is recorded with its version."
     interactive = True
     template = "flow/consent.html"
 

@@ -10,6 +10,7 @@ DEFAULT_MESSAGE = "You cannot continue here. Ask the person who invited you for 
 class DenyStage(StageType):
     type_name = "deny"
     label = "Deny"
+    description = "Ends the flow with a message (usually behind a condition)."
 
     def run(self, ctx) -> Deny:
         message = str(self.options.get("deny_message") or "").strip() or DEFAULT_MESSAGE

@@ -136,6 +136,7 @@ def _advance_past_email_stage(session: FlowSession) -> None:
 class EmailStage(StageType):
     type_name = "email"
     label = "Email verification"
+    description = "Sends a one-time link; opening it confirms the address and can activate the account."
     interactive = True
     template = "flow/email.html"
 

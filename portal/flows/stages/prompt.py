@@ -15,6 +15,7 @@ from .base import Next, Retry, StageType
 class PromptStage(StageType):
     type_name = "prompt"
     label = "Prompt"
+    description = "A page of fields (prompts) for the invitee to fill in."
     interactive = True
     template = "flow/prompt.html"
 

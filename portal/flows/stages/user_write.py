@@ -22,6 +22,7 @@ LOCK_RETRIES = 5
 class UserWriteStage(StageType):
     type_name = "user_write"
     label = "User write"
+    description = "Creates the account from the answers and consumes the invitation."
 
     def run(self, ctx) -> Next | Retry | Deny:
         if ctx.session.user_id is not None:  # already written (e.g. a reload after a crash)
