@@ -79,6 +79,9 @@ class Config:
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "portal@localhost")
 
+    # Seconds an invitee waits before asking for another verification email.
+    EMAIL_RESEND_MIN_INTERVAL = int(os.environ.get("EMAIL_RESEND_MIN_INTERVAL", "60"))
+
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
 

@@ -21,4 +21,12 @@ def admins_only(view):
     return wrapped
 
 
-from . import blueprints, dashboard, invitations, users  # noqa: E402,F401  (routes attach to bp)
+from . import (  # noqa: E402,F401  (routes attach to bp)
+    blueprints,
+    dashboard,
+    flows,
+    invitations,
+    prompts,
+    stages,
+    users,
+)

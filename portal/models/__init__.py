@@ -1,6 +1,7 @@
 """All models, imported here so Alembic and the app see one metadata."""
 
 from .flows import (
+    ConsentRecord,
     Flow,
     FlowAuthentication,
     FlowDesignation,
@@ -16,7 +17,7 @@ from .types import utcnow
 from .users import Group, User, UserType, user_groups
 
 __all__ = [
-    "ActionToken", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
+    "ActionToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
     "FlowStageBinding", "Group", "Invitation", "InvitationUse", "Prompt", "Stage",
     "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
 ]

@@ -9,6 +9,7 @@ from .base import Deny, Next, StageType
 class InvitationStage(StageType):
     type_name = "invitation"
     label = "Invitation"
+    description = "Admits only visitors with a valid invitation for this flow, and applies its values."
 
     def run(self, ctx) -> Next | Deny:
         if ctx.invitation is None and not ctx.session.token_supplied and self.options.get(

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ...extensions import db
 from ...invitations.service import REFUSALS, redeem, refusal_for
-from ...models import Group, InvitationUse, User, UserType
+from ...models import ConsentRecord, Group, InvitationUse, User, UserType
 from .base import Deny, Next, Retry, StageType
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,7 @@ LOCK_RETRIES = 5
 class UserWriteStage(StageType):
     type_name = "user_write"
     label = "User write"
+    description = "Creates the account from the answers and consumes the invitation."
 
     def run(self, ctx) -> Next | Retry | Deny:
         if ctx.session.user_id is not None:  # already written (e.g. a reload after a crash)
@@ -48,8 +50,8 @@ class UserWriteStage(StageType):
 
         user = build_user(ctx.prompt_data, self.options)
         user.password_hash = session.password_hash
-        group_id = self.options.get("create_users_group")
-        if group_id and (group := db.session.get(Group, group_id)) is not None:
+        group = find_group(self.options.get("create_users_group"))
+        if group is not None:
             user.groups.append(group)
         db.session.add(user)
         if invitation_id is not None:
@@ -60,9 +62,24 @@ class UserWriteStage(StageType):
             db.session.rollback()
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
         session.user_id = user.id
+        # Terms accepted earlier in this flow now belong to the new account.
+        db.session.execute(
+            update(ConsentRecord)
+            .where(ConsentRecord.flow_session_id == session.id, ConsentRecord.user_id.is_(None))
+            .values(user_id=user.id)
+        )
         session.password_hash = None  # the hash now lives on the user only
         db.session.commit()
         return Next()
+
+
+def find_group(reference) -> Group | None:
+    """`create_users_group` holds a group's id (or, from hand-written options, its name)."""
+    if reference in (None, ""):
+        return None
+    if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
+        return db.session.get(Group, int(reference))
+    return db.session.scalar(select(Group).filter_by(name=str(reference)))
 
 
 def build_user(prompt_data: dict, options: dict) -> User:
