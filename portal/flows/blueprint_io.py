@@ -941,13 +941,8 @@ def _condition(value) -> dict | None:
     if value is None:
         return None
     value = _jsonable(value, "condition")
-    validate = getattr(planner, "validate_condition", None)  # the flow editor's canonical check
-    if validate is None:
-        if not (isinstance(value, dict) and "type" in value):
-            raise EntryError("condition: expected a mapping with a type (a portal condition).")
-        return value
     try:
-        return validate(value)
+        return planner.validate_condition(value)
     except ValueError as exc:
         raise EntryError(f"condition: {exc}.") from None
 
