@@ -7,6 +7,7 @@ import sqlite3
 
 from flask import Flask
 from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
 from sqlalchemy.engine import Engine
 
 import config as settings
@@ -35,12 +36,21 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_object(CONFIGS.get(os.environ.get("PORTAL_ENV", "production"),
                                            settings.ProductionConfig))
     settings.resolve(app.config)
+    trust_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
     register_template_helpers(app)
     register_commands(app)
     return app
+
+
+def trust_proxies(app: Flask) -> None:
+    """Behind N proxies, take the client's address, scheme and host from their X-Forwarded-*."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                                x_port=hops, x_prefix=hops)
 
 
 def register_extensions(app: Flask) -> None:
@@ -56,6 +66,9 @@ def register_extensions(app: Flask) -> None:
     csrf.init_app(app)
     mail.init_app(app)
     limiter.init_app(app)
+    from .security import headers
+
+    headers.init_app(app)
 
     from . import models  # noqa: F401  (register every table with the metadata)
     from .auth.service import load_user
@@ -70,9 +83,10 @@ def register_blueprints(app: Flask) -> None:
     from .account.routes import bp as account_bp
     from .admin import bp as admin_bp
     from .auth.routes import bp as auth_bp
+    from .health import bp as health_bp
     from .wizard.routes import bp as wizard_bp
 
-    for blueprint in (auth_bp, admin_bp, wizard_bp, account_bp):
+    for blueprint in (auth_bp, admin_bp, wizard_bp, account_bp, health_bp):
         app.register_blueprint(blueprint)
 
 

@@ -56,13 +56,15 @@ def register(app: Flask) -> None:
         click.echo(f"Admin {user.username!r} created.")
 
     @app.cli.command("seed")
-    def seed() -> None:
+    @click.option("--no-setup-link", is_flag=True, help="Leave the setup link to the server's start.")
+    def seed(no_setup_link: bool) -> None:
         """Create the default flows (idempotent) and print a setup link if there is no admin."""
         from .flows.defaults import ensure_default_enrollment_flow
 
         flow = ensure_default_enrollment_flow()
         click.echo(f"Default enrollment flow: {flow.slug}")
-        print_setup_link()
+        if not no_setup_link:
+            print_setup_link()
 
     @app.cli.command("setup-link")
     def setup_link() -> None:

@@ -11,6 +11,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
+from .. import ratelimits
 from ..auth.routes import sign_in
 from ..errors import render_error
 from ..extensions import db
@@ -18,6 +19,7 @@ from ..flows import executor
 from ..flows.executor import FlowExecutor, Step
 from ..flows.prompts import DISPLAY_TYPES
 from ..models import Flow, User
+from ..security.headers import no_referrer
 
 bp = Blueprint("wizard", __name__)
 
@@ -48,6 +50,9 @@ def _start(flow: Flow, token: str | None):
 
 
 @bp.route("/if/flow/<slug>/", methods=["GET", "POST"])
+@no_referrer
+@ratelimits.invitation_lookup
+@ratelimits.wizard_submit
 def flow(slug: str):
     flow = db.session.scalar(select(Flow).filter_by(slug=slug))
     if flow is None:
