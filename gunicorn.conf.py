@@ -7,7 +7,8 @@ import logging
 import multiprocessing
 import os
 
-bind = os.environ.get("GUNICORN_BIND", f"{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}")
+bind = os.environ.get("GUNICORN_BIND") or "{}:{}".format(os.environ.get("HOST", "127.0.0.1"),
+                                                        os.environ.get("PORT", "8000"))
 # Password hashing (argon2id) is CPU-bound: about two workers per core is plenty.
 workers = int(os.environ.get("WEB_CONCURRENCY", min(2 * multiprocessing.cpu_count() + 1, 8)))
 threads = int(os.environ.get("GUNICORN_THREADS", "1"))
@@ -35,12 +36,12 @@ def on_starting(server):
     from portal import create_app
 
     app = create_app()
-    if app.config["RATELIMIT_ENABLED"] and app.config["RATELIMIT_STORAGE_URI"].startswith("memory"):
-        if workers > 1:
-            server.log.warning(
-                "Rate limits are counted per worker (RATELIMIT_STORAGE_URI=memory://); set it to a "
-                "Redis URL so %d workers share one count.", workers,
-            )
+    per_process = app.config["RATELIMIT_STORAGE_URI"].startswith("memory")
+    if app.config["RATELIMIT_ENABLED"] and per_process and server.cfg.workers > 1:
+        server.log.warning(
+            "Rate limits are counted per worker (RATELIMIT_STORAGE_URI=memory://); set it to a "
+            "Redis URL so %d workers share one count.", server.cfg.workers,
+        )
     with app.app_context():
         from portal.cli import print_setup_link
         from portal.extensions import db
