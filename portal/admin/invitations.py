@@ -27,8 +27,10 @@ def _get_invitation(invitation_id: int) -> Invitation:
 @bp.route("/invitations/")
 @admins_only
 def invitations():
-    page = db.paginate(service.list_query(), per_page=PER_PAGE, error_out=False)
-    return render_template("admin/invitations/list.html", page=page, status_of=service.status_of)
+    search = request.args.get("q", "").strip()
+    page = db.paginate(service.list_query(search), per_page=PER_PAGE, error_out=False)
+    return render_template("admin/invitations/list.html", page=page, search=search,
+                           status_of=service.status_of)
 
 
 @bp.route("/invitations/new", methods=["GET", "POST"])

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..invitations.service import find_by_token
@@ -85,6 +86,7 @@ class FlowExecutor:
         self._bindings = {
             b.id: b for b in db.session.scalars(
                 select(FlowStageBinding).where(FlowStageBinding.id.in_(session.plan or []))
+                .options(selectinload(FlowStageBinding.stage))  # every page needs each stage's type
             )
         }
 
