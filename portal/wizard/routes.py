@@ -18,31 +18,43 @@ from ..extensions import db
 from ..flows import executor
 from ..flows.executor import FlowExecutor, Step
 from ..flows.prompts import DISPLAY_TYPES
+from ..invitations.service import find_by_token, refusal_for
 from ..models import Flow, User
 from ..security.headers import no_referrer
 
 bp = Blueprint("wizard", __name__)
 
 SESSION_KEY = "flows"  # slug -> flow session key; the state itself stays in the database
+INVITED_KEY = "invited"  # slug -> id of the invitation whose link was just opened (not a secret)
 
 
-def _remember(slug: str, key: str) -> None:
-    keys = dict(session.get(SESSION_KEY) or {})
-    keys[slug] = key
-    session[SESSION_KEY] = keys
+def _remember(slug: str, key: str | None, *, under: str = SESSION_KEY) -> None:
+    keys = dict(session.get(under) or {})
+    if key is None:
+        keys.pop(slug, None)
+    else:
+        keys[slug] = key
+    session[under] = keys
 
 
 def _key(slug: str) -> str | None:
     return (session.get(SESSION_KEY) or {}).get(slug)
 
 
+def _take_invited(slug: str) -> int | None:
+    invitation_id = (session.get(INVITED_KEY) or {}).get(slug)
+    if invitation_id is not None:
+        _remember(slug, None, under=INVITED_KEY)
+    return invitation_id
+
+
 def _visitor():
     return current_user if current_user.is_authenticated else None
 
 
-def _start(flow: Flow, token: str | None):
+def _start(flow: Flow, token: str | None, invitation_id: int | None = None):
     flow_session, key = executor.start(
-        flow, token, current_user=_visitor(),
+        flow, token, current_user=_visitor(), invitation_id=invitation_id,
         lifetime=current_app.config["FLOW_SESSION_LIFETIME_DELTA"],
     )
     _remember(flow.slug, key)
@@ -60,7 +72,15 @@ def flow(slug: str):
                             "Check the link, or ask the person who invited you for a new one.")
     token = request.args.get("itoken")
     if request.method == "GET" and token is not None:
-        step = _start(flow, token).step()
+        invitation = find_by_token(token) if _visitor() is None else None
+        if invitation is not None and refusal_for(invitation, flow, token_supplied=True) is None:
+            # A good link only reads: it notes the invitation in the signed cookie and takes the
+            # token out of the address bar. The wizard's first page starts the flow session (and
+            # its invitation stage checks again), so link scanners and previews write nothing.
+            _remember(slug, None)
+            _remember(slug, invitation.id, under=INVITED_KEY)
+            return redirect(url_for("wizard.flow", slug=slug))
+        step = _start(flow, token).step()  # a bad link: the invitation stage says why
         if step.kind == "page":
             # Take the token out of the address bar; the server-side session carries it on.
             return redirect(url_for("wizard.flow", slug=slug))
@@ -74,7 +94,7 @@ def flow(slug: str):
                 "It expired or was finished in another window. Open your invitation link again "
                 "to start over.",
             )
-        wizard = _start(flow, None)
+        wizard = _start(flow, None, _take_invited(slug))
     else:
         wizard = FlowExecutor(flow_session, current_user=_visitor())
 
