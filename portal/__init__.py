@@ -60,10 +60,11 @@ def register_extensions(app: Flask) -> None:
         options["connect_args"] = {"timeout": 30, **options.get("connect_args", {})}
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
-    from .models.types import render_migration_item
+    from .models.types import include_migration_object, render_migration_item
 
     migrate.init_app(app, db, directory=os.path.join(app.root_path, "..", "migrations"),
-                     render_as_batch=True, render_item=render_migration_item)
+                     render_as_batch=True, render_item=render_migration_item,
+                     include_object=include_migration_object)
     login_manager.init_app(app)
     csrf.init_app(app)
     mail.init_app(app)

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..invitations import service
 from ..models import Flow, FlowDesignation, Invitation, utcnow
+from ..pagination import paginate
 from ..urls import base_url
 from . import admins_only, bp
 from .forms import ConfirmForm, InvitationForm
@@ -28,7 +29,7 @@ def _get_invitation(invitation_id: int) -> Invitation:
 @admins_only
 def invitations():
     search = request.args.get("q", "").strip()
-    page = db.paginate(service.list_query(search), per_page=PER_PAGE, error_out=False)
+    page = paginate(service.list_query(search), per_page=PER_PAGE)
     return render_template("admin/invitations/list.html", page=page, search=search,
                            status_of=service.status_of)
 
