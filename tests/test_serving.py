@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -14,6 +15,7 @@ from portal.invitations import service
 from portal.models import Flow
 
 from .conftest import TEST_PASSWORD, path_of, submit
+from .live import gunicorn
 
 PAGES_TO_CHECK = ("/auth/login", "/admin/", "/admin/invitations/", "/admin/invitations/new",
                   "/admin/users/", "/account/")
@@ -128,3 +130,15 @@ def test_sign_in_starts_a_new_session(client, admin):
         assert "planted" not in session
         assert session["_user_id"]
         assert session.get("csrf_token") != before.get("csrf_token")
+
+
+def test_gunicorn_prints_a_working_setup_link_while_no_admin_exists(app, tmp_path):
+    log = tmp_path / "gunicorn.log"
+    with gunicorn(app.config["SQLALCHEMY_DATABASE_URI"], workers=1, secret_key=app.config["SECRET_KEY"],
+                  instance_path=tmp_path, log_path=log) as (base, _pid):
+        link = re.search(r"(http://\S+/auth/setup\?token=\S+)", log.read_text())
+        assert link, log.read_text()
+        assert link.group(1).startswith(base)
+        page = httpx.get(link.group(1))
+        assert page.status_code == 200 and 'name="username"' in page.text
+        assert page.headers["Referrer-Policy"] == "no-referrer"

@@ -156,6 +156,21 @@ def find_by_token(token: str | None) -> Invitation | None:
     return db.session.scalar(select(Invitation).filter_by(token_digest=tokens.digest(token)))
 
 
+def usable_invitation_id(flow_slug: str, token: str | None) -> int | None:
+    """The invitation this token opens on this flow, if it may be used now: one indexed query.
+
+    None says only "not usable"; `refusal_for` explains why.
+    """
+    if not token or len(token) > 200:
+        return None
+    return db.session.scalar(
+        select(Invitation.id)
+        .join(Flow, Flow.id == Invitation.flow_id)
+        .where(Invitation.token_digest == tokens.digest(token), Flow.slug == flow_slug,
+               *_valid_clause(utcnow()))
+    )
+
+
 def status_of(invitation: Invitation, now: datetime | None = None) -> InvitationStatus:
     now = now or utcnow()
     if invitation.revoked_at is not None:

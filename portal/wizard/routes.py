@@ -18,7 +18,7 @@ from ..extensions import db
 from ..flows import executor
 from ..flows.executor import FlowExecutor, Step
 from ..flows.prompts import DISPLAY_TYPES
-from ..invitations.service import find_by_token, refusal_for
+from ..invitations.service import usable_invitation_id
 from ..models import Flow, User
 from ..security.headers import no_referrer
 
@@ -66,21 +66,22 @@ def _start(flow: Flow, token: str | None, invitation_id: int | None = None):
 @ratelimits.invitation_lookup
 @ratelimits.wizard_submit
 def flow(slug: str):
-    flow = db.session.scalar(select(Flow).filter_by(slug=slug))
-    if flow is None:
-        return render_error(404, "This sign-up page does not exist",
-                            "Check the link, or ask the person who invited you for a new one.")
     token = request.args.get("itoken")
-    if request.method == "GET" and token is not None:
-        invitation = find_by_token(token) if _visitor() is None else None
-        if invitation is not None and refusal_for(invitation, flow, token_supplied=True) is None:
+    if request.method == "GET" and token is not None and _visitor() is None:
+        invitation_id = usable_invitation_id(slug, token)
+        if invitation_id is not None:
             # A good link only reads: it notes the invitation in the signed cookie and takes the
             # token out of the address bar. The wizard's first page starts the flow session (and
             # its invitation stage checks again), so link scanners and previews write nothing.
             _remember(slug, None)
-            _remember(slug, invitation.id, under=INVITED_KEY)
+            _remember(slug, invitation_id, under=INVITED_KEY)
             return redirect(url_for("wizard.flow", slug=slug))
-        step = _start(flow, token).step()  # a bad link: the invitation stage says why
+    flow = db.session.scalar(select(Flow).filter_by(slug=slug))
+    if flow is None:
+        return render_error(404, "This sign-up page does not exist",
+                            "Check the link, or ask the person who invited you for a new one.")
+    if request.method == "GET" and token is not None:
+        step = _start(flow, token).step()  # a bad link (or a signed-in visitor): the stages say why
         if step.kind == "page":
             # Take the token out of the address bar; the server-side session carries it on.
             return redirect(url_for("wizard.flow", slug=slug))
