@@ -316,8 +316,10 @@ def report(results: dict, seconds: float) -> str:
         f"- Each backend gets a fresh database migrated from empty to head; gunicorn runs "
         f"`gunicorn.conf.py` with {WORKERS} workers, access log and rate limits off.",
         f"- Landing page and ceiling: wrk, {DURATION} s each. The landing request opens a real "
-        "invitation link: it plans the flow, writes a flow session row and redirects to the wizard. "
-        "The ceiling is `/livez` of the same app (Flask, headers, no database).",
+        "invitation link: one indexed query checks it, the invitation's id goes into the signed "
+        "session cookie, and it redirects to the wizard (whose first page writes the flow session; "
+        "that is measured within the enrollments). The ceiling is `/livez` of the same app: Flask, "
+        "the security headers, no database, no session.",
         f"- Enrollments: {CONNECTIONS} concurrent invitees (Python, httpx) for {DURATION} s, each a new "
         "browser session: open the link, submit both wizard pages with CSRF tokens read from the "
         "pages, and land signed in on the account page.",
@@ -334,6 +336,19 @@ def report(results: dict, seconds: float) -> str:
         "lower than on a dedicated server.",
         "",
     ]
+    if any(ratio(r) < 0.5 for r in results.values()):
+        lines += [
+            "## Reading the figures",
+            "",
+            "The landing page misses its target ratio of 0.5. Its request already sends one SQL "
+            "statement and writes nothing; in process (Flask test client, SQLite) it costs about "
+            "1.5 ms of CPU against 0.3 ms for `/livez`. The difference is the SQLAlchemy round trip "
+            "(about half), opening and signing the session cookie, Flask-Login's anonymous user and "
+            "the rate limiter's bookkeeping. Closing the gap would mean dropping the ORM session or "
+            "the signed cookie on this path; both are what keeps the link check authoritative and "
+            "the token out of the address bar, so the gap is left as measured.",
+            "",
+        ]
     return "\n".join(lines)
 
 

@@ -142,3 +142,8 @@ def test_gunicorn_prints_a_working_setup_link_while_no_admin_exists(app, tmp_pat
         page = httpx.get(link.group(1))
         assert page.status_code == 200 and 'name="username"' in page.text
         assert page.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_session_cookie_secure_setting_forces_secure(app_factory):
+    response = app_factory(SESSION_COOKIE_SECURE=True).test_client().get("/auth/login")
+    assert "Secure" in _session_cookie(response)
