@@ -38,6 +38,7 @@ WORKERS = 2
 CONNECTIONS = 8
 INVITATIONS = int(os.environ.get("BENCH_INVITATIONS", "100000"))
 SAMPLES = 40
+LOAD_AT_START = os.getloadavg()  # other work on the box skews the figures; say how much there was
 
 
 def say(message: str) -> None:
@@ -265,6 +266,8 @@ def machine() -> dict:
         "PostgreSQL": pg_version(),
         "gunicorn": f"{gunicorn_pkg.__version__}, {WORKERS} sync workers",
         "load generator": f"wrk 4.1 (2 threads, {CONNECTIONS} connections), same machine, loopback",
+        "load average at the start (other work on the box)":
+            "{:.1f} / {:.1f} / {:.1f} (1 / 5 / 15 min)".format(*LOAD_AT_START),
     }
 
 
