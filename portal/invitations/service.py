@@ -8,7 +8,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 import yaml
-from sqlalchemy import func, insert, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
@@ -159,16 +159,15 @@ def find_by_token(token: str | None) -> Invitation | None:
 def usable_invitation_id(flow_slug: str, token: str | None) -> int | None:
     """The invitation this token opens on this flow, if it may be used now: one indexed query.
 
-    None says only "not usable"; `refusal_for` explains why.
+    None says only "not usable"; `refusal_for` explains why. Every invitation link lands here,
+    so it is built once and runs on a pooled connection of its own, outside the ORM session.
     """
     if not token or len(token) > 200:
         return None
-    return db.session.scalar(
-        select(Invitation.id)
-        .join(Flow, Flow.id == Invitation.flow_id)
-        .where(Invitation.token_digest == tokens.digest(token), Flow.slug == flow_slug,
-               *_valid_clause(utcnow()))
-    )
+    with db.engine.connect() as connection:
+        return connection.execute(_USABLE_INVITATION, {
+            "digest": tokens.digest(token), "slug": flow_slug, "now": utcnow(),
+        }).scalar()
 
 
 def status_of(invitation: Invitation, now: datetime | None = None) -> InvitationStatus:
@@ -221,6 +220,14 @@ def _valid_clause(now: datetime):
         or_(Invitation.single_use.is_(False), Invitation.use_count < 1),
         or_(Invitation.max_uses.is_(None), Invitation.use_count < Invitation.max_uses),
     )
+
+
+_USABLE_INVITATION = (
+    select(Invitation.id)
+    .join(Flow, Flow.id == Invitation.flow_id)
+    .where(Invitation.token_digest == bindparam("digest"), Flow.slug == bindparam("slug"),
+           *_valid_clause(bindparam("now", type_=Invitation.expires_at.type)))
+)
 
 
 def pending_count() -> int:
