@@ -5,7 +5,7 @@ PORT ?= 5000
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test lint install install-dev migrate seed clean screenshots
+.PHONY: run serve bench test lint install install-dev migrate seed clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,15 @@ seed: migrate
 ## Start the portal on SQLite at http://127.0.0.1:$(PORT) (creates .venv, migrates, seeds).
 run: seed
 	PORT=$(PORT) $(FLASK) run --host 127.0.0.1 --port $(PORT)
+
+## Serve with gunicorn (gunicorn.conf.py: workers, timeouts, access log; env-overridable).
+serve: migrate
+	$(FLASK) seed --no-setup-link
+	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+## Measure throughput and latency on SQLite and PostgreSQL; writes BENCHMARKS.md.
+bench: install-dev
+	$(BIN)/python -m bench
 
 ## Run every test: on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
 ## The browser tests (tests/e2e) need /usr/bin/chromium; without it they are skipped, and say so.

@@ -19,14 +19,21 @@ def _secret_key() -> str:
     if key:
         return key
     path = INSTANCE_DIR / "secret_key"
-    if path.exists():
-        return path.read_text().strip()
-    INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(key)
-    return key
+    if not path.exists():
+        # Several workers may start at once: write a private file whole, then link it into
+        # place; link fails if another process won, and everyone reads the winner's key.
+        INSTANCE_DIR.mkdir(parents=True, exist_ok=True)
+        draft = INSTANCE_DIR / f".secret_key.{os.getpid()}.{secrets.token_hex(4)}"
+        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_urlsafe(48))
+        try:
+            os.link(draft, path)
+        except FileExistsError:
+            pass
+        finally:
+            draft.unlink()
+    return path.read_text().strip()
 
 
 def parse_duration(name: str, raw: str) -> timedelta:
@@ -82,8 +89,24 @@ class Config:
     # Seconds an invitee waits before asking for another verification email.
     EMAIL_RESEND_MIN_INTERVAL = int(os.environ.get("EMAIL_RESEND_MIN_INTERVAL", "60"))
 
+    # Behind nginx (or any proxy), how many proxies to trust for X-Forwarded-For/-Proto/-Host.
+    TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+
+    # Rate limits. memory:// counts per worker process; with several workers use Redis
+    # (redis://host:6379/0) so every worker sees the same counts.
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
+    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429
+    RATELIMIT_SWALLOW_ERRORS = _bool("RATELIMIT_SWALLOW_ERRORS", True)  # Redis down: serve anyway
+    RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
+    RATELIMIT_KEY_PREFIX = os.environ.get("RATELIMIT_KEY_PREFIX", "portal")
+    # Failed sign-ins only: per (account, address) so a stranger cannot lock a user out, and
+    # per address to slow one machine guessing many accounts.
+    RATELIMIT_SIGNIN_ACCOUNT = os.environ.get("RATELIMIT_SIGNIN_ACCOUNT", "5 per 5 minutes")
+    RATELIMIT_SIGNIN_ADDRESS = os.environ.get("RATELIMIT_SIGNIN_ADDRESS", "30 per 15 minutes")
+    RATELIMIT_INVITATION_LOOKUP = os.environ.get("RATELIMIT_INVITATION_LOOKUP", "60 per minute")
+    RATELIMIT_WIZARD_SUBMIT = os.environ.get("RATELIMIT_WIZARD_SUBMIT", "30 per minute")
+    RATELIMIT_EMAIL_RESEND = os.environ.get("RATELIMIT_EMAIL_RESEND", "3 per 10 minutes; 10 per day")
 
 
 class DevelopmentConfig(Config):

@@ -8,6 +8,7 @@ import sqlite3
 from flask import Flask
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings
 
@@ -35,6 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.config.from_object(CONFIGS.get(os.environ.get("PORTAL_ENV", "production"),
                                            settings.ProductionConfig))
     settings.resolve(app.config)
+    trust_proxies(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -43,19 +45,33 @@ def create_app(test_config: dict | None = None) -> Flask:
     return app
 
 
+def trust_proxies(app: Flask) -> None:
+    """Behind N proxies, take the client's address, scheme and host from their X-Forwarded-*."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                                x_port=hops, x_prefix=hops)
+
+
 def register_extensions(app: Flask) -> None:
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
-        options = app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {})
-        options.setdefault("connect_args", {}).setdefault("timeout", 30)
+        # Copies: the class-level dict is shared by every app made in this process.
+        options = dict(app.config.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
+        options["connect_args"] = {"timeout": 30, **options.get("connect_args", {})}
+        app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
-    from .models.types import render_migration_item
+    from .models.types import include_migration_object, render_migration_item
 
     migrate.init_app(app, db, directory=os.path.join(app.root_path, "..", "migrations"),
-                     render_as_batch=True, render_item=render_migration_item)
+                     render_as_batch=True, render_item=render_migration_item,
+                     include_object=include_migration_object)
     login_manager.init_app(app)
     csrf.init_app(app)
     mail.init_app(app)
     limiter.init_app(app)
+    from .security import headers
+
+    headers.init_app(app)
 
     from . import models  # noqa: F401  (register every table with the metadata)
     from .auth.service import load_user
@@ -70,9 +86,10 @@ def register_blueprints(app: Flask) -> None:
     from .account.routes import bp as account_bp
     from .admin import bp as admin_bp
     from .auth.routes import bp as auth_bp
+    from .health import bp as health_bp
     from .wizard.routes import bp as wizard_bp
 
-    for blueprint in (auth_bp, admin_bp, wizard_bp, account_bp):
+    for blueprint in (auth_bp, admin_bp, wizard_bp, account_bp, health_bp):
         app.register_blueprint(blueprint)
 
 
@@ -101,5 +118,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")  # safe with WAL: no fsync per commit
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()

@@ -14,12 +14,13 @@ from .models import TokenPurpose
 from .security.passwords import password_problems
 
 
-def print_setup_link() -> str | None:
+def print_setup_link(served_at: str | None = None) -> str | None:
     """When no admin exists, print a fresh one-time link where the first admin sets a password."""
     if accounts.admin_exists():
         return None
     token = accounts.issue_action_token(TokenPurpose.SETUP, current_app.config["SETUP_LINK_LIFETIME_DELTA"])
-    base = current_app.config["BASE_URL"] or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}"
+    base = (current_app.config["BASE_URL"] or served_at
+            or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}")
     link = f"{base}/auth/setup?token={token}"
     click.secho("\nNo admin account exists yet. Open this one-time link to create it:", fg="yellow")
     click.secho(f"  {link}\n", fg="green", bold=True)
@@ -57,13 +58,15 @@ def register(app: Flask) -> None:
         click.echo(f"Admin {user.username!r} created.")
 
     @app.cli.command("seed")
-    def seed() -> None:
+    @click.option("--no-setup-link", is_flag=True, help="Leave the setup link to the server's start.")
+    def seed(no_setup_link: bool) -> None:
         """Create the default flows (idempotent) and print a setup link if there is no admin."""
         from .flows.defaults import ensure_default_enrollment_flow
 
         flow = ensure_default_enrollment_flow()
         click.echo(f"Default enrollment flow: {flow.slug}")
-        print_setup_link()
+        if not no_setup_link:
+            print_setup_link()
 
     app.cli.add_command(blueprints_cli)
 

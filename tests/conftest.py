@@ -21,18 +21,42 @@ def database_url(tmp_path) -> str:
     return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_path / 'test.db'}"
 
 
-@pytest.fixture
-def app(tmp_path):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+def _fresh_schema(app) -> None:
     with app.app_context():
         db.drop_all()
         db.create_all()
         ensure_default_enrollment_flow()
-    yield app
+
+
+def _drop_schema(app) -> None:
     with app.app_context():
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
+
+
+@pytest.fixture
+def app(tmp_path):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+    _fresh_schema(app)
+    yield app
+    _drop_schema(app)
+
+
+@pytest.fixture
+def app_factory(tmp_path):
+    """An app with extra settings (rate limits on, a trusted proxy...) on a fresh test database."""
+    made = []
+
+    def make(**config):
+        app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), **config})
+        _fresh_schema(app)
+        made.append(app)
+        return app
+
+    yield make
+    for app in made:
+        _drop_schema(app)
 
 
 @pytest.fixture

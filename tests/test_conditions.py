@@ -92,7 +92,7 @@ def test_invitation_condition_also_checked_when_reached(app, client, make_invita
         {"type": "prompt", "name": "p3", "prompts": [{"field_key": "final", "type": "text"}]},
     ])
     invitation_id, link = make_invitation(flow_slug="both")
-    client.get(path_of(link))
+    client.get(path_of(link), follow_redirects=True)  # the invitee sees the first page
     with app.app_context():  # withdrawn while the invitee is on the first page
         from portal.extensions import db
         from portal.models import Invitation, utcnow

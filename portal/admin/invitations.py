@@ -8,6 +8,7 @@ from sqlalchemy.orm import selectinload
 from ..extensions import db
 from ..invitations import service
 from ..models import Flow, FlowDesignation, Invitation, InvitationUse, utcnow
+from ..pagination import paginate
 from ..urls import base_url
 from . import admins_only, bp
 from .forms import ConfirmForm, InvitationForm
@@ -29,8 +30,10 @@ def _get_invitation(invitation_id: int) -> Invitation:
 @bp.route("/invitations/")
 @admins_only
 def invitations():
-    page = db.paginate(service.list_query(), per_page=PER_PAGE, error_out=False)
-    return render_template("admin/invitations/list.html", page=page, status_of=service.status_of)
+    search = request.args.get("q", "").strip()
+    page = paginate(service.list_query(search), per_page=PER_PAGE)
+    return render_template("admin/invitations/list.html", page=page, search=search,
+                           status_of=service.status_of)
 
 
 @bp.route("/invitations/new", methods=["GET", "POST"])

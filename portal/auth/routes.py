@@ -3,8 +3,10 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
+from .. import ratelimits
 from ..errors import render_error
 from ..models import TokenPurpose
+from ..security.headers import no_referrer
 from . import service
 from .forms import LoginForm, LogoutForm, SetupForm
 
@@ -33,6 +35,7 @@ def sign_in(user) -> None:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@ratelimits.sign_in
 def login():
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
@@ -58,6 +61,7 @@ def logout():
 
 
 @bp.route("/setup", methods=["GET", "POST"])
+@no_referrer
 def setup():
     """The first admin sets their own password through the one-time link printed at start."""
     token = request.args.get("token", "")

@@ -6,10 +6,19 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import delete, select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..invitations.service import find_by_token
-from ..models import Flow, FlowAuthentication, FlowSession, FlowStageBinding, User, utcnow
+from ..models import (
+    Flow,
+    FlowAuthentication,
+    FlowSession,
+    FlowStageBinding,
+    Invitation,
+    User,
+    utcnow,
+)
 from ..security import tokens
 from . import planner
 from .context import FlowContext
@@ -35,17 +44,22 @@ class Step:
 
 
 def start(
-    flow: Flow, token: str | None, *, current_user: User | None, lifetime: timedelta
+    flow: Flow, token: str | None, *, current_user: User | None, lifetime: timedelta,
+    invitation_id: int | None = None,
 ) -> tuple[FlowSession, str]:
-    """Begin a flow for a visitor. Opening a link never consumes the invitation."""
+    """Begin a flow for a visitor, with the invitation of a link (its token, or its id once the
+    link was checked). Opening a link never consumes the invitation."""
     now = utcnow()
     db.session.execute(delete(FlowSession).where(FlowSession.expires_at < now))
     key = tokens.new_token()
-    invitation = find_by_token(token) if token else None
+    if token:
+        invitation = find_by_token(token)
+    else:
+        invitation = db.session.get(Invitation, invitation_id) if invitation_id else None
     session = FlowSession(
         key_digest=tokens.digest(key),
         flow=flow,
-        token_supplied=bool(token),
+        token_supplied=bool(token or invitation_id),
         invitation_id=invitation.id if invitation else None,
         prompt_data={},
         fixed_fields=[],
@@ -85,6 +99,7 @@ class FlowExecutor:
         self._bindings = {
             b.id: b for b in db.session.scalars(
                 select(FlowStageBinding).where(FlowStageBinding.id.in_(session.plan or []))
+                .options(selectinload(FlowStageBinding.stage))  # every page needs each stage's type
             )
         }
 

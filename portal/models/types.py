@@ -38,3 +38,13 @@ def render_migration_item(type_, obj, autogen_context):
     if type_ == "type" and isinstance(obj, UTCDateTime):
         return "sa.DateTime(timezone=True)"
     return False
+
+
+def include_migration_object(obj, name, type_, reflected, compare_to) -> bool:
+    """Compare an index meant for one database (`Index(...).ddl_if(dialect=...)`) only there."""
+    ddl_if = getattr(obj, "_ddl_if", None)
+    if type_ == "index" and ddl_if is not None and ddl_if.dialect:
+        from ..extensions import db
+
+        return db.engine.dialect.name == ddl_if.dialect
+    return True

@@ -12,38 +12,52 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import CombinedMultiDict
 
+from .. import ratelimits
 from ..auth.routes import sign_in
 from ..errors import render_error
-from ..extensions import db, limiter
+from ..extensions import db
 from ..flows import executor
 from ..flows.executor import FlowExecutor, Step
 from ..flows.planner import ConditionError
 from ..flows.prompts import DISPLAY_TYPES
 from ..flows.stages import email as email_stage
+from ..invitations.service import usable_invitation_id
 from ..models import Flow, User
+from ..security.headers import no_referrer
 
 bp = Blueprint("wizard", __name__)
 
 SESSION_KEY = "flows"  # slug -> flow session key; the state itself stays in the database
+INVITED_KEY = "invited"  # slug -> id of the invitation whose link was just opened (not a secret)
 
 
-def _remember(slug: str, key: str) -> None:
-    keys = dict(session.get(SESSION_KEY) or {})
-    keys[slug] = key
-    session[SESSION_KEY] = keys
+def _remember(slug: str, key: str | None, *, under: str = SESSION_KEY) -> None:
+    keys = dict(session.get(under) or {})
+    if key is None:
+        keys.pop(slug, None)
+    else:
+        keys[slug] = key
+    session[under] = keys
 
 
 def _key(slug: str) -> str | None:
     return (session.get(SESSION_KEY) or {}).get(slug)
 
 
+def _take_invited(slug: str) -> int | None:
+    invitation_id = (session.get(INVITED_KEY) or {}).get(slug)
+    if invitation_id is not None:
+        _remember(slug, None, under=INVITED_KEY)
+    return invitation_id
+
+
 def _visitor():
     return current_user if current_user.is_authenticated else None
 
 
-def _start(flow: Flow, token: str | None):
+def _start(flow: Flow, token: str | None, invitation_id: int | None = None):
     flow_session, key = executor.start(
-        flow, token, current_user=_visitor(),
+        flow, token, current_user=_visitor(), invitation_id=invitation_id,
         lifetime=current_app.config["FLOW_SESSION_LIFETIME_DELTA"],
     )
     _remember(flow.slug, key)
@@ -63,6 +77,9 @@ def _get_flow(slug: str) -> Flow | None:
 
 
 @bp.route("/if/flow/<slug>/", methods=["GET", "POST"])
+@no_referrer
+@ratelimits.invitation_lookup
+@ratelimits.wizard_submit
 def flow(slug: str):
     try:
         return _flow(slug)
@@ -73,13 +90,22 @@ def flow(slug: str):
 
 
 def _flow(slug: str):
+    token = request.args.get("itoken")
+    if request.method == "GET" and token is not None and _visitor() is None:
+        invitation_id = usable_invitation_id(slug, token)
+        if invitation_id is not None:
+            # A good link only reads: it notes the invitation in the signed cookie and takes the
+            # token out of the address bar. The wizard's first page starts the flow session (and
+            # its invitation stage checks again), so link scanners and previews write nothing.
+            _remember(slug, None)
+            _remember(slug, invitation_id, under=INVITED_KEY)
+            return redirect(url_for("wizard.flow", slug=slug))
     flow = _get_flow(slug)
     if flow is None:
         return render_error(404, "This sign-up page does not exist",
                             "Check the link, or ask the person who invited you for a new one.")
-    token = request.args.get("itoken")
     if request.method == "GET" and token is not None:
-        step = _start(flow, token).step()
+        step = _start(flow, token).step()  # a bad link (or a signed-in visitor): the stages say why
         if step.kind == "page":
             # Take the token out of the address bar; the server-side session carries it on.
             return redirect(url_for("wizard.flow", slug=slug))
@@ -93,7 +119,7 @@ def _flow(slug: str):
                 "It expired or was finished in another window. Open your invitation link again "
                 "to start over.",
             )
-        wizard = _start(flow, None)
+        wizard = _start(flow, None, _take_invited(slug))
     else:
         wizard = FlowExecutor(flow_session, current_user=_visitor())
 
@@ -107,7 +133,7 @@ def _flow(slug: str):
 
 
 @bp.route("/if/flow/<slug>/email/resend", methods=["POST"])
-@limiter.limit("5 per 10 minutes")
+@ratelimits.email_resend()
 def email_resend(slug: str):
     """Send the verification email again (rate limited, and no sooner than a minimum interval)."""
     flow = _get_flow(slug)

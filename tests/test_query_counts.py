@@ -1,0 +1,65 @@
+"""The number of SQL statements per request does not grow with the rows on the page."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from portal.auth import service as accounts
+from portal.extensions import db
+from portal.invitations import service
+from portal.models import Flow, User
+
+from .conftest import TEST_PASSWORD, path_of
+from .querycount import count_statements
+
+
+def _add_invitations(app, count: int) -> None:
+    """Invitations by different creators, so a lazy load per row would show."""
+    with app.app_context():
+        flow = db.session.scalar(select(Flow))
+        for n in range(count):
+            creator = accounts.create_user(username=f"creator{n}-{count}", email=f"c{n}@example.com",
+                                           password=TEST_PASSWORD) if n % 2 else None
+            service.create_invitation(name=f"inv {count}-{n}", flow=flow, expires_at=None,
+                                      created_by=creator)
+
+
+def _admin_list_statements(app, client, query: str = "") -> int:
+    with count_statements(app) as statements:
+        response = client.get(f"/admin/invitations/{query}")
+    assert response.status_code == 200
+    return len(statements)
+
+
+def test_admin_list_statements_do_not_grow_with_rows(app, client, auth, admin):
+    auth.login()
+    _add_invitations(app, 2)
+    few = _admin_list_statements(app, client)  # the last page: no COUNT needed
+    _add_invitations(app, 28)
+    full = _admin_list_statements(app, client)  # 25 rows by 14 different creators
+    assert few <= full <= 5
+    assert _admin_list_statements(app, client, "?page=2") <= 5
+    assert _admin_list_statements(app, client, "?q=inv") <= 5
+
+
+def test_search_finds_by_name_and_treats_wildcards_literally(app, client, auth, admin):
+    auth.login()
+    with app.app_context():
+        flow = db.session.scalar(select(Flow))
+        creator = db.session.get(User, admin)
+        service.create_invitations_bulk(["Team 100%", "Team 1000", "Other"], flow=flow,
+                                        expires_at=None, created_by=creator)
+    html = client.get("/admin/invitations/?q=team 100%").get_data(as_text=True)
+    assert "Team 100%" in html and "Team 1000" not in html and "Other" not in html
+    assert "No invitations match" in client.get("/admin/invitations/?q=nobody").get_data(as_text=True)
+
+
+def test_bulk_created_invitations_have_working_links(app, client):
+    with app.app_context():
+        flow = db.session.scalar(select(Flow))
+        assert service.create_invitations_bulk([f"bulk {n}" for n in range(50)], flow=flow,
+                                               expires_at=None) == 50
+        invitation = db.session.scalar(select(service.Invitation).filter_by(name="bulk 7"))
+        link = service.invitation_link(invitation, "http://portal.test")
+    page = client.get(path_of(link), follow_redirects=True)
+    assert page.status_code == 200 and 'name="username"' in page.get_data(as_text=True)
