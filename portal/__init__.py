@@ -11,7 +11,8 @@ from sqlalchemy.engine import Engine
 
 import config as settings
 
-from .extensions import csrf, db, limiter, login_manager, mail, migrate
+from . import extensions
+from .extensions import csrf, db, limiter, login_manager, migrate
 
 CONFIGS = {
     "development": settings.DevelopmentConfig,
@@ -54,7 +55,7 @@ def register_extensions(app: Flask) -> None:
                      render_as_batch=True, render_item=render_migration_item)
     login_manager.init_app(app)
     csrf.init_app(app)
-    mail.init_app(app)
+    extensions.mail.init_app(app)  # not `mail`: that name is the portal.mail package
     limiter.init_app(app)
 
     from . import models  # noqa: F401  (register every table with the metadata)

@@ -1,24 +1,84 @@
-"""The admin area: one blueprint, one module per resource."""
+"""The admin area: one blueprint, one module per resource, each view guarded by a permission."""
 
 from functools import wraps
 
-from flask import Blueprint, abort
+from flask import Blueprint, abort, after_this_request, current_app, g, request
 from flask_login import current_user, login_required
+
+from ..access import Grants, grants_for
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
+def grants() -> Grants:
+    """The signed-in user's permissions, computed once per request."""
+    if "grants" not in g:
+        g.grants = grants_for(current_user if current_user.is_authenticated else None)
+    return g.grants
+
+
+def permission_required(permission: str | None):
+    """Only users holding `permission` (any admin permission when None); superusers hold all.
+
+    Anonymous visitors are sent to sign in; others are refused with 403.
+    """
+
+    def decorator(view):
+        @wraps(view)
+        @login_required
+        def wrapped(*args, **kwargs):
+            allowed = grants().any_admin if permission is None else grants().can(permission)
+            if not allowed:
+                abort(403)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
 def admins_only(view):
-    """Superusers only; others are sent to sign in (anonymous) or refused (403)."""
+    """Superusers only: the default for admin pages that have no finer permission yet."""
 
     @wraps(view)
     @login_required
     def wrapped(*args, **kwargs):
-        if not current_user.is_superuser:
+        if not grants().superuser:
             abort(403)
         return view(*args, **kwargs)
 
     return wrapped
 
 
-from . import dashboard, invitations, users  # noqa: E402,F401  (routes attach to bp)
+@bp.app_context_processor
+def _inject_grants():
+    return {"admin_grants": grants}
+
+
+def client_ip() -> str | None:
+    return request.remote_addr
+
+
+def deliver_after_response(message_ids: list[int]) -> None:
+    """Try to send these outbox messages once the response has gone out: the admin's page
+    never waits for the mail server, and a failure leaves them queued for the sender."""
+    if not message_ids or not current_app.config.get("OUTBOX_DELIVER_AFTER_RESPONSE", True):
+        return
+    app = current_app._get_current_object()
+
+    @after_this_request
+    def _register(response):
+        def deliver():
+            from ..mail import deliver as deliver_now
+
+            with app.app_context():
+                try:
+                    deliver_now(ids=message_ids)
+                except Exception:  # the sender retries later; never break the response
+                    app.logger.exception("delivery after response failed")
+
+        response.call_on_close(deliver)
+        return response
+
+
+from . import access, audit, dashboard, invitations, users  # noqa: E402,F401  (routes attach to bp)

@@ -4,11 +4,11 @@ from sqlalchemy import func, select
 from ..extensions import db
 from ..invitations.service import pending_count
 from ..models import Flow, InvitationUse, User
-from . import admins_only, bp
+from . import bp, permission_required
 
 
 @bp.route("/")
-@admins_only
+@permission_required(None)
 def dashboard():
     recent = db.session.scalars(
         select(InvitationUse).order_by(InvitationUse.used_at.desc()).limit(10)

@@ -44,7 +44,13 @@ def _start(flow: Flow, token: str | None):
         lifetime=current_app.config["FLOW_SESSION_LIFETIME_DELTA"],
     )
     _remember(flow.slug, key)
-    return FlowExecutor(flow_session, current_user=_visitor())
+    return _executor(flow_session)
+
+
+def _executor(flow_session) -> FlowExecutor:
+    wizard = FlowExecutor(flow_session, current_user=_visitor())
+    wizard.ctx.extras["ip"] = request.remote_addr  # for the audit log; the engine knows no HTTP
+    return wizard
 
 
 @bp.route("/if/flow/<slug>/", methods=["GET", "POST"])
@@ -71,7 +77,7 @@ def flow(slug: str):
             )
         wizard = _start(flow, None)
     else:
-        wizard = FlowExecutor(flow_session, current_user=_visitor())
+        wizard = _executor(flow_session)
 
     if request.method == "POST":
         step = wizard.submit(request.form.get("binding", type=int), request.form)

@@ -6,10 +6,12 @@ import logging
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ...audit import Action, record_event
 from ...extensions import db
-from ...invitations.service import REFUSALS, redeem, refusal_for
+from ...invitations.service import REFUSALS, domain_message, email_problem, redeem, refusal_for
 from ...models import Group, InvitationUse, User, UserType
 from .base import Deny, Next, Retry, StageType
+from .invitation import record_refusal
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +40,19 @@ class UserWriteStage(StageType):
     def _write(self, ctx) -> Next | Retry | Deny:
         session = ctx.session
         invitation_id = session.invitation_id
+        problem = email_problem(ctx.invitation, ctx.prompt_data.get("email"))
+        if problem == "domain":
+            record_refusal(ctx, "email_domain")
+            db.session.commit()
+            return Retry({"email": [domain_message(ctx.invitation)]})
+        if problem == "wrong_email":
+            refusal = REFUSALS["wrong_email"]
+            record_refusal(ctx, refusal.reason)
+            return Deny(refusal.title, refusal.message, refusal.status)
         if invitation_id is not None and not redeem(invitation_id, ctx.flow.id):
             db.session.rollback()
             refusal = refusal_for(ctx.invitation, ctx.flow, token_supplied=True) or REFUSALS["used_up"]
+            record_refusal(ctx, refusal.reason)
             return Deny(refusal.title, refusal.message, refusal.status)
         if invitation_id is None and session.token_supplied:
             refusal = REFUSALS["unknown"]
@@ -51,6 +63,8 @@ class UserWriteStage(StageType):
         group_id = self.options.get("create_users_group")
         if group_id and (group := db.session.get(Group, group_id)) is not None:
             user.groups.append(group)
+        if ctx.invitation is not None:  # the access the invitation carries
+            user.groups.extend(g for g in ctx.invitation.groups if g not in user.groups)
         db.session.add(user)
         if invitation_id is not None:
             db.session.add(InvitationUse(invitation_id=invitation_id, user=user))
@@ -60,6 +74,12 @@ class UserWriteStage(StageType):
             db.session.rollback()
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
         session.user_id = user.id
+        ip = ctx.extras.get("ip")
+        record_event(Action.USER_CREATED, actor=user, ip=ip, obj=user,
+                     detail={"flow": ctx.flow.slug, "groups": [g.name for g in user.groups]})
+        if ctx.invitation is not None:
+            record_event(Action.INVITATION_USED, actor=user, ip=ip, obj=ctx.invitation,
+                         detail={"user": user.username})
         session.password_hash = None  # the hash now lives on the user only
         db.session.commit()
         return Next()
