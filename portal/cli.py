@@ -69,3 +69,68 @@ def register(app: Flask) -> None:
         """Print a new one-time setup link for the first admin (earlier ones stop working)."""
         if print_setup_link() is None:
             raise click.ClickException("An admin already exists; sign in instead.")
+
+    register_lifecycle_commands(app)
+
+
+def register_lifecycle_commands(app: Flask) -> None:
+    """`outbox send|run` deliver email; `invitations purge` clears old expired invitations."""
+    from flask.cli import AppGroup
+
+    outbox = AppGroup("outbox", help="Deliver the emails waiting in the outbox.")
+    invitations = AppGroup("invitations", help="Invitation housekeeping.")
+
+    @outbox.command("send")
+    @click.option("--due-only", is_flag=True,
+                  help="Only messages whose retry time has come (default: every queued one).")
+    def outbox_send(due_only: bool) -> None:
+        """Send every queued email now (safe to run beside other senders)."""
+        from .mail import Report, deliver, mail_configured
+
+        if not mail_configured():
+            raise click.ClickException("No mail server is configured (set MAIL_SERVER).")
+        total = Report()
+        while True:  # in batches; stop when a pass sends nothing or the server has trouble
+            report = deliver(due_only=due_only, limit=200)
+            total.sent += report.sent
+            total.retrying += report.retrying
+            total.failed += report.failed
+            if not report.sent or report.retrying or report.failed:
+                break
+        click.echo(f"Outbox: {total}.")
+
+    @outbox.command("run")
+    @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
+    def outbox_run(interval: float) -> None:
+        """Run the sender as a long-lived process (what production runs beside the web server)."""
+        import logging
+
+        from .mail import mail_configured, run_forever
+
+        if not mail_configured():
+            raise click.ClickException("No mail server is configured (set MAIL_SERVER).")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        click.echo(f"Outbox sender running every {interval}s; stop with Ctrl-C.")
+        try:
+            run_forever(interval)
+        except KeyboardInterrupt:
+            click.echo("Stopped.")
+
+    @invitations.command("purge")
+    @click.option("--older-than", "older_than", default="P30D", show_default=True,
+                  help="ISO-8601 duration: delete invitations that expired longer ago than this.")
+    def invitations_purge(older_than: str) -> None:
+        """Delete invitations that expired long ago (their use is refused at use time anyway)."""
+        from config import parse_duration
+
+        from .invitations.service import purge_expired
+
+        try:
+            delta = parse_duration("--older-than", older_than)
+        except RuntimeError as exc:
+            raise click.BadParameter(str(exc), param_hint="--older-than") from None
+        count = purge_expired(delta)
+        click.echo(f"Deleted {count} invitation(s) that expired more than {older_than} ago.")
+
+    app.cli.add_command(outbox)
+    app.cli.add_command(invitations)

@@ -26,7 +26,7 @@ from flask_mail import Connection, Message
 from sqlalchemy import or_, select, update
 from sqlalchemy.exc import OperationalError
 
-from ..extensions import db, mail
+from ..extensions import db
 from ..models import Invitation, OutboxMessage, OutboxStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def deliver(*, ids: Iterable[int] | None = None, limit: int = 100, due_only: boo
             row = db.session.get(OutboxMessage, message_id, populate_existing=True)
             try:
                 if connection is None:
-                    connection = _TimedConnection(mail).__enter__()
+                    connection = _TimedConnection(current_app.extensions["mail"]).__enter__()
                 connection.send(_to_flask_message(row))
             except (OSError, smtplib.SMTPException, DeliveryError) as exc:
                 if connection is not None:
