@@ -48,9 +48,9 @@ def role_edit(role_id: int | None = None):
     if form.validate_on_submit():
         role = role or Role()
         role.name = form.name.data.strip()
-        role.description = form.description.data.strip()
+        role.description = (form.description.data or "").strip()
         role.permissions = [p for p in form.permissions.data if p in PERMISSIONS]
-        role.namespaces = split_addresses(form.namespaces.data)
+        role.namespaces = split_addresses(form.namespaces.data or "")
         role.groups = [g for g in groups if g.id in set(form.groups.data)]
         db.session.add(role)
         try:
