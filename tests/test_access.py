@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 from sqlalchemy import select
 
 from portal.auth.service import create_user

@@ -44,8 +44,12 @@ def audit_log():
 def audit_export():
     query = events_query(**_filters()).execution_options(yield_per=500)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+
+    def rows():  # the query runs while the response streams, in the request's context
+        yield from export_csv(db.session.scalars(query))
+
     return Response(
-        stream_with_context(export_csv(db.session.scalars(query))),
+        stream_with_context(rows()),
         mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="audit-{stamp}.csv"'},
     )
