@@ -339,3 +339,24 @@ def test_set_password_link_is_shown_when_no_mail_server(app, client, auth, admin
     link = re.search(r'id="set-password-link" type="text" readonly value="([^"]+)"', html).group(1)
     assert "/auth/set-password?token=" in link
     assert load is not None
+
+
+def test_bulk_creates_in_slices_for_the_progress_bar(app, client, auth, admin):
+    """What the page's script does: the same form, a slice at a time, answered in JSON."""
+    auth.login()
+    addresses = "\n".join(f"slice{n}@example.com" for n in range(250)) + "\nslice0@example.com"
+    page = client.get("/admin/invitations/bulk").get_data(as_text=True)
+    from .conftest import csrf_from
+
+    base = {"csrf_token": csrf_from(page), "text": addresses, "flow": "1", "expires": _future(),
+            "confirm": "1", "count": "200"}
+    created = 0
+    for start in (0, 200):
+        answer = client.post("/admin/invitations/bulk", data={**base, "start": str(start),
+                                                              "created_so_far": str(created)},
+                             headers={"Accept": "application/json"}).get_json()
+        created += answer["created"]
+        assert answer["total"] == 251
+    assert created == 250  # the repeated address is a duplicate, created once
+    listing = client.get("/admin/invitations/").get_data(as_text=True)
+    assert "250 invitations created" in listing and "1 row(s) with a problem were skipped" in listing

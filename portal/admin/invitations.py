@@ -2,7 +2,7 @@
 
 from datetime import UTC, timedelta
 
-from flask import abort, current_app, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -129,7 +129,7 @@ def invitation_create():
                 ip=client_ip(), **options,
             )
             deliver_after_response(_queued_ids(created))
-            _flash_created(created, emailed)
+            _flash_created(len(created), emailed)
             if len(created) > 1:
                 return redirect(url_for("admin.invitations", sort="-created"))
             invitation = created[0]
@@ -163,8 +163,7 @@ def _fill_from(form: NewInvitationForm, source: Invitation) -> None:
         form.kind.data = "link"
 
 
-def _flash_created(created: list[Invitation], emailed: bool) -> None:
-    count = len(created)
+def _flash_created(count: int, emailed: bool) -> None:
     what = "1 invitation" if count == 1 else f"{count} invitations"
     if emailed:
         flash(f"{what} created; the email is on its way (see its delivery status below).", "success")
@@ -344,18 +343,37 @@ def invitations_bulk():
         if error is None and not rows:
             error = "Paste at least one address, or upload a CSV file."
         if error is None and form.confirm.data and any(r.ok for r in rows):
-            emailed = mail_configured()
-            created = bulk.create(
-                rows, base_url=base_url(), email=emailed, created_by=current_user, ip=client_ip(),
-                flow=db.session.get(Flow, form.flow.data),
-                expires_at=form.expires.data.replace(tzinfo=UTC),
-                message=(form.message.data or "").strip(), groups=_groups_by_id(form.groups.data),
-            )
-            deliver_after_response(_queued_ids(created))
-            _flash_created(created, emailed)
-            skipped = sum(1 for r in rows if not r.ok)
-            if skipped:
-                flash(f"{skipped} row(s) with a problem were skipped.", "info")
-            return redirect(url_for("admin.invitations", sort="-created"))
+            return _bulk_create(form, rows)
+    if error and _wants_json():
+        return jsonify(error=error), 400
     return render_template("admin/invitations/bulk.html", form=form, rows=rows, error=error,
                            valid=sum(1 for r in rows or [] if r.ok), mail_configured=mail_configured())
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
+    """Create the valid rows; the page's script sends them in slices (start, count) to show
+    progress, a plain form post sends them all at once."""
+    start = max(0, request.form.get("start", 0, type=int))
+    count = request.form.get("count", type=int)
+    part = rows[start:start + count] if count else rows
+    emailed = mail_configured()
+    created = bulk.create(
+        part, base_url=base_url(), email=emailed, created_by=current_user, ip=client_ip(),
+        flow=db.session.get(Flow, form.flow.data), expires_at=form.expires.data.replace(tzinfo=UTC),
+        message=(form.message.data or "").strip(), groups=_groups_by_id(form.groups.data),
+    )
+    deliver_after_response(_queued_ids(created))
+    last = not count or start + count >= len(rows)
+    if last:
+        _flash_created(len(created) + request.form.get("created_so_far", 0, type=int), emailed)
+        skipped = sum(1 for r in rows if not r.ok)
+        if skipped:
+            flash(f"{skipped} row(s) with a problem were skipped.", "info")
+    if _wants_json():
+        return jsonify(created=len(created), processed=min(len(rows), start + len(part)),
+                       total=len(rows))
+    return redirect(url_for("admin.invitations", sort="-created"))

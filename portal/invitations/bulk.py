@@ -14,7 +14,13 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Group, Invitation, User
-from .service import InvitationStatus, _status_clause, create_invitation, queue_invitation_email
+from .service import (
+    InvitationStatus,
+    _status_clause,
+    create_invitation,
+    queue_invitation_email,
+    record_created,
+)
 
 MAX_ROWS = 5000
 COLUMNS = ("email", "name", "groups", "attributes")
@@ -156,9 +162,12 @@ def create(rows: list[Row], *, base_url: str, email: bool, created_by, ip, **opt
         groups = shared_groups + [g for g in row.group_objects if g not in shared_groups]
         invitation = create_invitation(name=(row.name or row.email)[:255], email=row.email,
                                        attributes=row.attributes, groups=groups,
-                                       created_by=created_by, ip=ip, commit=False, **options)
+                                       created_by=created_by, ip=ip, commit=False, audit=False,
+                                       **options)
         invitations.append(invitation)
-    db.session.flush()
+    db.session.flush()  # one flush for every row, then the audit events point at their ids
+    for invitation in invitations:
+        record_created(invitation, ip=ip)
     if email:
         for invitation in invitations:
             queue_invitation_email(invitation, base_url)

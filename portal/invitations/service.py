@@ -106,6 +106,7 @@ def create_invitation(
     groups: Sequence[Group] = (),
     ip: str | None = None,
     commit: bool = True,
+    audit: bool = True,
 ) -> Invitation:
     """One invitation. With `email` it is recipient-bound: single use, for that address only."""
     invitation = Invitation(
@@ -125,11 +126,18 @@ def create_invitation(
     )
     _assign_token(invitation)
     db.session.add(invitation)
-    record_event(Action.INVITATION_CREATED, actor=created_by, ip=ip, obj=invitation,
-                 detail={"flow": flow.slug, **({"email": email} if email else {})})
+    if audit:
+        record_created(invitation, ip=ip)
     if commit:
         db.session.commit()
     return invitation
+
+
+def record_created(invitation: Invitation, *, ip: str | None) -> None:
+    """Log the creation; bulk creation calls it after one flush for all rows."""
+    record_event(Action.INVITATION_CREATED, actor=invitation.created_by, ip=ip, obj=invitation,
+                 detail={"flow": invitation.flow.slug,
+                         **({"email": invitation.email} if invitation.email else {})})
 
 
 def invite_recipients(
