@@ -185,3 +185,17 @@ def test_roles_and_groups_are_managed_in_the_admin(app, client, auth, admin):
         assert [g.name for g in role.groups] == ["helpdesk"]
     empty = submit(client, "/admin/access/roles/new", {"name": "Nothing"})
     assert "Choose at least one permission." in empty.get_data(as_text=True)
+
+
+def test_every_admin_page_renders_for_a_superuser(app, client, auth, admin, make_invitation):
+    """No admin page fails with data present (ids that do not exist answer 404, never 500)."""
+    make_invitation(name="one", email="one@example.com")
+    with app.app_context():
+        group = Group(name="g", attributes={}, roles=[Role(name="r", permissions=["audit:view"])])
+        db.session.add(group)
+        db.session.commit()
+    auth.login()
+    for endpoint, url in _admin_get_urls(app):
+        response = client.get(url)
+        assert response.status_code in (200, 302), (endpoint, url, response.status_code)
+        assert client.get(url.replace("/1", "/999")).status_code in (200, 302, 404), url

@@ -360,3 +360,17 @@ def test_bulk_creates_in_slices_for_the_progress_bar(app, client, auth, admin):
     assert created == 250  # the repeated address is a duplicate, created once
     listing = client.get("/admin/invitations/").get_data(as_text=True)
     assert "250 invitations created" in listing and "1 row(s) with a problem were skipped" in listing
+
+
+def test_pending_links_export_for_sending_by_hand(app, client, auth, admin, make_invitation):
+    _, link = make_invitation(name="hand", email="hand@example.com")
+    revoked_id, _ = make_invitation(name="withdrawn", email="gone@example.com")
+    with app.app_context():
+        db.session.get(Invitation, revoked_id).revoked_at = utcnow()
+        db.session.commit()
+    auth.login()
+    export = client.get("/admin/invitations/links.csv")
+    lines = export.get_data(as_text=True).splitlines()
+    assert lines[0] == "name,email,expires_at,link"
+    assert len(lines) == 2 and lines[1].startswith("hand,hand@example.com,")
+    assert lines[1].endswith(path_of(link).split("?")[1])

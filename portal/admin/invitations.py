@@ -2,7 +2,18 @@
 
 from datetime import UTC, timedelta
 
-from flask import abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -82,13 +93,7 @@ def _queued_ids(invitations) -> list[int]:
 @manage
 def invitations():
     args = request.args
-    filters = {
-        "search": args.get("q", "").strip(),
-        "status": args.get("status", ""),
-        "flow_id": args.get("flow", type=int),
-        "creator_id": args.get("creator", type=int),
-        "sort": args.get("sort", "-created"),
-    }
+    filters = _list_filters()
     query = service.list_query(**filters, flow_ids=_allowed_flow_ids())
     page = db.paginate(query, per_page=PER_PAGE, error_out=False)
     creators = db.session.scalars(
@@ -101,6 +106,34 @@ def invitations():
         emails=service.latest_emails([i.id for i in page.items]), bulk_form=BulkActionForm(),
         args={k: v for k, v in args.items() if k != "page"},
     )
+
+
+def _list_filters() -> dict:
+    args = request.args
+    return {
+        "search": args.get("q", "").strip(),
+        "status": args.get("status", ""),
+        "flow_id": args.get("flow", type=int),
+        "creator_id": args.get("creator", type=int),
+        "sort": args.get("sort", "-created"),
+    }
+
+
+@bp.route("/invitations/links.csv")
+@manage
+def invitations_links_csv():
+    """The pending invitations of the current filter with their links, to send by hand (or
+    with another mailer) when the portal has no mail server."""
+    query = service.list_query(**{**_list_filters(), "status": "pending"},
+                               flow_ids=_allowed_flow_ids())
+    root = base_url()
+
+    def rows():
+        yield from service.links_csv(db.session.scalars(query), root)
+
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    return Response(stream_with_context(rows()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="invitation-links-{stamp}.csv"'})
 
 
 @bp.route("/invitations/new", methods=["GET", "POST"])
@@ -169,7 +202,8 @@ def _flash_created(count: int, emailed: bool) -> None:
         flash(f"{what} created; the email is on its way (see its delivery status below).", "success")
     else:
         flash(f"{what} created. No mail server is configured (MAIL_SERVER is empty), so no email "
-              "was sent: copy each link and send it yourself.", "warning")
+              "was sent: send each link yourself (“Export pending links” downloads them all).",
+              "warning")
 
 
 @bp.route("/invitations/<int:invitation_id>")

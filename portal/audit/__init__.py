@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import selectinload
 
+from ..csv_export import csv_lines
 from ..extensions import db
 from ..models import AuditEvent, User
 
@@ -118,25 +118,10 @@ CSV_COLUMNS = ("time", "action", "actor", "ip_address", "object_type", "object_i
 
 
 def export_csv(events: Iterable[AuditEvent]) -> Iterable[str]:
-    """The events as CSV, streamed line by line; cells are defused against spreadsheet formulas."""
-    import json
-
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-
-    def line(row) -> str:
-        writer.writerow([_defuse(str(cell)) for cell in row])
-        value = buffer.getvalue()
-        buffer.seek(0)
-        buffer.truncate()
-        return value
-
-    yield line(CSV_COLUMNS)
-    for event in events:
-        yield line((event.created_at.isoformat(), event.action, event.actor_name, event.ip_address,
-                    event.object_type, event.object_id or "", event.object_repr,
-                    json.dumps(event.detail, sort_keys=True) if event.detail else ""))
-
-
-def _defuse(cell: str) -> str:
-    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+    """The events as CSV, streamed line by line."""
+    return csv_lines(CSV_COLUMNS, (
+        (e.created_at.isoformat(), e.action, e.actor_name, e.ip_address, e.object_type,
+         e.object_id or "", e.object_repr,
+         json.dumps(e.detail, sort_keys=True) if e.detail else "")
+        for e in events
+    ))

@@ -440,3 +440,13 @@ def attributes_as_yaml(attributes: dict) -> str:
     if not attributes:
         return ""
     return yaml.safe_dump(attributes, sort_keys=False, allow_unicode=True)
+
+
+def links_csv(invitations: Iterable[Invitation], base_url: str) -> Iterable[str]:
+    """name, email, expires, link of each invitation, as CSV lines."""
+    from ..csv_export import csv_lines
+
+    return csv_lines(("name", "email", "expires_at", "link"), (
+        (i.name, i.email or "", i.expires_at.isoformat() if i.expires_at else "",
+         invitation_link(i, base_url)) for i in invitations
+    ))
