@@ -82,6 +82,7 @@ class Config:
     SITE_NAME = os.environ.get("SITE_NAME", "Invitation portal")
     # The outbox: try delivery right after the admin's response; retry with backoff.
     OUTBOX_DELIVER_AFTER_RESPONSE = _bool("OUTBOX_DELIVER_AFTER_RESPONSE", True)
+    OUTBOX_AFTER_RESPONSE_LIMIT = int(os.environ.get("OUTBOX_AFTER_RESPONSE_LIMIT", "50"))
     OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8"))
     OUTBOX_RETRY_BASE_SECONDS = int(os.environ.get("OUTBOX_RETRY_BASE_SECONDS", "30"))
     OUTBOX_RETRY_MAX_SECONDS = int(os.environ.get("OUTBOX_RETRY_MAX_SECONDS", "3600"))

@@ -73,6 +73,15 @@ def register(app: Flask) -> None:
     register_lifecycle_commands(app)
 
 
+def _duration(option: str, raw: str):
+    from config import parse_duration
+
+    try:
+        return parse_duration(option, raw)
+    except RuntimeError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
 def register_lifecycle_commands(app: Flask) -> None:
     """`outbox send|run` deliver email; `invitations purge` clears old expired invitations."""
     from flask.cli import AppGroup
@@ -116,20 +125,24 @@ def register_lifecycle_commands(app: Flask) -> None:
         except KeyboardInterrupt:
             click.echo("Stopped.")
 
+    @outbox.command("purge")
+    @click.option("--older-than", "older_than", default="P30D", show_default=True,
+                  help="ISO-8601 duration: delete sent and failed emails older than this.")
+    def outbox_purge(older_than: str) -> None:
+        """Delete delivered and failed emails after a while (queued ones are kept)."""
+        from .mail.outbox import purge
+
+        count = purge(_duration("--older-than", older_than))
+        click.echo(f"Deleted {count} email(s) older than {older_than}.")
+
     @invitations.command("purge")
     @click.option("--older-than", "older_than", default="P30D", show_default=True,
                   help="ISO-8601 duration: delete invitations that expired longer ago than this.")
     def invitations_purge(older_than: str) -> None:
         """Delete invitations that expired long ago (their use is refused at use time anyway)."""
-        from config import parse_duration
-
         from .invitations.service import purge_expired
 
-        try:
-            delta = parse_duration("--older-than", older_than)
-        except RuntimeError as exc:
-            raise click.BadParameter(str(exc), param_hint="--older-than") from None
-        count = purge_expired(delta)
+        count = purge_expired(_duration("--older-than", older_than))
         click.echo(f"Deleted {count} invitation(s) that expired more than {older_than} ago.")
 
     app.cli.add_command(outbox)

@@ -208,3 +208,33 @@ def test_without_a_mail_server_the_admin_gets_the_link(tmp_path):
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 0
     drop(app)
+
+
+def test_big_batches_are_left_to_the_sender_and_old_mail_is_purged(tmp_path, smtp):  # noqa: F811
+    from datetime import timedelta
+
+    from .conftest import TEST_PASSWORD
+
+    app = make_mail_app(tmp_path, smtp, OUTBOX_AFTER_RESPONSE_LIMIT=2)
+    with app.app_context():
+        from portal.auth.service import create_user
+
+        create_user(username="admin", email="a@example.com", password=TEST_PASSWORD, superuser=True)
+    client = app.test_client()
+    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    page = submit(client, "/admin/invitations/new", {
+        "kind": "recipients", "to": "a1@example.com, a2@example.com, a3@example.com",
+        "flow": _flow_id(client), "expires": _future()})
+    assert "3 emails are queued; the outbox sender delivers them" in page.get_data(as_text=True)
+    assert smtp.messages == []
+    cli = app.test_cli_runner()
+    assert "3 sent" in cli.invoke(args=["outbox", "send"]).output
+    with app.app_context():
+        for row in db.session.scalars(select(OutboxMessage)):
+            row.created_at = row.created_at - timedelta(days=40)
+        mail.enqueue("fresh@example.com", "Fresh", "Body")
+        db.session.commit()
+    assert "Deleted 3 email(s)" in cli.invoke(args=["outbox", "purge", "--older-than", "P30D"]).output
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+    drop(app)

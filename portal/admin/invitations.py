@@ -336,7 +336,7 @@ def invitations_bulk_action():
     form = BulkActionForm()
     if not form.validate_on_submit() or not form.ids.data:
         flash("Select at least one invitation.", "error")
-        return redirect(request.referrer or url_for("admin.invitations"))
+        return redirect(url_for("admin.invitations"))
     chosen = [i for i in db.session.scalars(
         select(Invitation).where(Invitation.id.in_(form.ids.data))) if _flow_allowed(i.flow)]
     if form.action.data == "delete":

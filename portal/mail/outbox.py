@@ -23,7 +23,7 @@ from datetime import timedelta
 from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 from flask_mail import Connection, Message
-from sqlalchemy import or_, select, update
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
@@ -224,6 +224,18 @@ def retry(message: OutboxMessage) -> None:
     message.status = OutboxStatus.QUEUED
     message.next_attempt_at = utcnow()
     message.claimed_until = None
+
+
+def purge(older_than: timedelta) -> int:
+    """Delete sent and failed messages created before now - older_than."""
+    cutoff = utcnow() - older_than
+    result = db.session.execute(
+        delete(OutboxMessage).where(OutboxMessage.status != OutboxStatus.QUEUED,
+                                    OutboxMessage.created_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount
 
 
 def run_forever(interval: float = 5.0, *, stop=lambda: False) -> None:
