@@ -5,7 +5,7 @@ PORT ?= 5000
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test lint install install-dev migrate seed clean
+.PHONY: run test lint install install-dev migrate seed clean screenshots
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,12 +33,17 @@ run: seed
 	PORT=$(PORT) $(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 ## Run every test: on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
+## The browser tests (tests/e2e) need /usr/bin/chromium; without it they are skipped, and say so.
 test: install-dev
 	env -u TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \
 		$(BIN)/pytest; \
 	fi
+
+## Re-take docs/screenshots/*.png by running the browser tests with SCREENSHOT_DIR set.
+screenshots: install-dev
+	env -u TEST_DATABASE_URL SCREENSHOT_DIR=docs/screenshots $(BIN)/pytest -q -m e2e tests/e2e
 
 lint: install-dev
 	$(BIN)/ruff check .

@@ -88,6 +88,9 @@ class Config:
     OUTBOX_RETRY_MAX_SECONDS = int(os.environ.get("OUTBOX_RETRY_MAX_SECONDS", "3600"))
     OUTBOX_LEASE_SECONDS = int(os.environ.get("OUTBOX_LEASE_SECONDS", "300"))
 
+    # Seconds an invitee waits before asking for another verification email.
+    EMAIL_RESEND_MIN_INTERVAL = int(os.environ.get("EMAIL_RESEND_MIN_INTERVAL", "60"))
+
     RATELIMIT_STORAGE_URI = os.environ.get("RATELIMIT_STORAGE_URI", "memory://")
     RATELIMIT_ENABLED = _bool("RATELIMIT_ENABLED", True)
 

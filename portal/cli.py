@@ -6,6 +6,7 @@ import os
 
 import click
 from flask import Flask, current_app
+from flask.cli import AppGroup
 
 from .auth import service as accounts
 from .forms import Email
@@ -63,6 +64,8 @@ def register(app: Flask) -> None:
         flow = ensure_default_enrollment_flow()
         click.echo(f"Default enrollment flow: {flow.slug}")
         print_setup_link()
+
+    app.cli.add_command(blueprints_cli)
 
     @app.cli.command("setup-link")
     def setup_link() -> None:
@@ -147,3 +150,74 @@ def register_lifecycle_commands(app: Flask) -> None:
 
     app.cli.add_command(outbox)
     app.cli.add_command(invitations)
+
+@click.group("blueprints", cls=AppGroup)
+def blueprints_cli() -> None:
+    """Import and export authentik blueprint YAML."""
+
+
+@blueprints_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--context", "context", multiple=True, metavar="KEY=VALUE",
+              help="A value for !Context tags (repeatable).")
+def blueprints_import(file: str, dry_run: bool, context: tuple[str, ...]) -> None:
+    """Import FILE, all or nothing, and list what was created, updated, deleted or skipped."""
+    from .flows.blueprint_io import import_blueprint
+
+    values = {}
+    for pair in context:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--context")
+        values[key] = value
+    try:
+        with open(file, encoding="utf-8") as fh:
+            text = fh.read()
+    except UnicodeDecodeError:
+        raise click.ClickException(f"{file} is not UTF-8 text.") from None
+    report = import_blueprint(text, dry_run=dry_run, context=values)
+    if report.name:
+        click.echo(f"Blueprint: {report.name}")
+    for change in report.changes:
+        click.echo(f"  {change.action:<9} entry {change.entry:<3} {change.model}  {change.label}")
+        for line in change.details if change.action == "skip" else change.notes:
+            click.echo(f"            {'why' if change.action == 'skip' else 'note'}: {line}")
+        if change.action == "update":
+            click.echo(f"            changed: {', '.join(change.details)}")
+    if not report.ok:
+        for error in report.errors:
+            click.secho(error, fg="red", err=True)
+        raise click.ClickException("Nothing was imported.")
+    if not dry_run:
+        from .audit import record_import
+        from .flows.blueprint_io import flow_by_slug
+
+        record_import([f for f in map(flow_by_slug, report.flow_slugs) if f], report)
+    for warning in report.warnings:
+        click.secho(f"Warning: {warning}", fg="yellow")
+    click.echo(report.summary() + ".")
+    click.secho("Dry run: nothing was written." if dry_run else "Imported.", fg="green")
+
+
+@blueprints_cli.command("export")
+@click.argument("slug")
+@click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
+              help="Write to this file instead of standard output.")
+def blueprints_export(slug: str, output: str | None) -> None:
+    """Export the flow SLUG as blueprint YAML."""
+    from .flows.blueprint_io import BlueprintError, export_flow, flow_by_slug
+
+    flow = flow_by_slug(slug)
+    if flow is None:
+        raise click.ClickException(f"No flow has the slug {slug!r}.")
+    try:
+        text = export_flow(flow)
+    except BlueprintError as exc:
+        raise click.ClickException(str(exc)) from None
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        click.echo(f"Wrote {output}.")
+    else:
+        click.echo(text, nl=False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from flask import Flask
 
@@ -30,6 +30,18 @@ def humanize_delta(value: datetime | None) -> str:
     return f"in {text}" if future else f"{text} ago"
 
 
+def humanize_duration(value: timedelta) -> str:
+    """'1 hour 30 minutes': a duration in words, for emails and pages."""
+    seconds = int(value.total_seconds())
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
+    return " ".join(parts) or "less than a minute"
+
+
 def register(app: Flask) -> None:
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(humanize_delta, "fromnow")
+    app.add_template_filter(humanize_duration, "duration")

@@ -159,7 +159,9 @@ def test_required_fields(client, make_invitation):
     page = submit(client, "/if/flow/default-enrollment-flow/", {
         "username": "", "password": "", "password_repeat": "",
     }).get_data(as_text=True)
-    assert page.count("This field is required.") == 3
+    field_errors = re.findall(r'<p class="error" id="(\w+)-error">\s*This field is required\.', page)
+    assert field_errors == ["username", "password", "password_repeat"]
+    assert page.count("This field is required.") == 6  # and each again in the error summary
 
 
 def test_username_taken_while_enrolling_sends_back_to_first_page(app, client, make_invitation):

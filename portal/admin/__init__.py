@@ -5,7 +5,7 @@ from functools import wraps
 from flask import Blueprint, abort, after_this_request, current_app, flash, g, request
 from flask_login import current_user, login_required
 
-from ..access import Grants, grants_for
+from ..access import FLOWS_MANAGE, Grants, grants_for
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -35,6 +35,9 @@ def permission_required(permission: str | None):
         return wrapped
 
     return decorator
+
+
+manage_flows = permission_required(FLOWS_MANAGE)
 
 
 def admins_only(view):
@@ -87,4 +90,14 @@ def deliver_after_response(message_ids: list[int]) -> None:
         return response
 
 
-from . import access, audit, dashboard, invitations, users  # noqa: E402,F401  (routes attach to bp)
+from . import (  # noqa: E402,F401  (routes attach to bp)
+    access,
+    audit,
+    blueprints,
+    dashboard,
+    flows,
+    invitations,
+    prompts,
+    stages,
+    users,
+)

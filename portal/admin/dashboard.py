@@ -1,5 +1,6 @@
 from flask import render_template
 from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
 
 from ..extensions import db
 from ..invitations.service import pending_count
@@ -11,7 +12,10 @@ from . import bp, permission_required
 @permission_required(None)
 def dashboard():
     recent = db.session.scalars(
-        select(InvitationUse).order_by(InvitationUse.used_at.desc()).limit(10)
+        select(InvitationUse)
+        .options(selectinload(InvitationUse.user), selectinload(InvitationUse.invitation))
+        .order_by(InvitationUse.used_at.desc())
+        .limit(10)
     ).all()
     return render_template(
         "admin/dashboard.html",

@@ -16,6 +16,7 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from ..access import INVITATIONS_MANAGE, assignable_groups
 from ..extensions import db
@@ -27,6 +28,7 @@ from ..models import (
     FlowDesignation,
     Group,
     Invitation,
+    InvitationUse,
     OutboxMessage,
     OutboxStatus,
     User,
@@ -67,7 +69,10 @@ def _allowed_flow_ids() -> set[int] | None:
 
 
 def _get_invitation(invitation_id: int) -> Invitation:
-    invitation = db.get_or_404(Invitation, invitation_id)
+    invitation = db.get_or_404(
+        Invitation, invitation_id,
+        options=[selectinload(Invitation.uses).selectinload(InvitationUse.user)],
+    )
     if not _flow_allowed(invitation.flow):
         abort(404)
     return invitation

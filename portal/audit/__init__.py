@@ -79,6 +79,14 @@ def record_event(
     return event
 
 
+def record_import(flows, report, *, actor: User | None = None, ip: str | None = None) -> None:
+    """Log a blueprint import: one event per flow it touched (import_blueprint commits itself)."""
+    for flow in flows:
+        record_event(Action.FLOW_IMPORTED, actor=actor, ip=ip, obj=flow,
+                     detail={"blueprint": report.name or "", "summary": report.summary()})
+    db.session.commit()
+
+
 def _describe(obj) -> str:
     for attr in ("name", "username", "slug", "subject"):
         value = getattr(obj, attr, None)

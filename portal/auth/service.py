@@ -100,17 +100,22 @@ def find_action_token(purpose: str, token: str | None) -> ActionToken | None:
     return row
 
 
-def complete_setup(token: str, *, username: str, email: str, name: str, password: str) -> User:
-    """Create the first admin from a setup link, consuming it in the same transaction."""
-    row = find_action_token(TokenPurpose.SETUP, token)
-    if row is None or admin_exists():
-        raise AccountError("This setup link is no longer valid.")
+def claim_action_token(row: ActionToken) -> bool:
+    """Mark a token used inside the caller's transaction; only one of two racing requests wins."""
     claimed = db.session.execute(
         update(ActionToken).where(ActionToken.id == row.id, ActionToken.used_at.is_(None))
         .values(used_at=utcnow())
     ).rowcount
     if claimed != 1:
         db.session.rollback()
+        return False
+    return True
+
+
+def complete_setup(token: str, *, username: str, email: str, name: str, password: str) -> User:
+    """Create the first admin from a setup link, consuming it in the same transaction."""
+    row = find_action_token(TokenPurpose.SETUP, token)
+    if row is None or admin_exists() or not claim_action_token(row):
         raise AccountError("This setup link is no longer valid.")
     user = User(username=username.strip(), email=email.strip(), name=name.strip(),
                 password_hash=hash_password(password), is_superuser=True, attributes={})

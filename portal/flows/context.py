@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from ..extensions import db
@@ -17,7 +17,8 @@ class FlowContext:
     current_user_id: int | None = None
     # Set by the user-login stage; the web layer performs the login.
     login_user_id: int | None = None
-    extras: dict = field(default_factory=dict)
+    # The visitor's address, for the audit log (set by the web layer; the engine knows no HTTP).
+    client_ip: str | None = None
 
     @property
     def prompt_data(self) -> dict:

@@ -146,6 +146,14 @@ class FlowExecutor:
         self._advance()
         return self.step()
 
+    def current_stage(self) -> StageType | None:
+        """The stage the invitee is on, with the context set, for stage-specific actions."""
+        binding = self._current_binding()
+        if binding is None:
+            return None
+        self.ctx.binding = binding
+        return stage_type_for(binding.stage)
+
     # -- internals --------------------------------------------------------------------------
 
     def _current_binding(self) -> FlowStageBinding | None:

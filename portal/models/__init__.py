@@ -3,6 +3,7 @@
 from .access import Role, group_roles
 from .audit import AuditEvent
 from .flows import (
+    ConsentRecord,
     Flow,
     FlowAuthentication,
     FlowDesignation,
@@ -20,7 +21,7 @@ from .users import Group, User, UserType, user_groups
 
 __all__ = [
     "AuditEvent", "OutboxMessage", "OutboxStatus", "Role", "group_roles", "invitation_groups",
-    "ActionToken", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
+    "ActionToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
     "FlowStageBinding", "Group", "Invitation", "InvitationUse", "Prompt", "Stage",
     "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
 ]

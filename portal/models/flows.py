@@ -157,3 +157,23 @@ class FlowSession(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     flow: Mapped[Flow] = relationship()
+
+
+class ConsentRecord(db.Model):
+    """Someone accepted a consent stage's text: when, and which version of the text.
+
+    Written when the box is ticked; the user is attached when the flow creates them.
+    """
+
+    __tablename__ = "consent_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    stage_id: Mapped[int | None] = mapped_column(ForeignKey("stages.id", ondelete="SET NULL"), index=True)
+    stage_name: Mapped[str] = mapped_column(String(255), default="")
+    flow_session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("flow_sessions.id", ondelete="SET NULL"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    version: Mapped[str] = mapped_column(String(100))
+    text_sha256: Mapped[str] = mapped_column(String(64))
+    accepted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -14,6 +14,7 @@ from .types import UTCDateTime, utcnow
 class TokenPurpose:
     SETUP = "setup"
     SET_PASSWORD = "set_password"  # noqa: S105 (a label, not a secret)
+    EMAIL_VERIFICATION = "email_verification"
 
 
 class ActionToken(db.Model):
@@ -23,6 +24,11 @@ class ActionToken(db.Model):
     purpose: Mapped[str] = mapped_column(String(40), index=True)
     digest: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # The flow in progress that sent an email-verification link; kept NULL once it is cleaned up,
+    # so a late click still activates the account.
+    flow_session_id: Mapped[int | None] = mapped_column(
+        ForeignKey("flow_sessions.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

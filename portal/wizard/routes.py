@@ -10,13 +10,16 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
+from werkzeug.datastructures import CombinedMultiDict
 
 from ..auth.routes import sign_in
 from ..errors import render_error
-from ..extensions import db
+from ..extensions import db, limiter
 from ..flows import executor
 from ..flows.executor import FlowExecutor, Step
+from ..flows.planner import ConditionError
 from ..flows.prompts import DISPLAY_TYPES
+from ..flows.stages import email as email_stage
 from ..models import Flow, User
 
 bp = Blueprint("wizard", __name__)
@@ -49,13 +52,34 @@ def _start(flow: Flow, token: str | None):
 
 def _executor(flow_session) -> FlowExecutor:
     wizard = FlowExecutor(flow_session, current_user=_visitor())
-    wizard.ctx.extras["ip"] = request.remote_addr  # for the audit log; the engine knows no HTTP
+    wizard.ctx.client_ip = request.remote_addr
     return wizard
+
+
+MISCONFIGURED = (
+    503, "This sign-up page is misconfigured",
+    "The administrator needs to fix one of its conditions. Try again later.",
+)
+
+
+def _get_flow(slug: str) -> Flow | None:
+    if "\x00" in slug:  # PostgreSQL refuses NUL in text; no slug contains it
+        return None
+    return db.session.scalar(select(Flow).filter_by(slug=slug))
 
 
 @bp.route("/if/flow/<slug>/", methods=["GET", "POST"])
 def flow(slug: str):
-    flow = db.session.scalar(select(Flow).filter_by(slug=slug))
+    try:
+        return _flow(slug)
+    except ConditionError:
+        current_app.logger.exception("flow %s has an invalid binding condition", slug)
+        db.session.rollback()
+        return render_error(*MISCONFIGURED)
+
+
+def _flow(slug: str):
+    flow = _get_flow(slug)
     if flow is None:
         return render_error(404, "This sign-up page does not exist",
                             "Check the link, or ask the person who invited you for a new one.")
@@ -80,11 +104,43 @@ def flow(slug: str):
         wizard = _executor(flow_session)
 
     if request.method == "POST":
-        step = wizard.submit(request.form.get("binding", type=int), request.form)
+        formdata = CombinedMultiDict([request.files, request.form]) if request.files else request.form
+        step = wizard.submit(request.form.get("binding", type=int), formdata)
         if step.kind == "page" and not step.errors:
             return redirect(url_for("wizard.flow", slug=slug))  # post/redirect/get
         return _render(flow, step)
     return _render(flow, wizard.step())
+
+
+@bp.route("/if/flow/<slug>/email/resend", methods=["POST"])
+@limiter.limit("5 per 10 minutes")
+def email_resend(slug: str):
+    """Send the verification email again (rate limited, and no sooner than a minimum interval)."""
+    flow = _get_flow(slug)
+    flow_session = executor.load(_key(slug), flow) if flow else None
+    if flow_session is None:
+        return render_error(400, "Your sign-up session has ended",
+                            "Open your invitation link again to start over.")
+    wizard = FlowExecutor(flow_session, current_user=_visitor())
+    stage = wizard.current_stage()
+    if isinstance(stage, email_stage.EmailStage):
+        flash(stage.resend(wizard.ctx), "info")
+    return redirect(url_for("wizard.flow", slug=slug))
+
+
+@bp.route("/if/flow/<slug>/verify-email")
+def verify_email(slug: str):
+    """The link from the verification email: confirms the address, then continues the flow."""
+    result = email_stage.verify(request.args.get("token"))
+    if not result.ok:
+        return render_error(410, "This link has expired or was already used",
+                            "Go back to the sign-up page and choose “Send again” for a new link.")
+    flow = _get_flow(slug)
+    mine = executor.load(_key(slug), flow) if flow is not None else None
+    if mine is not None and result.flow_session is not None and mine.id == result.flow_session.id:
+        flash("Your email address is confirmed.", "success")
+        return redirect(url_for("wizard.flow", slug=slug))
+    return render_template("flow/verified.html", flow=flow, result=result)
 
 
 def _render(flow: Flow, step: Step):
@@ -97,6 +153,7 @@ def _render(flow: Flow, step: Step):
                 sign_in(user)
                 flash(f"Welcome, {user.display_name}! Your account is ready.", "success")
                 return redirect(url_for("account.index"))
-        return render_template("flow/done.html", flow=flow, step=step)
+        user = db.session.get(User, step.user_id) if step.user_id else None
+        return render_template("flow/done.html", flow=flow, step=step, user=user)
     return render_template(step.stage.template, flow=flow, step=step, form=step.form,
                            stage=step.stage, display_types=DISPLAY_TYPES)

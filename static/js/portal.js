@@ -13,6 +13,22 @@ document.addEventListener("click", (event) => {
   }
 });
 
+// A form came back with errors: move focus to its summary so it is read out and the keyboard
+// starts there; each entry in it moves focus to its field.
+document.addEventListener("DOMContentLoaded", () => {
+  const summary = document.querySelector("[data-error-summary]");
+  if (summary) summary.focus();
+});
+document.addEventListener("click", (event) => {
+  const link = event.target.closest("[data-error-summary] a[href^='#']");
+  if (!link) return;
+  const field = document.getElementById(link.hash.slice(1));
+  if (!field) return;
+  event.preventDefault();
+  field.focus();
+  field.scrollIntoView({ block: "center" });
+});
+
 // Bulk invite: create the rows in slices, showing progress (the plain form post also works).
 document.addEventListener("submit", async (event) => {
   const form = event.target;

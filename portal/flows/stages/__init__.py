@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from .base import Deny, Next, Result, Retry, StageType
+from .consent import ConsentStage
+from .deny import DenyStage
+from .email import EmailStage
 from .invitation import InvitationStage
 from .prompt import PromptStage
 from .user_login import UserLoginStage
 from .user_write import UserWriteStage
 
 STAGE_TYPES: dict[str, type[StageType]] = {
-    cls.type_name: cls for cls in (InvitationStage, PromptStage, UserWriteStage, UserLoginStage)
+    cls.type_name: cls for cls in (
+        InvitationStage, PromptStage, UserWriteStage, UserLoginStage, EmailStage, ConsentStage,
+        DenyStage,
+    )
 }
 
 

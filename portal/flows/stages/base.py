@@ -40,6 +40,7 @@ class StageType:
 
     type_name: ClassVar[str]
     label: ClassVar[str]
+    description: ClassVar[str] = ""  # one line for the admin's "create a stage" page
     interactive: ClassVar[bool] = False
     template: ClassVar[str | None] = None
 

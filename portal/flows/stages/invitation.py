@@ -10,6 +10,7 @@ from .base import Deny, Next, StageType
 class InvitationStage(StageType):
     type_name = "invitation"
     label = "Invitation"
+    description = "Admits only visitors with a valid invitation for this flow, and applies its values."
 
     def run(self, ctx) -> Next | Deny:
         if ctx.invitation is None and not ctx.session.token_supplied and self.options.get(
@@ -30,7 +31,7 @@ class InvitationStage(StageType):
 
 def record_refusal(ctx, reason: str) -> None:
     """Log a refused use; the flow's own commit (ending the session) keeps it."""
-    record_event(Action.INVITATION_REFUSED, ip=ctx.extras.get("ip"), obj=ctx.invitation,
+    record_event(Action.INVITATION_REFUSED, ip=ctx.client_ip, obj=ctx.invitation,
                  object_type="" if ctx.invitation else "invitation",
                  object_repr="" if ctx.invitation else "(unknown link)",
                  detail={"reason": reason, "flow": ctx.flow.slug})

@@ -15,6 +15,7 @@ from .base import Next, Retry, StageType
 class PromptStage(StageType):
     type_name = "prompt"
     label = "Prompt"
+    description = "A page of fields (prompts) for the invitee to fill in."
     interactive = True
     template = "flow/prompt.html"
 
@@ -27,11 +28,14 @@ class PromptStage(StageType):
 
     def form(self, ctx, formdata=None):
         fixed = set(ctx.session.fixed_fields or []) & self.field_keys()
-        if formdata is not None and fixed:
-            # Values fixed by the invitation are never taken from the request.
+        if formdata is not None:
+            # Values fixed by the invitation, hidden and read-only fields never come from the request.
             formdata = MultiDict(formdata)
-            for key in fixed:
-                formdata.setlist(key, [_as_form_value(ctx.prompt_data.get(key))])
+            for prompt in self.prompts:
+                key = prompt.field_key
+                if key in fixed or prompt.type in READ_ONLY_TYPES | {"hidden"}:
+                    value = ctx.prompt_data.get(key, prompt.initial_value)
+                    formdata.setlist(key, [] if value in (None, "") else [_as_form_value(value)])
         return build_form(self.prompts, formdata=formdata, data=ctx.prompt_data, fixed=fixed)
 
     def submit(self, ctx, form) -> Next | Retry:
@@ -42,6 +46,7 @@ class PromptStage(StageType):
             for p in self.prompts
             if p.type not in DISPLAY_TYPES | READ_ONLY_TYPES | {"password"}
             and p.field_key in form._fields
+            and not (p.type == "file" and form[p.field_key].data is None)
         }
         for prompt in self.prompts:
             key = prompt.field_key

@@ -8,6 +8,7 @@ from .base import Deny, Next, StageType
 class UserLoginStage(StageType):
     type_name = "user_login"
     label = "User login"
+    description = "Signs in the account the flow created."
 
     def run(self, ctx) -> Next | Deny:
         if ctx.session.user_id is None:

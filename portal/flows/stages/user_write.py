@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ...audit import Action, record_event
 from ...extensions import db
 from ...invitations.service import REFUSALS, domain_message, email_problem, redeem, refusal_for
-from ...models import Group, InvitationUse, User, UserType
+from ...models import ConsentRecord, Group, InvitationUse, User, UserType
 from .base import Deny, Next, Retry, StageType
 from .invitation import record_refusal
 
@@ -23,6 +24,7 @@ LOCK_RETRIES = 5
 class UserWriteStage(StageType):
     type_name = "user_write"
     label = "User write"
+    description = "Creates the account from the answers and consumes the invitation."
 
     def run(self, ctx) -> Next | Retry | Deny:
         if ctx.session.user_id is not None:  # already written (e.g. a reload after a crash)
@@ -58,13 +60,14 @@ class UserWriteStage(StageType):
             refusal = REFUSALS["unknown"]
             return Deny(refusal.title, refusal.message, refusal.status)
 
+        # The access the invitation carries (loaded before the new user exists: no autoflush).
+        invited_groups = list(ctx.invitation.groups) if ctx.invitation is not None else []
         user = build_user(ctx.prompt_data, self.options)
         user.password_hash = session.password_hash
-        group_id = self.options.get("create_users_group")
-        if group_id and (group := db.session.get(Group, group_id)) is not None:
+        group = find_group(self.options.get("create_users_group"))
+        if group is not None:
             user.groups.append(group)
-        if ctx.invitation is not None:  # the access the invitation carries
-            user.groups.extend(g for g in ctx.invitation.groups if g not in user.groups)
+        user.groups.extend(g for g in invited_groups if g not in user.groups)
         db.session.add(user)
         if invitation_id is not None:
             db.session.add(InvitationUse(invitation_id=invitation_id, user=user))
@@ -74,7 +77,13 @@ class UserWriteStage(StageType):
             db.session.rollback()
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
         session.user_id = user.id
-        ip = ctx.extras.get("ip")
+        # Terms accepted earlier in this flow now belong to the new account.
+        db.session.execute(
+            update(ConsentRecord)
+            .where(ConsentRecord.flow_session_id == session.id, ConsentRecord.user_id.is_(None))
+            .values(user_id=user.id)
+        )
+        ip = ctx.client_ip
         record_event(Action.USER_CREATED, actor=user, ip=ip, obj=user,
                      detail={"flow": ctx.flow.slug, "groups": [g.name for g in user.groups]})
         if ctx.invitation is not None:
@@ -83,6 +92,15 @@ class UserWriteStage(StageType):
         session.password_hash = None  # the hash now lives on the user only
         db.session.commit()
         return Next()
+
+
+def find_group(reference) -> Group | None:
+    """`create_users_group` holds a group's id (or, from hand-written options, its name)."""
+    if reference in (None, ""):
+        return None
+    if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
+        return db.session.get(Group, int(reference))
+    return db.session.scalar(select(Group).filter_by(name=str(reference)))
 
 
 def build_user(prompt_data: dict, options: dict) -> User:

@@ -1,0 +1,138 @@
+"""Flows and their stage bindings: list, create, edit, delete, reorder, conditions."""
+
+from flask import abort, flash, redirect, render_template, request, url_for
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..flows import editor
+from ..flows.planner import describe_condition
+from ..models import Flow, FlowStageBinding, Invitation, Stage
+from . import bp, manage_flows
+from .editing import confirm_delete
+from .flow_forms import BindingForm, FlowForm
+from .forms import ConfirmForm
+
+
+def _stages():
+    return db.session.scalars(select(Stage).order_by(Stage.name)).all()
+
+
+def _binding(flow_id: int, binding_id: int) -> FlowStageBinding:
+    binding = db.get_or_404(FlowStageBinding, binding_id)
+    if binding.flow_id != flow_id:
+        abort(404)
+    return binding
+
+
+@bp.route("/flows/")
+@manage_flows
+def flows():
+    counts = dict(db.session.execute(
+        select(FlowStageBinding.flow_id, func.count(FlowStageBinding.id))
+        .group_by(FlowStageBinding.flow_id)).all())
+    invitations = dict(db.session.execute(
+        select(Invitation.flow_id, func.count(Invitation.id)).group_by(Invitation.flow_id)).all())
+    rows = db.session.scalars(select(Flow).order_by(Flow.name)).all()
+    return render_template("admin/flows/list.html", flows=rows, counts=counts,
+                           invitations=invitations)
+
+
+@bp.route("/flows/new", methods=["GET", "POST"])
+@manage_flows
+def flow_create():
+    form = FlowForm()
+    if form.validate_on_submit():
+        flow = Flow()
+        db.session.add(flow)
+        editor.update(flow, **form.values)
+        flash(f"Flow “{flow.name}” created. Add its stages below.", "success")
+        return redirect(url_for("admin.flow_detail", flow_id=flow.id))
+    return render_template("admin/flows/form.html", form=form, flow=None)
+
+
+@bp.route("/flows/<int:flow_id>")
+@manage_flows
+def flow_detail(flow_id: int):
+    flow = db.session.scalar(
+        select(Flow).where(Flow.id == flow_id)
+        .options(selectinload(Flow.bindings).selectinload(FlowStageBinding.stage))
+    ) or abort(404)
+    return render_template("admin/flows/detail.html", flow=flow, action_form=ConfirmForm(),
+                           describe=describe_condition)
+
+
+@bp.route("/flows/<int:flow_id>/edit", methods=["GET", "POST"])
+@manage_flows
+def flow_edit(flow_id: int):
+    flow = db.get_or_404(Flow, flow_id)
+    form = FlowForm(obj=flow, instance=flow)
+    if form.validate_on_submit():
+        editor.update(flow, **form.values)
+        flash("Flow saved.", "success")
+        return redirect(url_for("admin.flow_detail", flow_id=flow.id))
+    return render_template("admin/flows/form.html", form=form, flow=flow)
+
+
+@bp.route("/flows/<int:flow_id>/delete", methods=["GET", "POST"])
+@manage_flows
+def flow_delete(flow_id: int):
+    flow = db.get_or_404(Flow, flow_id)
+    return confirm_delete(
+        flow, what="flow", name=flow.slug, used_by=editor.flow_usage(flow),
+        consequence="Its stage bindings and every invitation for it are deleted too; their links "
+                    "stop working. The stages and prompts themselves are kept.",
+        cancel=url_for("admin.flow_detail", flow_id=flow.id), done=url_for("admin.flows"))
+
+
+@bp.route("/flows/<int:flow_id>/bindings/new", methods=["GET", "POST"])
+@manage_flows
+def binding_create(flow_id: int):
+    flow = db.get_or_404(Flow, flow_id)
+    form = BindingForm(stages=_stages())
+    if request.method == "GET":
+        form.order.data = editor.next_order(flow)
+        form.stage.data = request.args.get("stage", type=int)
+    if form.validate_on_submit():
+        editor.add_binding(flow, db.session.get(Stage, form.stage.data), **form.binding_values)
+        flash("Stage added to the flow.", "success")
+        return redirect(url_for("admin.flow_detail", flow_id=flow.id))
+    return render_template("admin/flows/binding.html", form=form, flow=flow, binding=None)
+
+
+@bp.route("/flows/<int:flow_id>/bindings/<int:binding_id>/edit", methods=["GET", "POST"])
+@manage_flows
+def binding_edit(flow_id: int, binding_id: int):
+    binding = _binding(flow_id, binding_id)
+    form = BindingForm(stages=_stages())
+    if request.method == "GET":
+        form.load(binding)
+    if form.validate_on_submit():
+        editor.update(binding, stage=db.session.get(Stage, form.stage.data), **form.binding_values)
+        flash("Binding saved.", "success")
+        return redirect(url_for("admin.flow_detail", flow_id=flow_id))
+    return render_template("admin/flows/binding.html", form=form, flow=binding.flow, binding=binding)
+
+
+@bp.route("/flows/<int:flow_id>/bindings/<int:binding_id>/move/<direction>", methods=["POST"])
+@manage_flows
+def binding_move(flow_id: int, binding_id: int, direction: str):
+    binding = _binding(flow_id, binding_id)
+    if direction not in ("up", "down"):
+        abort(404)
+    if ConfirmForm().validate_on_submit():
+        editor.move_binding(binding, -1 if direction == "up" else 1)
+    else:
+        flash("The form expired; try again.", "error")
+    return redirect(url_for("admin.flow_detail", flow_id=flow_id) + f"#binding-{binding_id}")
+
+
+@bp.route("/flows/<int:flow_id>/bindings/<int:binding_id>/delete", methods=["POST"])
+@manage_flows
+def binding_delete(flow_id: int, binding_id: int):
+    binding = _binding(flow_id, binding_id)
+    if ConfirmForm().validate_on_submit():
+        name = binding.stage.name
+        editor.delete(binding)
+        flash(f"“{name}” removed from the flow (the stage itself is kept).", "success")
+    return redirect(url_for("admin.flow_detail", flow_id=flow_id))

@@ -1,0 +1,17 @@
+"""Deny stage: ends the flow with the admin's message (authentik's DenyStage)."""
+
+from __future__ import annotations
+
+from .base import Deny, StageType
+
+DEFAULT_MESSAGE = "You cannot continue here. Ask the person who invited you for help."
+
+
+class DenyStage(StageType):
+    type_name = "deny"
+    label = "Deny"
+    description = "Ends the flow with a message (usually behind a condition)."
+
+    def run(self, ctx) -> Deny:
+        message = str(self.options.get("deny_message") or "").strip() or DEFAULT_MESSAGE
+        return Deny("Access denied", message, 403)

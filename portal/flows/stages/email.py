@@ -1,0 +1,211 @@
+"""Email verification stage (authentik's EmailStage): sends a one-time link; opening it confirms
+the address and, with `activate_user_on_success`, activates the account written earlier.
+
+The invitee waits on a page that offers "Send again" (rate limited) and "Continue". The link's
+token is an ActionToken tied to the flow session; only its digest is stored.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+import isodate
+from flask import current_app, flash, render_template
+from flask_mail import Message
+from sqlalchemy import delete, select
+from wtforms.form import BaseForm
+
+from ...auth.service import claim_action_token, find_action_token
+from ...extensions import db, mail
+from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
+from ...security import tokens
+from ...urls import base_url
+from .base import Next, Retry, StageType
+
+log = logging.getLogger(__name__)
+
+PURPOSE = TokenPurpose.EMAIL_VERIFICATION
+DEFAULT_SUBJECT = "Confirm your email address"
+DEFAULT_EXPIRY = "minutes=30"
+# The templates an admin can choose; authentik's names, rendered from templates/email/.
+TEMPLATES = {
+    "email/account_confirmation.html": "Account confirmation",
+    "email/password_reset.html": "Password reset",
+}
+DEFAULT_TEMPLATE = "email/account_confirmation.html"
+RESEND_MIN_INTERVAL = 60  # seconds; EMAIL_RESEND_MIN_INTERVAL overrides
+_UNITS = {"weeks", "days", "hours", "minutes", "seconds"}
+
+
+def parse_expiry(value) -> timedelta:
+    """authentik's token_expiry: minutes as a number (older files) or "hours=1;minutes=30";
+    an ISO-8601 duration such as PT30M is accepted too. ValueError when unreadable."""
+    if isinstance(value, bool):
+        raise ValueError("token expiry must be a duration")
+    if isinstance(value, (int, float)):
+        delta = timedelta(minutes=value)
+    else:
+        text = str(value or "").strip()
+        if not text:
+            raise ValueError("token expiry is empty")
+        if re.fullmatch(r"\d+", text):
+            delta = timedelta(minutes=int(text))
+        elif text.upper().startswith("P"):
+            try:
+                delta = isodate.parse_duration(text.upper())
+            except (isodate.ISO8601Error, ValueError):
+                raise ValueError(f"{text!r} is not a duration") from None
+            if not isinstance(delta, timedelta):
+                raise ValueError("use days, hours or minutes, not months or years")
+        else:
+            parts = {}
+            for item in text.split(";"):
+                unit, _, amount = item.strip().partition("=")
+                unit = unit.strip().lower()
+                if unit not in _UNITS or not re.fullmatch(r"\d+(\.\d+)?", amount.strip()):
+                    raise ValueError(f"{text!r} is not a duration such as hours=1;minutes=30")
+                parts[unit] = float(amount)
+            delta = timedelta(**parts)
+    if delta <= timedelta(0) or delta > timedelta(days=365):
+        raise ValueError("token expiry must be between one second and a year")
+    return delta
+
+
+def send_verification_email(*, to: str, subject: str, text: str, html: str,
+                            sender: str | None = None) -> None:
+    """The one place this stage sends mail (the outbox can take over here)."""
+    mail.send(Message(subject=subject, recipients=[to], body=text, html=html,
+                      sender=sender or current_app.config["MAIL_DEFAULT_SENDER"]))
+
+
+@dataclass
+class Verification:
+    """What opening a link did, for the web layer to phrase."""
+
+    ok: bool
+    flow_session: FlowSession | None = None
+    activated: bool = False
+
+
+def _tokens_of(session: FlowSession):
+    return select(ActionToken).where(ActionToken.purpose == PURPOSE,
+                                     ActionToken.flow_session_id == session.id)
+
+
+def is_verified(session: FlowSession) -> bool:
+    return db.session.scalar(_tokens_of(session).where(ActionToken.used_at.is_not(None)).limit(1)) is not None
+
+
+def last_sent(session: FlowSession):
+    return db.session.scalar(
+        select(ActionToken.created_at).where(ActionToken.purpose == PURPOSE,
+                                             ActionToken.flow_session_id == session.id)
+        .order_by(ActionToken.created_at.desc()).limit(1)
+    )
+
+
+def verify(token: str | None) -> Verification:
+    """Consume a link: confirm the flow's address, activate the account, move the flow on."""
+    row = find_action_token(PURPOSE, token)
+    if row is None or not claim_action_token(row):
+        return Verification(ok=False)
+    activated = False
+    if row.user_id is not None and (user := db.session.get(User, row.user_id)) is not None:
+        activated = not user.active
+        user.active = True
+    session = db.session.get(FlowSession, row.flow_session_id) if row.flow_session_id else None
+    if session is not None and session.finished_at is None:
+        _advance_past_email_stage(session)
+    db.session.commit()
+    return Verification(ok=True, flow_session=session, activated=activated)
+
+
+def _advance_past_email_stage(session: FlowSession) -> None:
+    from ...models import FlowStageBinding
+
+    plan = session.plan or []
+    if session.position < len(plan):
+        binding = db.session.get(FlowStageBinding, plan[session.position])
+        if binding is not None and binding.stage.type == EmailStage.type_name:
+            session.position += 1
+
+
+class EmailStage(StageType):
+    type_name = "email"
+    label = "Email verification"
+    description = "Sends a one-time link; opening it confirms the address and can activate the account."
+    interactive = True
+    template = "flow/email.html"
+
+    def recipient(self, ctx) -> str:
+        user = db.session.get(User, ctx.session.user_id) if ctx.session.user_id else None
+        return (user.email if user else "") or str(ctx.prompt_data.get("email") or "")
+
+    def expiry(self) -> timedelta:
+        try:
+            return parse_expiry(self.options.get("token_expiry", DEFAULT_EXPIRY))
+        except ValueError:
+            log.warning("stage %s has an unreadable token_expiry; using 30 minutes", self.stage.name)
+            return timedelta(minutes=30)
+
+    def form(self, ctx, formdata=None):
+        form = BaseForm([])
+        form.process(formdata)
+        form.recipient = self.recipient(ctx)
+        if formdata is None and last_sent(ctx.session) is None and not is_verified(ctx.session):
+            problem = self.send(ctx)
+            if problem:  # flashed, as the page is usually shown after a redirect
+                flash(problem, "error")
+        return form
+
+    def submit(self, ctx, form) -> Next | Retry:
+        if is_verified(ctx.session):
+            return Next()
+        return Retry({"email": ["We have not seen the link opened yet. Open the link in the email, "
+                                "or send it again."]})
+
+    def send(self, ctx) -> str | None:
+        """Issue a fresh link (earlier ones stop working) and send it; an error text on failure."""
+        to = self.recipient(ctx)
+        if not to:
+            return "There is no email address to send the link to."
+        db.session.execute(delete(ActionToken).where(
+            ActionToken.purpose == PURPOSE, ActionToken.flow_session_id == ctx.session.id,
+            ActionToken.used_at.is_(None)))
+        token = tokens.new_token()
+        user_id = ctx.session.user_id if self.options.get("activate_user_on_success") else None
+        db.session.add(ActionToken(purpose=PURPOSE, digest=tokens.digest(token), user_id=user_id,
+                                   flow_session_id=ctx.session.id,
+                                   expires_at=utcnow() + self.expiry()))
+        db.session.commit()
+        link = f"{base_url()}/if/flow/{ctx.flow.slug}/verify-email?token={token}"
+        template = self.options.get("template")
+        template = template if template in TEMPLATES else DEFAULT_TEMPLATE
+        values = {"link": link, "flow": ctx.flow, "expires_in": self.expiry(),
+                  "name": str(ctx.prompt_data.get("name") or "")}
+        try:
+            send_verification_email(
+                to=to, subject=str(self.options.get("subject") or DEFAULT_SUBJECT),
+                text=render_template(template.removesuffix(".html") + ".txt", **values),
+                html=render_template(template, **values),
+                sender=None if self.options.get("use_global_settings", True)
+                else self.options.get("from_address") or None,
+            )
+        except Exception as exc:  # SMTP down or refusing: the invitee can send again later
+            log.error("verification email to flow session %s failed: %s", ctx.session.id,
+                      type(exc).__name__)
+            return "The email could not be sent just now. Try “Send again” in a minute."
+        return None
+
+    def resend(self, ctx) -> str:
+        """Send again, no sooner than the minimum interval; returns the message to show."""
+        interval = timedelta(seconds=current_app.config.get("EMAIL_RESEND_MIN_INTERVAL",
+                                                            RESEND_MIN_INTERVAL))
+        sent = last_sent(ctx.session)
+        if sent is not None and utcnow() - sent < interval:
+            wait = int((interval - (utcnow() - sent)).total_seconds()) + 1
+            return f"Please wait {wait} seconds before asking for another email."
+        return self.send(ctx) or f"A new email is on its way to {self.recipient(ctx)}."

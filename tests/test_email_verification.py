@@ -1,0 +1,233 @@
+"""The email verification stage against a real SMTP server (aiosmtpd on a loopback port)."""
+
+from __future__ import annotations
+
+import email
+import re
+import socket
+from datetime import timedelta
+from email import policy
+
+import pytest
+from aiosmtpd.controller import Controller
+from sqlalchemy import select
+
+from portal import create_app
+from portal.auth import service as accounts
+from portal.extensions import db
+from portal.flows.defaults import ensure_default_enrollment_flow
+from portal.flows.stages.email import parse_expiry
+from portal.invitations import service
+from portal.models import ActionToken, Flow, FlowStageBinding, Stage, User, utcnow
+
+from .conftest import TEST_PASSWORD, csrf_from, database_url, path_of, submit
+from .test_enrollment import NEW_PASSWORD
+
+FLOW_URL = "/if/flow/default-enrollment-flow/"
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[email.message.EmailMessage] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
+        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
+        return "250 OK"
+
+    def link(self, index=-1) -> str:
+        text = self.messages[index].get_body(("plain",)).get_content()
+        return re.search(r"http://\S+/verify-email\?token=\S+", text).group(0)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def smtp():
+    inbox = Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    inbox.port = controller.port
+    yield inbox
+    controller.stop()
+
+
+@pytest.fixture
+def mail_app(tmp_path, smtp):
+    """An app that sends to the test SMTP server, with rate limits on, and a verifying flow."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "MAIL_SERVER": "127.0.0.1",
+                      "MAIL_PORT": smtp.port, "MAIL_SUPPRESS_SEND": False,
+                      "RATELIMIT_ENABLED": True, "MAIL_DEFAULT_SENDER": "portal@example.com"})
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        flow = ensure_default_enrollment_flow()
+        writer = db.session.scalar(select(Stage).filter_by(type="user_write"))
+        writer.options = {**writer.options, "create_users_as_inactive": True}
+        flow.bindings.append(FlowStageBinding(order=30, stage=Stage(
+            name="verify", type="email", options={
+                "subject": "Please confirm", "template": "email/account_confirmation.html",
+                "token_expiry": "minutes=45", "activate_user_on_success": True,
+                "use_global_settings": True})))
+        db.session.commit()
+        admin = accounts.create_user(username="admin", email="a@example.com", password=TEST_PASSWORD,
+                                     superuser=True)
+        invitation = service.create_invitation(name="x", flow=flow, expires_at=utcnow() + timedelta(days=1),
+                                               created_by=admin)
+        app.config["TEST_LINK"] = service.invitation_link(invitation, "http://portal.test")
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+def reach_email_stage(app, client):
+    client.get(path_of(app.config["TEST_LINK"]))
+    submit(client, FLOW_URL, {"username": "verifier", "password": NEW_PASSWORD,
+                              "password_repeat": NEW_PASSWORD})
+    return submit(client, FLOW_URL, {"name": "Vera", "email": "vera@example.com"})
+
+
+def user(app) -> User:
+    with app.app_context():
+        row = db.session.scalar(select(User).filter_by(username="verifier"))
+        db.session.expunge(row)
+        return row
+
+
+def test_link_arrives_and_activates_the_account(mail_app, smtp):
+    client = mail_app.test_client()
+    page = reach_email_stage(mail_app, client).get_data(as_text=True)
+    assert "Check your email" in page and "vera@example.com" in page and "45 minutes" in page
+    assert len(smtp.messages) == 1
+    message = smtp.messages[0]
+    assert message["To"] == "vera@example.com" and message["Subject"] == "Please confirm"
+    assert message["From"] == "portal@example.com"
+    assert "Confirm my email address" in message.get_body(("html",)).get_content()
+    assert user(mail_app).active is False
+    # Reloading the waiting page sends nothing more.
+    client.get(FLOW_URL)
+    assert len(smtp.messages) == 1
+    # Continue before opening the link: still waiting.
+    waiting = submit(client, FLOW_URL, {}).get_data(as_text=True)
+    assert "not seen the link opened yet" in waiting
+
+    # The link, opened on another device, activates the account.
+    phone = mail_app.test_client()
+    opened = phone.get(path_of(smtp.link()))
+    assert opened.status_code == 200
+    assert "Your email address is confirmed" in opened.get_data(as_text=True)
+    assert "Your account is now active" in opened.get_data(as_text=True)
+    assert user(mail_app).active is True
+    with mail_app.app_context():
+        assert smtp.link().split("token=")[1] not in str(db.session.scalars(select(ActionToken.digest)).all())
+    # A second use is refused.
+    again = phone.get(path_of(smtp.link()))
+    assert again.status_code == 410 and "already used" in again.get_data(as_text=True)
+    # Back in the first window, Continue (on the page still open there) finishes and signs in.
+    done = client.post(FLOW_URL, data={"csrf_token": csrf_from(waiting), "binding": re.search(
+        r'name="binding" value="(\d+)"', waiting).group(1)}, follow_redirects=True)
+    assert done.request.path == "/account/" and "Welcome, Vera" in done.get_data(as_text=True)
+
+
+def test_link_in_the_same_browser_continues_the_flow(mail_app, smtp):
+    client = mail_app.test_client()
+    reach_email_stage(mail_app, client)
+    done = client.get(path_of(smtp.link()), follow_redirects=True)
+    assert done.request.path == "/account/"
+    assert user(mail_app).active is True
+
+
+def test_resend_waits_for_the_minimum_interval_and_replaces_the_link(mail_app, smtp):
+    client = mail_app.test_client()
+    reach_email_stage(mail_app, client)
+    first = smtp.link()
+    page = submit(client, "/if/flow/default-enrollment-flow/email/resend", {}, page_url=FLOW_URL)
+    assert "Please wait" in page.get_data(as_text=True) and len(smtp.messages) == 1
+    with mail_app.app_context():  # a minute later
+        for token in db.session.scalars(select(ActionToken)):
+            token.created_at -= timedelta(seconds=61)
+        db.session.commit()
+    page = submit(client, "/if/flow/default-enrollment-flow/email/resend", {}, page_url=FLOW_URL)
+    assert "A new email is on its way to vera@example.com" in page.get_data(as_text=True)
+    assert len(smtp.messages) == 2 and smtp.link() != first
+    # The earlier link no longer works; the new one does.
+    assert mail_app.test_client().get(path_of(first)).status_code == 410
+    assert mail_app.test_client().get(path_of(smtp.link())).status_code == 200
+
+
+def test_resend_is_rate_limited(mail_app, smtp):
+    mail_app.config["EMAIL_RESEND_MIN_INTERVAL"] = 0
+    client = mail_app.test_client()
+    reach_email_stage(mail_app, client)
+    statuses = [submit(client, "/if/flow/default-enrollment-flow/email/resend", {},
+                       page_url=FLOW_URL, follow_redirects=False).status_code for _ in range(6)]
+    assert statuses[:5] == [302] * 5 and statuses[5] == 429
+    assert len(smtp.messages) == 6  # the first email and five resends
+
+
+def test_resend_needs_csrf(mail_app, smtp):
+    client = mail_app.test_client()
+    reach_email_stage(mail_app, client)
+    assert client.post("/if/flow/default-enrollment-flow/email/resend").status_code == 400
+    assert len(smtp.messages) == 1
+
+
+def test_expired_link_is_refused(mail_app, smtp):
+    client = mail_app.test_client()
+    reach_email_stage(mail_app, client)
+    with mail_app.app_context():
+        token = db.session.scalar(select(ActionToken))
+        token.expires_at = utcnow() - timedelta(seconds=1)
+        db.session.commit()
+    response = mail_app.test_client().get(path_of(smtp.link()))
+    assert response.status_code == 410 and "expired" in response.get_data(as_text=True)
+    assert user(mail_app).active is False
+
+
+@pytest.mark.parametrize("token", ["", "x" * 500, "not-a-token"])
+def test_bad_tokens_are_refused(mail_app, token):
+    response = mail_app.test_client().get(f"{FLOW_URL}verify-email?token={token}")
+    assert response.status_code == 410
+
+
+def test_smtp_down_is_a_message_not_a_500(tmp_path):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "MAIL_SERVER": "127.0.0.1",
+                      "MAIL_PORT": _free_port(), "MAIL_SUPPRESS_SEND": False})
+    with app.app_context():
+        db.create_all()
+        flow = ensure_default_enrollment_flow()
+        flow.bindings.append(FlowStageBinding(order=30, stage=Stage(name="verify", type="email",
+                                                                    options={})))
+        db.session.commit()
+        invitation = service.create_invitation(name="x", flow=flow, expires_at=utcnow() + timedelta(days=1))
+        app.config["TEST_LINK"] = service.invitation_link(invitation, "http://portal.test")
+    client = app.test_client()
+    page = reach_email_stage(app, client)
+    assert page.status_code == 200
+    assert "could not be sent just now" in page.get_data(as_text=True)
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()
+
+
+@pytest.mark.parametrize("value,minutes", [(30, 30), ("45", 45), ("minutes=30", 30),
+                                           ("hours=1;minutes=30", 90), ("PT2H", 120), ("days=1", 1440)])
+def test_token_expiry_formats(value, minutes):
+    assert parse_expiry(value) == timedelta(minutes=minutes)
+
+
+@pytest.mark.parametrize("value", ["", "soon", "minutes=-5", "P1M", "seconds=0", True, "years=1"])
+def test_bad_token_expiry(value):
+    with pytest.raises(ValueError):
+        parse_expiry(value)
+
+
+def test_flows_are_found_by_slug(mail_app):
+    with mail_app.app_context():
+        assert db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
