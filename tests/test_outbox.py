@@ -238,3 +238,27 @@ def test_big_batches_are_left_to_the_sender_and_old_mail_is_purged(tmp_path, smt
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(OutboxMessage)) == 1
     drop(app)
+
+
+def test_withdrawn_links_are_not_emailed(app, client, auth, admin, smtp):  # noqa: F811
+    """Revoke, delete or resend before the email went out: the old link is never sent."""
+    smtp.stop()
+    auth.login()
+    ids = []
+    for name in ("revoke-me", "delete-me", "resend-me"):
+        response = _invite(client, to=f"{name}@example.com")
+        ids.append(int(response.headers["Location"].rstrip("/").split("/")[-1]))
+    revoke_id, delete_id, resend_id = ids
+    detail = f"/admin/invitations/{revoke_id}"
+    submit(client, f"{detail}/revoke", {}, page_url=detail)
+    submit(client, f"/admin/invitations/{delete_id}/delete", {})
+    submit(client, f"/admin/invitations/{resend_id}/resend", {"expires": _future(3)},
+           follow_redirects=False).close()
+    smtp.start()
+    app.test_cli_runner().invoke(args=["outbox", "send"])
+    assert [r for r, _ in smtp.messages] == [["resend-me@example.com"]]  # the new link only
+    with app.app_context():
+        statuses = sorted(db.session.scalars(select(OutboxMessage.status)))
+        assert statuses == ["cancelled", "cancelled", "cancelled", "sent"]
+    page = client.get(f"/admin/invitations/{resend_id}").get_data(as_text=True)
+    assert "badge-mail-cancelled" in page and "badge-mail-sent" in page

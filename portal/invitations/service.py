@@ -14,7 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from ..audit import Action, record_event
 from ..extensions import db
-from ..mail import enqueue, mail_configured
+from ..mail import cancel_queued, enqueue, mail_configured
 from ..mail.messages import invitation_email
 from ..models import Flow, Group, Invitation, OutboxMessage, User, utcnow
 from ..security import tokens
@@ -189,9 +189,7 @@ def update_invitation(invitation: Invitation, **changes) -> Invitation:
 
 def delete_invitation(invitation: Invitation, *, actor: User | None = None,
                       ip: str | None = None) -> None:
-    record_event(Action.INVITATION_DELETED, actor=actor, ip=ip, obj=invitation)
-    db.session.delete(invitation)
-    db.session.commit()
+    delete_many([invitation], actor=actor, ip=ip)
 
 
 class ActionRefused(ValueError):
@@ -207,6 +205,7 @@ def resend(invitation: Invitation, *, expires_at: datetime, base_url: str,
     status = status_of(invitation)
     if status in (InvitationStatus.REVOKED, InvitationStatus.ACCEPTED, InvitationStatus.USED_UP):
         raise ActionRefused(f"This invitation is {status.label.lower()}; create a new one instead.")
+    cancel_queued([invitation.id])  # an email still waiting carries the old link
     _assign_token(invitation)
     invitation.expires_at = expires_at
     emailed = bool(invitation.email) and mail_configured()
@@ -242,6 +241,7 @@ def revoke_many(invitations: Iterable[Invitation], *, actor: User | None = None,
         if invitation.revoked_at is None:
             invitation.revoked_at = now
             record_event(Action.INVITATION_REVOKED, actor=actor, ip=ip, obj=invitation)
+            cancel_queued([invitation.id])
             count += 1
     db.session.commit()
     return count
@@ -252,6 +252,7 @@ def delete_many(invitations: Iterable[Invitation], *, actor: User | None = None,
     count = 0
     for invitation in invitations:
         record_event(Action.INVITATION_DELETED, actor=actor, ip=ip, obj=invitation)
+        cancel_queued([invitation.id])
         db.session.delete(invitation)
         count += 1
     db.session.commit()

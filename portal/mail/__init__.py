@@ -4,6 +4,16 @@
 claim. Other features (email verification, set-password links) call `enqueue` and commit.
 """
 
-from .outbox import Report, backoff, deliver, enqueue, mail_configured, retry, run_forever
+from .outbox import (
+    Report,
+    backoff,
+    cancel_queued,
+    deliver,
+    enqueue,
+    mail_configured,
+    retry,
+    run_forever,
+)
 
-__all__ = ["Report", "backoff", "deliver", "enqueue", "mail_configured", "retry", "run_forever"]
+__all__ = ["Report", "backoff", "cancel_queued", "deliver", "enqueue", "mail_configured", "retry",
+           "run_forever"]

@@ -219,6 +219,23 @@ def _record_failure(row: OutboxMessage, exc: Exception, report: Report) -> None:
     log.warning("email %s not delivered (attempt %s): %s", row.id, row.attempts, error)
 
 
+def cancel_queued(invitation_ids: Iterable[int]) -> int:
+    """Withdraw the queued emails of these invitations (their links no longer work).
+
+    A message a sender holds right now cannot be withdrawn; everything else is, in the
+    caller's transaction.
+    """
+    now = utcnow()
+    return db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.invitation_id.in_(list(invitation_ids)),
+               OutboxMessage.status == OutboxStatus.QUEUED,
+               or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now))
+        .values(status=OutboxStatus.CANCELLED, last_error="cancelled: the link was withdrawn")
+        .execution_options(synchronize_session=False)
+    ).rowcount
+
+
 def retry(message: OutboxMessage) -> None:
     """Put a failed message back in the queue now (the admin's "retry")."""
     message.status = OutboxStatus.QUEUED

@@ -15,7 +15,8 @@ class OutboxStatus:
     QUEUED = "queued"
     SENT = "sent"
     FAILED = "failed"
-    CHOICES = (QUEUED, SENT, FAILED)
+    CANCELLED = "cancelled"  # its invitation was revoked, resent or deleted before it went out
+    CHOICES = (QUEUED, SENT, FAILED, CANCELLED)
 
 
 class OutboxMessage(db.Model):
