@@ -262,3 +262,15 @@ def test_withdrawn_links_are_not_emailed(app, client, auth, admin, smtp):  # noq
         assert statuses == ["cancelled", "cancelled", "cancelled", "sent"]
     page = client.get(f"/admin/invitations/{resend_id}").get_data(as_text=True)
     assert "badge-mail-cancelled" in page and "badge-mail-sent" in page
+
+
+def test_the_production_sender_loop_delivers_and_keeps_going(tmp_path, smtp):  # noqa: F811
+    app = make_mail_app(tmp_path, smtp)
+    passes = []
+    with app.app_context():
+        mail.enqueue("loop@example.com", "From the loop", "Body")
+        db.session.commit()
+        mail.run_forever(0, stop=lambda: passes.append(1) or len(passes) > 2)
+        assert db.session.scalar(select(OutboxMessage.status)) == "sent"
+    assert [m["Subject"] for _, m in smtp.messages] == ["From the loop"]
+    drop(app)
