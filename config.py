@@ -85,6 +85,15 @@ class Config:
     MAIL_USERNAME = os.environ.get("MAIL_USERNAME") or None
     MAIL_PASSWORD = os.environ.get("MAIL_PASSWORD") or None
     MAIL_DEFAULT_SENDER = os.environ.get("MAIL_DEFAULT_SENDER", "portal@localhost")
+    MAIL_TIMEOUT = int(os.environ.get("MAIL_TIMEOUT", "30"))
+    SITE_NAME = os.environ.get("SITE_NAME", "Invitation portal")
+    # The outbox: try delivery right after the admin's response; retry with backoff.
+    OUTBOX_DELIVER_AFTER_RESPONSE = _bool("OUTBOX_DELIVER_AFTER_RESPONSE", True)
+    OUTBOX_AFTER_RESPONSE_LIMIT = int(os.environ.get("OUTBOX_AFTER_RESPONSE_LIMIT", "50"))
+    OUTBOX_MAX_ATTEMPTS = int(os.environ.get("OUTBOX_MAX_ATTEMPTS", "8"))
+    OUTBOX_RETRY_BASE_SECONDS = int(os.environ.get("OUTBOX_RETRY_BASE_SECONDS", "30"))
+    OUTBOX_RETRY_MAX_SECONDS = int(os.environ.get("OUTBOX_RETRY_MAX_SECONDS", "3600"))
+    OUTBOX_LEASE_SECONDS = int(os.environ.get("OUTBOX_LEASE_SECONDS", "300"))
 
     # Seconds an invitee waits before asking for another verification email.
     EMAIL_RESEND_MIN_INTERVAL = int(os.environ.get("EMAIL_RESEND_MIN_INTERVAL", "60"))

@@ -12,7 +12,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as settings
 
-from .extensions import csrf, db, limiter, login_manager, mail, migrate
+from . import extensions
+from .extensions import csrf, db, limiter, login_manager, migrate
 
 CONFIGS = {
     "development": settings.DevelopmentConfig,
@@ -67,7 +68,7 @@ def register_extensions(app: Flask) -> None:
                      include_object=include_migration_object)
     login_manager.init_app(app)
     csrf.init_app(app)
-    mail.init_app(app)
+    extensions.mail.init_app(app)  # not `mail`: that name is the portal.mail package
     limiter.init_app(app)
     from .security import headers
 

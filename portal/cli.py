@@ -76,6 +76,83 @@ def register(app: Flask) -> None:
         if print_setup_link() is None:
             raise click.ClickException("An admin already exists; sign in instead.")
 
+    register_lifecycle_commands(app)
+
+
+def _duration(option: str, raw: str):
+    from config import parse_duration
+
+    try:
+        return parse_duration(option, raw)
+    except RuntimeError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def register_lifecycle_commands(app: Flask) -> None:
+    """`outbox send|run` deliver email; `invitations purge` clears old expired invitations."""
+    from flask.cli import AppGroup
+
+    outbox = AppGroup("outbox", help="Deliver the emails waiting in the outbox.")
+    invitations = AppGroup("invitations", help="Invitation housekeeping.")
+
+    @outbox.command("send")
+    @click.option("--due-only", is_flag=True,
+                  help="Only messages whose retry time has come (default: every queued one).")
+    def outbox_send(due_only: bool) -> None:
+        """Send every queued email now (safe to run beside other senders)."""
+        from .mail import Report, deliver, mail_configured
+
+        if not mail_configured():
+            raise click.ClickException("No mail server is configured (set MAIL_SERVER).")
+        total = Report()
+        while True:  # in batches; stop when a pass sends nothing or the server has trouble
+            report = deliver(due_only=due_only, limit=200)
+            total.sent += report.sent
+            total.retrying += report.retrying
+            total.failed += report.failed
+            if not report.sent or report.retrying or report.failed:
+                break
+        click.echo(f"Outbox: {total}.")
+
+    @outbox.command("run")
+    @click.option("--interval", default=5.0, show_default=True, help="Seconds between passes.")
+    def outbox_run(interval: float) -> None:
+        """Run the sender as a long-lived process (what production runs beside the web server)."""
+        import logging
+
+        from .mail import mail_configured, run_forever
+
+        if not mail_configured():
+            raise click.ClickException("No mail server is configured (set MAIL_SERVER).")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+        click.echo(f"Outbox sender running every {interval}s; stop with Ctrl-C.")
+        try:
+            run_forever(interval)
+        except KeyboardInterrupt:
+            click.echo("Stopped.")
+
+    @outbox.command("purge")
+    @click.option("--older-than", "older_than", default="P30D", show_default=True,
+                  help="ISO-8601 duration: delete sent and failed emails older than this.")
+    def outbox_purge(older_than: str) -> None:
+        """Delete delivered and failed emails after a while (queued ones are kept)."""
+        from .mail.outbox import purge
+
+        count = purge(_duration("--older-than", older_than))
+        click.echo(f"Deleted {count} email(s) older than {older_than}.")
+
+    @invitations.command("purge")
+    @click.option("--older-than", "older_than", default="P30D", show_default=True,
+                  help="ISO-8601 duration: delete invitations that expired longer ago than this.")
+    def invitations_purge(older_than: str) -> None:
+        """Delete invitations that expired long ago (their use is refused at use time anyway)."""
+        from .invitations.service import purge_expired
+
+        count = purge_expired(_duration("--older-than", older_than))
+        click.echo(f"Deleted {count} invitation(s) that expired more than {older_than} ago.")
+
+    app.cli.add_command(outbox)
+    app.cli.add_command(invitations)
 
 @click.group("blueprints", cls=AppGroup)
 def blueprints_cli() -> None:
@@ -115,6 +192,11 @@ def blueprints_import(file: str, dry_run: bool, context: tuple[str, ...]) -> Non
         for error in report.errors:
             click.secho(error, fg="red", err=True)
         raise click.ClickException("Nothing was imported.")
+    if not dry_run:
+        from .audit import record_import
+        from .flows.blueprint_io import flow_by_slug
+
+        record_import([f for f in map(flow_by_slug, report.flow_slugs) if f], report)
     for warning in report.warnings:
         click.secho(f"Warning: {warning}", fg="yellow")
     click.echo(report.summary() + ".")

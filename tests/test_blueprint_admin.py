@@ -189,6 +189,10 @@ def test_admin_imports_authentiks_invitation_example(app, client, auth, admin):
         assert db.session.scalar(select(Group).filter_by(name="engineering-team")) is not None
         assert len(db.session.scalars(select(Invitation)).all()) == 5
         assert len(db.session.scalars(select(Flow)).all()) == 4  # with the seeded default flow
+        from portal.models import AuditEvent
+
+        imported = db.session.scalars(select(AuditEvent).filter_by(action="flow.imported")).all()
+        assert len(imported) == 3 and {e.actor_name for e in imported} == {"admin"}
     listing = client.get("/admin/invitations/").get_data(as_text=True)
     assert "example-engineering-team-invitation" in listing
 

@@ -64,7 +64,7 @@ def test_admin_invites_and_invitee_enrolls(app, client, auth, admin):
 
     # The admin sees who used it; the link is no longer offered.
     detail = client.get(f"/admin/invitations/{invitation.id}").get_data(as_text=True)
-    assert "newbie" in detail and "Used" in detail and "itoken=" not in detail
+    assert "newbie" in detail and "Accepted" in detail and "itoken=" not in detail
 
 
 def test_attributes_prefill_and_are_fixed(app, client, make_invitation):

@@ -187,6 +187,8 @@ def test_status_of(app, make_invitation):
         invitation = db.session.get(Invitation, invitation_id)
         assert service.status_of(invitation) is service.InvitationStatus.VALID
         invitation.use_count = 1
+        assert service.status_of(invitation) is service.InvitationStatus.ACCEPTED
+        invitation.single_use, invitation.max_uses, invitation.use_count = False, 3, 3
         assert service.status_of(invitation) is service.InvitationStatus.USED_UP
         invitation.use_count = 0
         invitation.expires_at = invitation.created_at - timedelta(seconds=1)

@@ -7,6 +7,7 @@ parsed and checked again there: the preview is advice, the apply step trusts not
 from __future__ import annotations
 
 from flask import Response, flash, redirect, render_template, url_for
+from flask_login import current_user
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileAllowed, FileField, FileSize
 from sqlalchemy import select
@@ -14,10 +15,11 @@ from werkzeug.utils import secure_filename
 from wtforms import HiddenField, SubmitField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from ..audit import record_import
 from ..extensions import db
 from ..flows.blueprint_io import MAX_BLUEPRINT_BYTES, BlueprintError, export_flow, import_blueprint
 from ..models import Flow
-from . import admins_only, bp
+from . import bp, client_ip, manage_flows
 
 
 class BlueprintUploadForm(FlaskForm):
@@ -62,7 +64,7 @@ def _flows():
 
 
 @bp.route("/flows/import", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def blueprint_import():
     form = BlueprintUploadForm()
     if form.validate_on_submit():
@@ -78,7 +80,7 @@ def blueprint_import():
 
 
 @bp.route("/flows/import/apply", methods=["POST"])
-@admins_only
+@manage_flows
 def blueprint_apply():
     form = BlueprintApplyForm()
     if not form.validate_on_submit():
@@ -92,11 +94,12 @@ def blueprint_apply():
     flash(f"Blueprint imported: {report.summary()}.", "success")
     flows = db.session.scalars(select(Flow).where(Flow.slug.in_(report.flow_slugs))
                                .order_by(Flow.name)).all()
+    record_import(flows, report, actor=current_user, ip=client_ip())
     return render_template("admin/blueprints/result.html", report=report, flows=flows)
 
 
 @bp.route("/flows/<int:flow_id>/export")
-@admins_only
+@manage_flows
 def blueprint_export(flow_id: int):
     flow = db.get_or_404(Flow, flow_id)
     try:

@@ -5,11 +5,11 @@ from sqlalchemy.orm import selectinload
 from ..extensions import db
 from ..invitations.service import pending_count
 from ..models import Flow, InvitationUse, User
-from . import admins_only, bp
+from . import bp, permission_required
 
 
 @bp.route("/")
-@admins_only
+@permission_required(None)
 def dashboard():
     recent = db.session.scalars(
         select(InvitationUse)

@@ -8,7 +8,7 @@ from ..extensions import db
 from ..flows import editor
 from ..flows.planner import describe_condition
 from ..models import Flow, FlowStageBinding, Invitation, Stage
-from . import admins_only, bp
+from . import bp, manage_flows
 from .editing import confirm_delete
 from .flow_forms import BindingForm, FlowForm
 from .forms import ConfirmForm
@@ -26,7 +26,7 @@ def _binding(flow_id: int, binding_id: int) -> FlowStageBinding:
 
 
 @bp.route("/flows/")
-@admins_only
+@manage_flows
 def flows():
     counts = dict(db.session.execute(
         select(FlowStageBinding.flow_id, func.count(FlowStageBinding.id))
@@ -39,7 +39,7 @@ def flows():
 
 
 @bp.route("/flows/new", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def flow_create():
     form = FlowForm()
     if form.validate_on_submit():
@@ -52,7 +52,7 @@ def flow_create():
 
 
 @bp.route("/flows/<int:flow_id>")
-@admins_only
+@manage_flows
 def flow_detail(flow_id: int):
     flow = db.session.scalar(
         select(Flow).where(Flow.id == flow_id)
@@ -63,7 +63,7 @@ def flow_detail(flow_id: int):
 
 
 @bp.route("/flows/<int:flow_id>/edit", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def flow_edit(flow_id: int):
     flow = db.get_or_404(Flow, flow_id)
     form = FlowForm(obj=flow, instance=flow)
@@ -75,7 +75,7 @@ def flow_edit(flow_id: int):
 
 
 @bp.route("/flows/<int:flow_id>/delete", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def flow_delete(flow_id: int):
     flow = db.get_or_404(Flow, flow_id)
     return confirm_delete(
@@ -86,7 +86,7 @@ def flow_delete(flow_id: int):
 
 
 @bp.route("/flows/<int:flow_id>/bindings/new", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def binding_create(flow_id: int):
     flow = db.get_or_404(Flow, flow_id)
     form = BindingForm(stages=_stages())
@@ -101,7 +101,7 @@ def binding_create(flow_id: int):
 
 
 @bp.route("/flows/<int:flow_id>/bindings/<int:binding_id>/edit", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def binding_edit(flow_id: int, binding_id: int):
     binding = _binding(flow_id, binding_id)
     form = BindingForm(stages=_stages())
@@ -115,7 +115,7 @@ def binding_edit(flow_id: int, binding_id: int):
 
 
 @bp.route("/flows/<int:flow_id>/bindings/<int:binding_id>/move/<direction>", methods=["POST"])
-@admins_only
+@manage_flows
 def binding_move(flow_id: int, binding_id: int, direction: str):
     binding = _binding(flow_id, binding_id)
     if direction not in ("up", "down"):
@@ -128,7 +128,7 @@ def binding_move(flow_id: int, binding_id: int, direction: str):
 
 
 @bp.route("/flows/<int:flow_id>/bindings/<int:binding_id>/delete", methods=["POST"])
-@admins_only
+@manage_flows
 def binding_delete(flow_id: int, binding_id: int):
     binding = _binding(flow_id, binding_id)
     if ConfirmForm().validate_on_submit():

@@ -1,19 +1,37 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime
 
 import yaml
+from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
+    IntegerField,
+    RadioField,
     SelectField,
+    SelectMultipleField,
     StringField,
     SubmitField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, InputRequired, Length, ValidationError
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from ..access import PERMISSIONS
+from ..forms import Email
 
 
 def parse_attributes(text: str) -> dict:
@@ -53,6 +71,56 @@ class YamlObject:
             raise ValidationError(str(exc)) from None
 
 
+def split_addresses(text: str) -> list[str]:
+    """Addresses separated by commas, semicolons, spaces or new lines."""
+    return [part for part in re.split(r"[\s,;]+", text or "") if part]
+
+
+def normalise_address(address: str) -> str:
+    """The normalised address, or ValueError with the reason."""
+    try:
+        return validate_email(address, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise ValueError(f"{address!r} is not a valid email address ({exc}).") from None
+
+
+class AddressList:
+    """Validate every address of a list field; keep the normalised list in `field.addresses`."""
+
+    def __init__(self, limit: int = 100) -> None:
+        self.limit = limit
+
+    def __call__(self, form, field):
+        field.addresses = []
+        for address in split_addresses(field.data):
+            try:
+                normalised = normalise_address(address)
+            except ValueError as exc:
+                raise ValidationError(str(exc)) from None
+            if normalised.lower() not in {a.lower() for a in field.addresses}:
+                field.addresses.append(normalised)
+        if len(field.addresses) > self.limit:
+            raise ValidationError(f"At most {self.limit} addresses here; use bulk invite for more.")
+
+
+class DomainList:
+    def __call__(self, form, field):
+        field.domains = []
+        for domain in split_addresses(field.data):
+            domain = domain.lower().lstrip("@")
+            if not re.fullmatch(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
+                                domain):
+                raise ValidationError(f"{domain!r} is not a domain such as example.com.")
+            field.domains.append(domain)
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """A list of checkboxes (easier than a multi-select, with and without a mouse)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
 class InvitationForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=255)],
                        description="For you and other admins; the invitee does not see it.")
@@ -70,11 +138,26 @@ class InvitationForm(FlaskForm):
                     "in the new user's attributes.",
     )
     single_use = BooleanField("Single use", description="The link stops working after one enrollment.")
+    max_uses = IntegerField(
+        "Maximum uses", validators=[Optional(), NumberRange(min=1, max=1_000_000)],
+        description="Optional. The link stops working after this many enrollments.",
+    )
+    allowed_domains = StringField(
+        "Allowed email domains", validators=[Length(max=2000), DomainList()],
+        description="Optional, e.g. example.com, example.org. Enrollment accepts only addresses "
+                    "at these domains.",
+    )
+    groups = MultiCheckboxField("Groups", coerce=int,
+                                description="Given to each person who enrolls with this invitation.")
+    message = TextAreaField("Personal message", validators=[Length(max=2000)],
+                            render_kw={"rows": 3},
+                            description="Optional; included in the email.")
     submit = SubmitField("Save")
 
-    def __init__(self, *args, flows=(), original_expiry: datetime | None = None, **kwargs):
+    def __init__(self, *args, flows=(), groups=(), original_expiry: datetime | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.flow.choices = [(f.id, f"{f.name} ({f.slug})") for f in flows]
+        self.groups.choices = [(g.id, g.name) for g in groups]
         self._original_expiry = original_expiry
 
     def validate_expires(self, field):
@@ -90,6 +173,131 @@ class InvitationForm(FlaskForm):
     @property
     def expires_at(self) -> datetime:
         return self.expires.data.replace(tzinfo=UTC)
+
+
+class NewInvitationForm(InvitationForm):
+    """Creating: to specific people (one invitation each, emailed) or one link for a group."""
+
+    kind = RadioField("Who is it for?", choices={
+        "recipients": "Specific people: one personal link each, sent by email",
+        "link": "One link to share with a group of people",
+    })
+    to = TextAreaField("To", validators=[Length(max=20000), AddressList()], render_kw={"rows": 2},
+                       description="One or more addresses, separated by commas or new lines. "
+                                   "Each gets their own invitation, usable only with that address.")
+    cc = StringField("CC", validators=[Length(max=2000), AddressList(10)])
+    bcc = StringField("BCC", validators=[Length(max=2000), AddressList(10)])
+    submit = SubmitField("Create invitation")
+    field_order = ("kind", "to", "cc", "bcc", "name")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.name.validators = [Length(max=255)]
+        self.name.flags.required = False
+        self.name.description = ("For you and other admins. Optional for specific people "
+                                 "(their address is used).")
+        if self.is_submitted() and not self.kind.data:
+            self.kind.data = "link"  # a POST without a choice (scripts, older clients): a link
+
+    def validate(self, extra_validators=None) -> bool:
+        ok = super().validate(extra_validators)
+        if self.kind.data == "recipients":
+            if ok and not getattr(self.to, "addresses", []):
+                self.to.errors.append("Enter at least one address.")
+                ok = False
+        elif not (self.name.data or "").strip():
+            self.name.errors.append("Give the link a name so you can find it later.")
+            ok = False
+        return ok
+
+
+class BulkInvitationForm(FlaskForm):
+    text = TextAreaField(
+        "Addresses or CSV", validators=[Length(max=2_000_000)], render_kw={"rows": 10, "spellcheck": "false"},
+        description="Paste one address per line (\"Name <address>\" works too), or CSV with a header "
+                    "line: email, name, groups (separated by ;), attributes (a JSON object).",
+    )
+    upload = FileField("…or upload a CSV file", render_kw={"accept": ".csv,text/csv"})
+    flow = SelectField("Flow", coerce=int, validators=[InputRequired("Choose the enrollment flow.")])
+    expires = DateTimeLocalField("Expires (UTC)", format="%Y-%m-%dT%H:%M",
+                                 validators=[InputRequired("Choose when the invitations expire.")])
+    groups = MultiCheckboxField("Groups for everyone", coerce=int)
+    message = TextAreaField("Personal message", validators=[Length(max=2000)], render_kw={"rows": 3})
+    preview = SubmitField("Preview")
+    confirm = SubmitField("Create invitations")
+
+    def __init__(self, *args, flows=(), groups=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.flow.choices = [(f.id, f"{f.name} ({f.slug})") for f in flows]
+        self.groups.choices = [(g.id, g.name) for g in groups]
+
+    def validate_expires(self, field):
+        if field.data is not None and field.data.replace(tzinfo=UTC) <= datetime.now(UTC):
+            raise ValidationError("Choose a moment in the future.")
+
+
+class ExpiryForm(FlaskForm):
+    """Resend and extend: both ask for the new expiry."""
+
+    expires = DateTimeLocalField("New expiry (UTC)", format="%Y-%m-%dT%H:%M",
+                                 validators=[InputRequired("Choose the new expiry.")])
+    submit = SubmitField("Confirm")
+
+    def validate_expires(self, field):
+        if field.data is not None and field.data.replace(tzinfo=UTC) <= datetime.now(UTC):
+            raise ValidationError("Choose a moment in the future.")
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.expires.data.replace(tzinfo=UTC)
+
+
+class BulkActionForm(FlaskForm):
+    action = SelectField("With the selected", choices={"revoke": "Revoke", "delete": "Delete"})
+    ids = SelectMultipleField("Invitations", coerce=int, validate_choice=False)
+    submit = SubmitField("Apply")
+
+
+class DirectUserForm(FlaskForm):
+    username = StringField("Username", validators=[
+        DataRequired(), Length(max=150),
+        Regexp(r"^[\w.@+-]+$", message="Use letters, digits and @ . + - _ only."),
+    ])
+    name = StringField("Name", validators=[Length(max=255)])
+    email = StringField("Email", validators=[DataRequired(), Length(max=320), Email()],
+                        render_kw={"type": "email"},
+                        description="The link to set a password is sent here.")
+    groups = MultiCheckboxField("Groups", coerce=int)
+    submit = SubmitField("Create user")
+
+    def __init__(self, *args, groups=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.groups.choices = [(g.id, g.name) for g in groups]
+
+
+class RoleForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=150)])
+    description = StringField("Description", validators=[Length(max=500)])
+    permissions = MultiCheckboxField("Permissions", choices=dict(PERMISSIONS),
+                                     validators=[DataRequired("Choose at least one permission.")])
+    namespaces = StringField(
+        "Namespaces", validators=[Length(max=2000)],
+        description="Optional, separated by commas. Limits the role to flows whose slug is a "
+                    "namespace or starts with it and a dot or dash (\"sales\" covers sales.emea). "
+                    "Empty: every flow.",
+    )
+    groups = MultiCheckboxField("Bound to groups", coerce=int)
+    submit = SubmitField("Save role")
+
+    def __init__(self, *args, groups=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.groups.choices = [(g.id, g.name) for g in groups]
+
+
+class GroupForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=150)])
+    is_superuser = BooleanField("Superuser group", description="Members may do everything.")
+    submit = SubmitField("Save group")
 
 
 class ConfirmForm(FlaskForm):

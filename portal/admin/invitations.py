@@ -1,65 +1,219 @@
-from datetime import timedelta
+"""Invitations: list, create (to people or as a link), bulk, and the lifecycle actions."""
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from datetime import UTC, timedelta
+
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from ..access import INVITATIONS_MANAGE, assignable_groups
 from ..extensions import db
-from ..invitations import service
-from ..models import Flow, FlowDesignation, Invitation, InvitationUse, utcnow
+from ..invitations import bulk, service
+from ..mail import mail_configured
+from ..mail import retry as retry_email
+from ..models import (
+    Flow,
+    FlowDesignation,
+    Group,
+    Invitation,
+    InvitationUse,
+    OutboxMessage,
+    OutboxStatus,
+    User,
+    utcnow,
+)
 from ..pagination import paginate
 from ..urls import base_url
-from . import admins_only, bp
-from .forms import ConfirmForm, InvitationForm
+from . import bp, client_ip, deliver_after_response, grants, permission_required
+from .forms import (
+    BulkActionForm,
+    BulkInvitationForm,
+    ConfirmForm,
+    ExpiryForm,
+    InvitationForm,
+    NewInvitationForm,
+)
 
 PER_PAGE = 25
+MAX_UPLOAD_BYTES = 2 * 1024 * 1024
+manage = permission_required(INVITATIONS_MANAGE)
+
+
+def _flow_allowed(flow: Flow) -> bool:
+    return grants().can(INVITATIONS_MANAGE, flow.slug)
 
 
 def _enrollment_flows():
-    return db.session.scalars(
+    flows = db.session.scalars(
         select(Flow).filter_by(designation=FlowDesignation.ENROLLMENT).order_by(Flow.name)
     ).all()
+    return [f for f in flows if _flow_allowed(f)]
+
+
+def _allowed_flow_ids() -> set[int] | None:
+    """None when the admin may manage invitations of every flow."""
+    if grants().namespaces(INVITATIONS_MANAGE) is None:
+        return None
+    return {f.id for f in db.session.scalars(select(Flow)) if _flow_allowed(f)}
 
 
 def _get_invitation(invitation_id: int) -> Invitation:
-    return db.get_or_404(Invitation, invitation_id,
-                         options=[selectinload(Invitation.uses).selectinload(InvitationUse.user)])
+    invitation = db.get_or_404(
+        Invitation, invitation_id,
+        options=[selectinload(Invitation.uses).selectinload(InvitationUse.user)],
+    )
+    if not _flow_allowed(invitation.flow):
+        abort(404)
+    return invitation
+
+
+def _groups_by_id(ids) -> list[Group]:
+    allowed = {g.id: g for g in assignable_groups(grants())}
+    return [allowed[i] for i in ids or [] if i in allowed]
+
+
+def _default_expiry():
+    expire_after: timedelta = current_app.config["INVITATION_EXPIRE_AFTER_DELTA"]
+    return (utcnow() + expire_after).replace(tzinfo=None, second=0, microsecond=0)
+
+
+def _queued_ids(invitations) -> list[int]:
+    ids = [i.id for i in invitations]
+    return list(db.session.scalars(select(OutboxMessage.id).where(
+        OutboxMessage.invitation_id.in_(ids), OutboxMessage.status == OutboxStatus.QUEUED)))
 
 
 @bp.route("/invitations/")
-@admins_only
+@manage
 def invitations():
-    search = request.args.get("q", "").strip()
-    page = paginate(service.list_query(search), per_page=PER_PAGE)
-    return render_template("admin/invitations/list.html", page=page, search=search,
-                           status_of=service.status_of)
+    args = request.args
+    filters = _list_filters()
+    query = service.list_query(**filters, flow_ids=_allowed_flow_ids())
+    page = paginate(query, per_page=PER_PAGE)
+    creators = db.session.scalars(
+        select(User).where(User.id.in_(select(Invitation.created_by_id).distinct()))
+        .order_by(User.username)
+    ).all()
+    return render_template(
+        "admin/invitations/list.html", page=page, status_of=service.status_of, filters=filters,
+        flows=_enrollment_flows(), creators=creators, statuses=list(service.InvitationStatus),
+        emails=service.latest_emails([i.id for i in page.items]), bulk_form=BulkActionForm(),
+        args={k: v for k, v in args.items() if k != "page"},
+    )
+
+
+def _list_filters() -> dict:
+    args = request.args
+    return {
+        "search": args.get("q", "").strip(),
+        "status": args.get("status", ""),
+        "flow_id": args.get("flow", type=int),
+        "creator_id": args.get("creator", type=int),
+        "sort": args.get("sort", "-created"),
+    }
+
+
+@bp.route("/invitations/links.csv")
+@manage
+def invitations_links_csv():
+    """The pending invitations of the current filter with their links, to send by hand (or
+    with another mailer) when the portal has no mail server."""
+    query = service.list_query(**{**_list_filters(), "status": "pending"},
+                               flow_ids=_allowed_flow_ids())
+    root = base_url()
+
+    def rows():
+        yield from service.links_csv(db.session.scalars(query), root)
+
+    stamp = utcnow().strftime("%Y%m%d-%H%M%S")
+    return Response(stream_with_context(rows()), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="invitation-links-{stamp}.csv"'})
 
 
 @bp.route("/invitations/new", methods=["GET", "POST"])
-@admins_only
+@manage
 def invitation_create():
-    form = InvitationForm(flows=_enrollment_flows())
+    groups = assignable_groups(grants())
+    form = NewInvitationForm(flows=_enrollment_flows(), groups=groups)
     if request.method == "GET":
-        expire_after: timedelta = current_app.config["INVITATION_EXPIRE_AFTER_DELTA"]
-        form.expires.data = (utcnow() + expire_after).replace(tzinfo=None, second=0, microsecond=0)
+        form.expires.data = _default_expiry()
+        form.kind.data = "recipients"
+        source = request.args.get("from", type=int)
+        if source:  # "duplicate": the same settings, a new link
+            _fill_from(form, _get_invitation(source))
     if form.validate_on_submit():
-        invitation = service.create_invitation(
-            name=form.name.data.strip(),
+        options = dict(
             flow=db.session.get(Flow, form.flow.data),
             expires_at=form.expires_at,
             attributes=form.attributes.parsed,
-            single_use=form.single_use.data,
-            created_by=current_user,
+            message=(form.message.data or "").strip(),
+            groups=_groups_by_id(form.groups.data),
         )
-        flash("Invitation created. Copy the link below and send it to the person you invite.",
-              "success")
+        if form.kind.data == "recipients":
+            created, emailed = service.invite_recipients(
+                form.to.addresses, name=(form.name.data or "").strip(), cc=form.cc.addresses,
+                bcc=form.bcc.addresses, base_url=base_url(), created_by=current_user,
+                ip=client_ip(), **options,
+            )
+            deliver_after_response(_queued_ids(created))
+            _flash_created(len(created), emailed)
+            if len(created) > 1:
+                return redirect(url_for("admin.invitations", sort="-created"))
+            invitation = created[0]
+        else:
+            invitation = service.create_invitation(
+                name=(form.name.data or "").strip(), single_use=form.single_use.data,
+                max_uses=form.max_uses.data, allowed_domains=form.allowed_domains.domains,
+                created_by=current_user, ip=client_ip(), **options,
+            )
+            flash("Invitation created. Copy the link below and share it with the people you invite.",
+                  "success")
         return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
-    return render_template("admin/invitations/form.html", form=form, invitation=None)
+    return render_template("admin/invitations/form.html", form=form, invitation=None,
+                           mail_configured=mail_configured())
+
+
+def _fill_from(form: NewInvitationForm, source: Invitation) -> None:
+    form.name.data = source.name
+    form.flow.data = source.flow_id
+    form.attributes.data = service.attributes_as_yaml(source.attributes)
+    form.message.data = source.message
+    form.groups.data = [g.id for g in source.groups]
+    form.single_use.data = source.single_use
+    form.max_uses.data = source.max_uses
+    form.allowed_domains.data = ", ".join(source.allowed_domains or [])
+    if source.email:
+        form.to.data = source.email
+        form.cc.data = ", ".join(source.cc or [])
+        form.bcc.data = ", ".join(source.bcc or [])
+    else:
+        form.kind.data = "link"
+
+
+def _flash_created(count: int, emailed: bool) -> None:
+    what = "1 invitation" if count == 1 else f"{count} invitations"
+    if emailed:
+        flash(f"{what} created; the email is on its way (see its delivery status below).", "success")
+    else:
+        flash(f"{what} created. No mail server is configured (MAIL_SERVER is empty), so no email "
+              "was sent: send each link yourself (“Export pending links” downloads them all).",
+              "warning")
 
 
 @bp.route("/invitations/<int:invitation_id>")
-@admins_only
+@manage
 def invitation_detail(invitation_id: int):
     invitation = _get_invitation(invitation_id)
     status = service.status_of(invitation)
@@ -67,44 +221,61 @@ def invitation_detail(invitation_id: int):
         service.invitation_link(invitation, base_url())
         if status is service.InvitationStatus.VALID else None
     )
-    return render_template("admin/invitations/detail.html", invitation=invitation,
-                           status=status, link=link, delete_form=ConfirmForm())
+    return render_template(
+        "admin/invitations/detail.html", invitation=invitation, status=status, link=link,
+        action_form=ConfirmForm(), mail_configured=mail_configured(),
+    )
 
 
 @bp.route("/invitations/<int:invitation_id>/edit", methods=["GET", "POST"])
-@admins_only
+@manage
 def invitation_edit(invitation_id: int):
     invitation = _get_invitation(invitation_id)
-    form = InvitationForm(flows=_enrollment_flows(), original_expiry=invitation.expires_at)
+    form = InvitationForm(flows=_enrollment_flows(), groups=assignable_groups(grants()),
+                          original_expiry=invitation.expires_at)
+    if invitation.email:  # recipient-bound: one use, one address
+        del form.single_use, form.max_uses, form.allowed_domains
     if request.method == "GET":
         form.name.data = invitation.name
         form.flow.data = invitation.flow_id
-        form.single_use.data = invitation.single_use
         form.attributes.data = service.attributes_as_yaml(invitation.attributes)
+        form.message.data = invitation.message
+        form.groups.data = [g.id for g in invitation.groups]
+        if not invitation.email:
+            form.single_use.data = invitation.single_use
+            form.max_uses.data = invitation.max_uses
+            form.allowed_domains.data = ", ".join(invitation.allowed_domains or [])
         if invitation.expires_at:
             form.expires.data = invitation.expires_at.replace(tzinfo=None, second=0, microsecond=0)
     if form.validate_on_submit():
-        service.update_invitation(
-            invitation,
-            name=form.name.data.strip(),
+        chosen = _groups_by_id(form.groups.data)
+        mine = {g.id for g in assignable_groups(grants())}
+        changes = dict(
+            name=(form.name.data or "").strip(),
             flow=db.session.get(Flow, form.flow.data),
             expires_at=form.expires_at,
             attributes=form.attributes.parsed,
-            single_use=form.single_use.data,
+            message=(form.message.data or "").strip(),
+            groups=chosen + [g for g in invitation.groups if g.id not in mine],
         )
+        if not invitation.email:
+            changes.update(single_use=form.single_use.data, max_uses=form.max_uses.data,
+                           allowed_domains=form.allowed_domains.domains)
+        service.update_invitation(invitation, **changes)
         flash("Invitation saved.", "success")
         return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
-    return render_template("admin/invitations/form.html", form=form, invitation=invitation)
+    return render_template("admin/invitations/form.html", form=form, invitation=invitation,
+                           mail_configured=mail_configured())
 
 
 @bp.route("/invitations/<int:invitation_id>/delete", methods=["GET", "POST"])
-@admins_only
+@manage
 def invitation_delete(invitation_id: int):
     invitation = _get_invitation(invitation_id)
     form = ConfirmForm()
     if form.validate_on_submit():
         name = invitation.name
-        service.delete_invitation(invitation)
+        service.delete_invitation(invitation, actor=current_user, ip=client_ip())
         flash(f"Invitation “{name}” deleted; its link no longer works.", "success")
         return redirect(url_for("admin.invitations"))
     return render_template("admin/confirm_delete.html", form=form, what="invitation",
@@ -112,3 +283,137 @@ def invitation_delete(invitation_id: int):
                            consequence="Its link stops working at once. Accounts created with "
                                        "it are kept.",
                            cancel=url_for("admin.invitation_detail", invitation_id=invitation.id))
+
+
+@bp.route("/invitations/<int:invitation_id>/revoke", methods=["POST"])
+@manage
+def invitation_revoke(invitation_id: int):
+    invitation = _get_invitation(invitation_id)
+    if ConfirmForm().validate_on_submit():
+        service.revoke_many([invitation], actor=current_user, ip=client_ip())
+        flash("Invitation revoked; its link no longer works.", "success")
+    return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
+
+
+@bp.route("/invitations/<int:invitation_id>/<any(resend, extend):action>", methods=["GET", "POST"])
+@manage
+def invitation_expiry_action(invitation_id: int, action: str):
+    """Resend (new link, new expiry) and extend (same link, later expiry) ask the same question."""
+    invitation = _get_invitation(invitation_id)
+    form = ExpiryForm()
+    if request.method == "GET":
+        form.expires.data = _default_expiry()
+    if form.validate_on_submit():
+        try:
+            if action == "resend":
+                emailed = service.resend(invitation, expires_at=form.expires_at,
+                                         base_url=base_url(), actor=current_user, ip=client_ip())
+                deliver_after_response(_queued_ids([invitation]))
+                flash("A new link was made; the old one no longer works. "
+                      + ("It is being emailed." if emailed else "Copy it below and send it."),
+                      "success")
+            else:
+                service.extend(invitation, expires_at=form.expires_at, actor=current_user,
+                               ip=client_ip())
+                flash("The invitation's expiry was extended; the link is unchanged.", "success")
+            return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
+        except service.ActionRefused as exc:
+            form.expires.errors = [str(exc)]
+    return render_template("admin/invitations/expiry.html", form=form, invitation=invitation,
+                           action=action)
+
+
+@bp.route("/invitations/<int:invitation_id>/emails/<int:message_id>/retry", methods=["POST"])
+@manage
+def invitation_email_retry(invitation_id: int, message_id: int):
+    invitation = _get_invitation(invitation_id)
+    message = db.get_or_404(OutboxMessage, message_id)
+    if message.invitation_id == invitation.id and ConfirmForm().validate_on_submit():
+        retry_email(message)
+        db.session.commit()
+        deliver_after_response([message.id])
+        flash("The email is queued again.", "success")
+    return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
+
+
+@bp.route("/invitations/bulk-action", methods=["POST"])
+@manage
+def invitations_bulk_action():
+    form = BulkActionForm()
+    if not form.validate_on_submit() or not form.ids.data:
+        flash("Select at least one invitation.", "error")
+        return redirect(url_for("admin.invitations"))
+    chosen = [i for i in db.session.scalars(
+        select(Invitation).where(Invitation.id.in_(form.ids.data))) if _flow_allowed(i.flow)]
+    if form.action.data == "delete":
+        count = service.delete_many(chosen, actor=current_user, ip=client_ip())
+        flash(f"{count} invitation(s) deleted.", "success")
+    else:
+        count = service.revoke_many(chosen, actor=current_user, ip=client_ip())
+        flash(f"{count} invitation(s) revoked.", "success")
+    return redirect(url_for("admin.invitations"))
+
+
+@bp.route("/invitations/bulk", methods=["GET", "POST"])
+@manage
+def invitations_bulk():
+    groups = assignable_groups(grants())
+    form = BulkInvitationForm(flows=_enrollment_flows(), groups=groups)
+    rows, error = None, None
+    if request.method == "GET":
+        form.expires.data = _default_expiry()
+    elif form.validate_on_submit():
+        upload = form.upload.data
+        if upload and upload.filename:
+            raw = upload.read(MAX_UPLOAD_BYTES + 1)
+            if len(raw) > MAX_UPLOAD_BYTES:
+                error = "The file is larger than 2 MB; split it."
+            else:
+                try:
+                    form.text.data = raw.decode("utf-8-sig")
+                except UnicodeDecodeError as exc:
+                    line = raw[:exc.start].count(b"\n") + 1
+                    error = f"Line {line}: the file is not UTF-8 text; save it as CSV (UTF-8)."
+        if error is None:
+            try:
+                rows = bulk.check(bulk.parse(form.text.data), flow_id=form.flow.data,
+                                  assignable=groups)
+            except bulk.UploadRejected as exc:
+                error = str(exc)
+        if error is None and not rows:
+            error = "Paste at least one address, or upload a CSV file."
+        if error is None and form.confirm.data and any(r.ok for r in rows):
+            return _bulk_create(form, rows)
+    if error and _wants_json():
+        return jsonify(error=error), 400
+    return render_template("admin/invitations/bulk.html", form=form, rows=rows, error=error,
+                           valid=sum(1 for r in rows or [] if r.ok), mail_configured=mail_configured())
+
+
+def _wants_json() -> bool:
+    return request.accept_mimetypes.best == "application/json"
+
+
+def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
+    """Create the valid rows; the page's script sends them in slices (start, count) to show
+    progress, a plain form post sends them all at once."""
+    start = max(0, request.form.get("start", 0, type=int))
+    count = request.form.get("count", type=int)
+    part = rows[start:start + count] if count else rows
+    emailed = mail_configured()
+    created = bulk.create(
+        part, base_url=base_url(), email=emailed, created_by=current_user, ip=client_ip(),
+        flow=db.session.get(Flow, form.flow.data), expires_at=form.expires.data.replace(tzinfo=UTC),
+        message=(form.message.data or "").strip(), groups=_groups_by_id(form.groups.data),
+    )
+    deliver_after_response(_queued_ids(created))
+    last = not count or start + count >= len(rows)
+    if last:
+        _flash_created(len(created) + request.form.get("created_so_far", 0, type=int), emailed)
+        skipped = sum(1 for r in rows if not r.ok)
+        if skipped:
+            flash(f"{skipped} row(s) with a problem were skipped.", "info")
+    if _wants_json():
+        return jsonify(created=len(created), processed=min(len(rows), start + len(part)),
+                       total=len(rows))
+    return redirect(url_for("admin.invitations", sort="-created"))

@@ -8,13 +8,13 @@ from ..extensions import db
 from ..flows import editor
 from ..flows.prompts import PROMPT_TYPES
 from ..models import Prompt
-from . import admins_only, bp
+from . import bp, manage_flows
 from .editing import confirm_delete
 from .flow_forms import PromptForm
 
 
 @bp.route("/prompts/")
-@admins_only
+@manage_flows
 def prompts():
     rows = db.session.scalars(
         select(Prompt).options(selectinload(Prompt.stages)).order_by(Prompt.name)).all()
@@ -22,7 +22,7 @@ def prompts():
 
 
 @bp.route("/prompts/new", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def prompt_create():
     form = PromptForm()
     if form.validate_on_submit():
@@ -35,7 +35,7 @@ def prompt_create():
 
 
 @bp.route("/prompts/<int:prompt_id>/edit", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def prompt_edit(prompt_id: int):
     prompt = db.get_or_404(Prompt, prompt_id)
     form = PromptForm(instance=prompt)
@@ -50,7 +50,7 @@ def prompt_edit(prompt_id: int):
 
 
 @bp.route("/prompts/<int:prompt_id>/delete", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def prompt_delete(prompt_id: int):
     prompt = db.get_or_404(Prompt, prompt_id)
     return confirm_delete(

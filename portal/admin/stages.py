@@ -7,7 +7,7 @@ from ..extensions import db
 from ..flows import editor
 from ..flows.stages import STAGE_TYPES
 from ..models import FlowStageBinding, Prompt, Stage
-from . import admins_only, bp
+from . import bp, manage_flows
 from .editing import confirm_delete
 from .flow_forms import STAGE_FORMS, PromptStageForm
 
@@ -29,7 +29,7 @@ def _save(stage: Stage, form) -> None:
 
 
 @bp.route("/stages/")
-@admins_only
+@manage_flows
 def stages():
     used = dict(db.session.execute(
         select(FlowStageBinding.stage_id, func.count(FlowStageBinding.id))
@@ -39,13 +39,13 @@ def stages():
 
 
 @bp.route("/stages/new")
-@admins_only
+@manage_flows
 def stage_types():
     return render_template("admin/stages/types.html", types=STAGE_TYPES)
 
 
 @bp.route("/stages/new/<kind>", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def stage_create(kind: str):
     form = _form_for(kind)
     if form.validate_on_submit():
@@ -62,7 +62,7 @@ def stage_create(kind: str):
 
 
 @bp.route("/stages/<int:stage_id>/edit", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def stage_edit(stage_id: int):
     stage = db.get_or_404(Stage, stage_id)
     if stage.type not in STAGE_FORMS:
@@ -79,7 +79,7 @@ def stage_edit(stage_id: int):
 
 
 @bp.route("/stages/<int:stage_id>/delete", methods=["GET", "POST"])
-@admins_only
+@manage_flows
 def stage_delete(stage_id: int):
     stage = db.get_or_404(Stage, stage_id)
     return confirm_delete(

@@ -1,16 +1,24 @@
-from flask import render_template, request
+"""Users: list, detail, and "create user directly (skip invitation)"."""
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
+from ..access import USERS_MANAGE, assignable_groups
+from ..auth import service as accounts
 from ..extensions import db
 from ..models import InvitationUse, User
-from . import admins_only, bp
+from ..urls import base_url
+from . import bp, client_ip, deliver_after_response, grants, permission_required
+from .forms import DirectUserForm
 
 PER_PAGE = 25
+manage = permission_required(USERS_MANAGE)
 
 
 @bp.route("/users/")
-@admins_only
+@manage
 def users():
     query = select(User).options(selectinload(User.groups)).order_by(User.created_at.desc(), User.id.desc())
     search = request.args.get("q", "").strip()
@@ -24,7 +32,7 @@ def users():
 
 
 @bp.route("/users/<int:user_id>")
-@admins_only
+@manage
 def user_detail(user_id: int):
     user = db.get_or_404(User, user_id)
     uses = db.session.scalars(
@@ -32,3 +40,32 @@ def user_detail(user_id: int):
         .filter_by(user_id=user.id)
     ).all()
     return render_template("admin/users/detail.html", user=user, uses=uses)
+
+
+@bp.route("/users/new", methods=["GET", "POST"])
+@manage
+def user_create():
+    groups = assignable_groups(grants())
+    form = DirectUserForm(groups=groups)
+    if form.validate_on_submit():
+        allowed = {g.id: g for g in groups}
+        try:
+            user, link, message_id = accounts.create_user_directly(
+                username=form.username.data, email=form.email.data, name=form.name.data or "",
+                groups=[allowed[i] for i in form.groups.data if i in allowed],
+                created_by=current_user, ip=client_ip(),
+                link_for=lambda token: f"{base_url()}{url_for('auth.set_password', token=token)}",
+                lifetime=current_app.config["INVITATION_EXPIRE_AFTER_DELTA"],
+            )
+        except accounts.AccountError as exc:
+            form.username.errors.append(str(exc))
+        else:
+            if message_id is not None:
+                deliver_after_response([message_id])
+                flash(f"User {user.username} created; a link to set their password is being "
+                      f"emailed to {user.email}.", "success")
+                return redirect(url_for("admin.user_detail", user_id=user.id))
+            flash(f"User {user.username} created. No mail server is configured, so send them "
+                  "this one-time link to set their password yourself.", "warning")
+            return render_template("admin/users/created.html", user=user, link=link)
+    return render_template("admin/users/form.html", form=form)

@@ -1,3 +1,5 @@
+from types import SimpleNamespace
+
 from flask_wtf import FlaskForm
 from wtforms import PasswordField, StringField, SubmitField
 from wtforms.validators import DataRequired, EqualTo, Length, Regexp
@@ -31,3 +33,18 @@ class SetupForm(FlaskForm):
 
 class LogoutForm(FlaskForm):
     submit = SubmitField("Sign out")
+
+
+class SetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[DataRequired(), PasswordPolicy()],
+                             render_kw=PASSWORD_RENDER)
+    password_repeat = PasswordField("New password (repeat)", validators=[
+        DataRequired(), EqualTo("password", message="The passwords do not match."),
+    ], render_kw=PASSWORD_RENDER)
+    submit = SubmitField("Set password")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        # PasswordPolicy compares the password with the account's own name and address.
+        self.username = SimpleNamespace(data=user.username)
+        self.email = SimpleNamespace(data=user.email)

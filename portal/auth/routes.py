@@ -4,11 +4,12 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user, login_user, logout_user
 
 from .. import ratelimits
+from ..audit import Action, record_event
 from ..errors import render_error
 from ..models import TokenPurpose
 from ..security.headers import no_referrer
 from . import service
-from .forms import LoginForm, LogoutForm, SetupForm
+from .forms import LoginForm, LogoutForm, SetPasswordForm, SetupForm
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -24,7 +25,9 @@ def safe_next(target: str | None) -> str | None:
 
 
 def home_for(user) -> str:
-    return url_for("admin.dashboard") if user.is_superuser else url_for("account.index")
+    from ..access import grants_for
+
+    return url_for("admin.dashboard") if grants_for(user).any_admin else url_for("account.index")
 
 
 def sign_in(user) -> None:
@@ -43,9 +46,12 @@ def login():
     if form.validate_on_submit():
         user = service.authenticate(form.login.data, form.password.data)
         if user is None:
+            record_event(Action.SIGN_IN_FAILED, ip=request.remote_addr, object_type="user",
+                         object_repr=form.login.data.strip()[:150], commit=True)
             form.password.errors.append("The username or password is not right.")
         else:
             target = safe_next(request.args.get("next"))
+            record_event(Action.SIGN_IN_SUCCEEDED, actor=user, ip=request.remote_addr, obj=user)
             sign_in(user)
             return redirect(target or home_for(user))
     return render_template("auth/login.html", form=form)
@@ -88,3 +94,25 @@ def setup():
             flash("Your admin account is ready.", "success")
             return redirect(url_for("admin.dashboard"))
     return render_template("auth/setup.html", form=form)
+
+
+@bp.route("/set-password", methods=["GET", "POST"])
+def set_password():
+    """A directly created user chooses a password through their one-time link."""
+    token = request.args.get("token", "")
+    row = service.find_action_token(TokenPurpose.SET_PASSWORD, token)
+    if row is None or row.user is None:
+        return render_error(
+            404, "This link is not valid",
+            "It was already used or has expired. Ask an administrator to send you a new one.",
+        )
+    form = SetPasswordForm(user=row.user)
+    if form.validate_on_submit():
+        try:
+            user = service.set_password(token, form.password.data, ip=request.remote_addr)
+        except service.AccountError as exc:
+            return render_error(404, "This link is not valid", str(exc))
+        sign_in(user)
+        flash("Your password is set. Welcome!", "success")
+        return redirect(home_for(user))
+    return render_template("auth/set_password.html", form=form, user=row.user)

@@ -122,3 +122,55 @@ def complete_setup(token: str, *, username: str, email: str, name: str, password
     db.session.add(user)
     db.session.commit()
     return user
+
+
+def create_user_directly(*, username: str, email: str, name: str = "", groups=(),
+                         created_by: User | None = None, ip: str | None = None,
+                         link_for, lifetime: timedelta) -> tuple[User, str, int | None]:
+    """Kestra's "create user (skip invitation)": the user exists at once, without a password,
+    and gets a one-time link to set one. `link_for(token)` builds the absolute link.
+
+    Returns the user, the link, and the id of the queued email (None: no mail server is set).
+    """
+    from ..audit import Action, record_event
+    from ..mail import enqueue, mail_configured
+    from ..mail.messages import set_password_email
+
+    if username_exists(username):
+        raise AccountError(f"The username {username!r} is already taken.")
+    user = User(username=username.strip(), email=email.strip(), name=name.strip(),
+                password_hash=None, attributes={}, groups=list(groups))
+    db.session.add(user)
+    db.session.flush()
+    record_event(Action.USER_CREATED, actor=created_by, ip=ip, obj=user,
+                 detail={"direct": True, "groups": [g.name for g in user.groups]})
+    token = issue_action_token(TokenPurpose.SET_PASSWORD, lifetime, user=user)  # commits
+    link = link_for(token)
+    if not mail_configured():
+        return user, link, None
+    row = find_action_token(TokenPurpose.SET_PASSWORD, token)
+    subject, text, html = set_password_email(user, link, created_by, row.expires_at)
+    message = enqueue(user.email, subject, text, html)
+    db.session.commit()
+    return user, link, message.id
+
+
+def set_password(token: str, password: str, *, ip: str | None = None) -> User:
+    """Consume a set-password link and store the new password, in one transaction."""
+    from ..audit import Action, record_event
+
+    row = find_action_token(TokenPurpose.SET_PASSWORD, token)
+    if row is None or row.user is None:
+        raise AccountError("This link is no longer valid.")
+    claimed = db.session.execute(
+        update(ActionToken).where(ActionToken.id == row.id, ActionToken.used_at.is_(None))
+        .values(used_at=utcnow())
+    ).rowcount
+    if claimed != 1:
+        db.session.rollback()
+        raise AccountError("This link is no longer valid.")
+    user = row.user
+    user.password_hash = hash_password(password)
+    record_event(Action.PASSWORD_SET, actor=user, ip=ip, obj=user)
+    db.session.commit()
+    return user

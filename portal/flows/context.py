@@ -17,6 +17,8 @@ class FlowContext:
     current_user_id: int | None = None
     # Set by the user-login stage; the web layer performs the login.
     login_user_id: int | None = None
+    # The visitor's address, for the audit log (set by the web layer; the engine knows no HTTP).
+    client_ip: str | None = None
 
     @property
     def prompt_data(self) -> dict:

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import yaml
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import selectinload
 
+from ..audit import Action, record_event
 from ..extensions import db
-from ..models import Flow, Invitation, User, utcnow
+from ..mail import cancel_queued, enqueue, mail_configured
+from ..mail.messages import invitation_email
+from ..models import Flow, Group, Invitation, OutboxMessage, User, utcnow
 from ..security import tokens
 
 TOKEN_PURPOSE = "invitation"  # noqa: S105 (a label, not a secret)
@@ -20,13 +24,19 @@ TOKEN_PURPOSE = "invitation"  # noqa: S105 (a label, not a secret)
 
 class InvitationStatus(enum.Enum):
     VALID = "valid"
-    USED_UP = "used up"
+    ACCEPTED = "accepted"  # a single-use (or recipient-bound) link that was used
+    USED_UP = "used up"  # a multi-use link whose every use is taken
     EXPIRED = "expired"
     REVOKED = "revoked"
 
     @property
     def label(self) -> str:
-        return {"valid": "Pending", "used up": "Used"}.get(self.value, self.value.capitalize())
+        return {"valid": "Pending", "used up": "Used up"}.get(self.value, self.value.capitalize())
+
+    @property
+    def key(self) -> str:
+        """The value used in URLs (?status=pending)."""
+        return {"valid": "pending", "used up": "used_up"}.get(self.value, self.value)
 
 
 @dataclass(frozen=True)
@@ -67,7 +77,13 @@ REFUSALS = {
     InvitationStatus.REVOKED.value: Refusal(
         "revoked", "This invitation was withdrawn", "It can no longer be used. " + ASK_AGAIN, 410,
     ),
+    "wrong_email": Refusal(
+        "wrong_email", "This invitation is for someone else",
+        "It was sent to a different email address and works only with that address. "
+        + ASK_AGAIN, 403,
+    ),
 }
+REFUSALS[InvitationStatus.ACCEPTED.value] = REFUSALS[InvitationStatus.USED_UP.value]
 
 
 def _assign_token(invitation: Invitation) -> None:
@@ -84,20 +100,34 @@ def create_invitation(
     single_use: bool = False,
     max_uses: int | None = None,
     created_by: User | None = None,
+    email: str | None = None,
+    message: str = "",
+    allowed_domains: Sequence[str] = (),
+    groups: Sequence[Group] = (),
+    ip: str | None = None,
     commit: bool = True,
+    audit: bool = True,
 ) -> Invitation:
-    """A new invitation with a fresh token; `commit=False` leaves it in the caller's transaction."""
+    """One invitation. With `email` it is recipient-bound: single use, for that address only."""
     invitation = Invitation(
         name=name,
         flow=flow,
         expires_at=expires_at,
         attributes=attributes or {},
-        single_use=single_use,
-        max_uses=max_uses,
+        single_use=single_use or bool(email),
+        max_uses=None if email else max_uses,
         created_by=created_by,
+        email=email or None,
+        cc=[],
+        bcc=[],
+        message=message or "",
+        allowed_domains=[] if email else normalise_domains(allowed_domains),
+        groups=list(groups),
     )
     _assign_token(invitation)
     db.session.add(invitation)
+    if audit:
+        record_created(invitation, ip=ip)
     if commit:
         db.session.commit()
     return invitation
@@ -131,6 +161,53 @@ def create_invitations_bulk(
     return len(rows)
 
 
+def record_created(invitation: Invitation, *, ip: str | None) -> None:
+    """Log the creation; bulk creation calls it after one flush for all rows."""
+    record_event(Action.INVITATION_CREATED, actor=invitation.created_by, ip=ip, obj=invitation,
+                 detail={"flow": invitation.flow.slug,
+                         **({"email": invitation.email} if invitation.email else {})})
+
+
+def invite_recipients(
+    addresses: Sequence[str],
+    *,
+    name: str,
+    base_url: str,
+    cc: Sequence[str] = (),
+    bcc: Sequence[str] = (),
+    created_by: User | None = None,
+    ip: str | None = None,
+    **options,
+) -> tuple[list[Invitation], bool]:
+    """One recipient-bound invitation per address, each with its email, in one transaction.
+
+    Returns the invitations and whether emails were queued (False: no mail server is set,
+    the admin shares the links by hand).
+    """
+    invitations = []
+    for address in addresses:
+        label = name if len(addresses) == 1 and name else (f"{name} ({address})" if name else address)
+        invitation = create_invitation(name=label[:255], email=address, created_by=created_by,
+                                       ip=ip, commit=False, **options)
+        invitation.cc, invitation.bcc = list(cc), list(bcc)
+        invitations.append(invitation)
+    emailed = mail_configured()
+    if emailed:
+        db.session.flush()
+        for invitation in invitations:
+            queue_invitation_email(invitation, base_url)
+    db.session.commit()
+    return invitations, emailed
+
+
+def queue_invitation_email(invitation: Invitation, base_url: str) -> OutboxMessage:
+    """Put the invitation's email in the outbox, in the caller's transaction."""
+    subject, text, html = invitation_email(invitation, invitation_link(invitation, base_url),
+                                           invitation.created_by)
+    return enqueue(invitation.email, subject, text, html, cc=invitation.cc or (),
+                   bcc=invitation.bcc or (), invitation=invitation)
+
+
 def update_invitation(invitation: Invitation, **changes) -> Invitation:
     for key, value in changes.items():
         setattr(invitation, key, value)
@@ -138,9 +215,115 @@ def update_invitation(invitation: Invitation, **changes) -> Invitation:
     return invitation
 
 
-def delete_invitation(invitation: Invitation) -> None:
-    db.session.delete(invitation)
+def delete_invitation(invitation: Invitation, *, actor: User | None = None,
+                      ip: str | None = None) -> None:
+    delete_many([invitation], actor=actor, ip=ip)
+
+
+class ActionRefused(ValueError):
+    """The action does not apply to this invitation now; the message says why."""
+
+
+def resend(invitation: Invitation, *, expires_at: datetime, base_url: str,
+           actor: User | None = None, ip: str | None = None) -> bool:
+    """A new link and a new expiry; the old link stops working. Emails it when it can.
+
+    Returns whether an email was queued.
+    """
+    status = status_of(invitation)
+    if status in (InvitationStatus.REVOKED, InvitationStatus.ACCEPTED, InvitationStatus.USED_UP):
+        raise ActionRefused(f"This invitation is {status.label.lower()}; create a new one instead.")
+    cancel_queued([invitation.id])  # an email still waiting carries the old link
+    _assign_token(invitation)
+    invitation.expires_at = expires_at
+    emailed = bool(invitation.email) and mail_configured()
+    if emailed:
+        queue_invitation_email(invitation, base_url)
+    record_event(Action.INVITATION_RESENT, actor=actor, ip=ip, obj=invitation,
+                 detail={"expires_at": expires_at.isoformat(), "emailed": emailed})
     db.session.commit()
+    return emailed
+
+
+def extend(invitation: Invitation, *, expires_at: datetime, actor: User | None = None,
+           ip: str | None = None) -> None:
+    """A later expiry for the same link."""
+    if invitation.revoked_at is not None:
+        raise ActionRefused("This invitation was revoked; it cannot be extended.")
+    if expires_at <= utcnow():
+        raise ActionRefused("Choose a moment in the future.")
+    previous = invitation.expires_at
+    invitation.expires_at = expires_at
+    record_event(Action.INVITATION_EXTENDED, actor=actor, ip=ip, obj=invitation,
+                 detail={"from": previous.isoformat() if previous else None,
+                         "to": expires_at.isoformat()})
+    db.session.commit()
+
+
+def revoke_many(invitations: Iterable[Invitation], *, actor: User | None = None,
+                ip: str | None = None) -> int:
+    """Revoke the invitations that are not revoked yet; their links stop working at once."""
+    now = utcnow()
+    count = 0
+    for invitation in invitations:
+        if invitation.revoked_at is None:
+            invitation.revoked_at = now
+            record_event(Action.INVITATION_REVOKED, actor=actor, ip=ip, obj=invitation)
+            cancel_queued([invitation.id])
+            count += 1
+    db.session.commit()
+    return count
+
+
+def delete_many(invitations: Iterable[Invitation], *, actor: User | None = None,
+                ip: str | None = None) -> int:
+    count = 0
+    for invitation in invitations:
+        record_event(Action.INVITATION_DELETED, actor=actor, ip=ip, obj=invitation)
+        cancel_queued([invitation.id])
+        db.session.delete(invitation)
+        count += 1
+    db.session.commit()
+    return count
+
+
+def purge_expired(older_than: timedelta) -> int:
+    """Delete invitations that expired more than `older_than` ago (use-time checks stay)."""
+    cutoff = utcnow() - older_than
+    result = db.session.execute(
+        delete(Invitation).where(Invitation.expires_at.is_not(None), Invitation.expires_at < cutoff)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    return result.rowcount
+
+
+def normalise_domains(domains: Iterable[str]) -> list[str]:
+    result = []
+    for domain in domains:
+        domain = domain.strip().lower().lstrip("@")
+        if domain and domain not in result:
+            result.append(domain)
+    return result
+
+
+def email_problem(invitation: Invitation | None, email: str | None) -> str | None:
+    """Why this address may not enroll with this invitation ("wrong_email", "domain"), or None."""
+    if invitation is None:
+        return None
+    email = (email or "").strip().lower()
+    if invitation.email and email != invitation.email.lower():
+        return "wrong_email"
+    if invitation.allowed_domains:
+        domain = email.rpartition("@")[2]
+        if domain not in invitation.allowed_domains:
+            return "domain"
+    return None
+
+
+def domain_message(invitation: Invitation) -> str:
+    domains = ", ".join(invitation.allowed_domains)
+    return f"This invitation accepts only addresses at {domains}."
 
 
 def invitation_token(invitation: Invitation) -> str:
@@ -179,7 +362,7 @@ def status_of(invitation: Invitation, now: datetime | None = None) -> Invitation
         return InvitationStatus.REVOKED
     limit = invitation.use_limit
     if limit is not None and invitation.use_count >= limit:
-        return InvitationStatus.USED_UP
+        return InvitationStatus.ACCEPTED if limit == 1 else InvitationStatus.USED_UP
     if invitation.expires_at is not None and invitation.expires_at <= now:
         return InvitationStatus.EXPIRED
     return InvitationStatus.VALID
@@ -239,21 +422,70 @@ def pending_count() -> int:
     )
 
 
-def list_query(search: str = ""):
-    """Invitations newest first, with what the list shows loaded up front (no N+1).
+def _status_clause(status: InvitationStatus, now: datetime):
+    limit = case((Invitation.single_use.is_(True), 1), else_=Invitation.max_uses)
+    not_revoked = Invitation.revoked_at.is_(None)
+    reached = and_(limit.is_not(None), Invitation.use_count >= limit)
+    if status is InvitationStatus.VALID:
+        return and_(*_valid_clause(now))
+    if status is InvitationStatus.REVOKED:
+        return Invitation.revoked_at.is_not(None)
+    if status is InvitationStatus.ACCEPTED:
+        return and_(not_revoked, reached, limit == 1)
+    if status is InvitationStatus.USED_UP:
+        return and_(not_revoked, reached, limit > 1)
+    return and_(not_revoked, ~reached.self_group(), Invitation.expires_at.is_not(None),
+                Invitation.expires_at <= now)
 
-    Newest first is by id (ids only grow), so pages walk the primary key: no sort, and a
-    search reads the table in order instead of jumping through an index row by row.
-    """
-    query = (
-        select(Invitation)
-        .options(selectinload(Invitation.flow), selectinload(Invitation.created_by))
-        .order_by(Invitation.id.desc())
+
+STATUS_BY_KEY = {s.key: s for s in InvitationStatus}
+SORTS = {
+    "created": Invitation.id,  # ids only grow: newest first walks the primary key
+    "expires": Invitation.expires_at,
+    "name": func.lower(Invitation.name),
+    "email": func.lower(Invitation.email),
+    "uses": Invitation.use_count,
+}
+
+
+def list_query(*, search: str = "", status: str = "", flow_id: int | None = None,
+               creator_id: int | None = None, flow_ids: set[int] | None = None,
+               sort: str = "-created"):
+    """Invitations filtered and sorted as the admin asked, with what the list shows loaded
+    up front (no N+1). `flow_ids` limits the list to the flows the admin may manage."""
+    query = select(Invitation).options(
+        selectinload(Invitation.flow), selectinload(Invitation.created_by),
+        selectinload(Invitation.groups),
     )
-    search = search.strip()
-    if search:
-        query = query.where(Invitation.name.icontains(search, autoescape=True))
-    return query
+    if search.strip():
+        # ILIKE: PostgreSQL serves it from the trigram index on name (migration 0004).
+        escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pattern = f"%{escaped}%"
+        query = query.where(or_(Invitation.name.ilike(pattern, escape="\\"),
+                                Invitation.email.ilike(pattern, escape="\\")))
+    if status in STATUS_BY_KEY:
+        query = query.where(_status_clause(STATUS_BY_KEY[status], utcnow()))
+    if flow_id:
+        query = query.where(Invitation.flow_id == flow_id)
+    if creator_id:
+        query = query.where(Invitation.created_by_id == creator_id)
+    if flow_ids is not None:
+        query = query.where(Invitation.flow_id.in_(flow_ids))
+    column = SORTS.get(sort.lstrip("-"), Invitation.created_at)
+    order = column.desc() if sort.startswith("-") else column.asc()
+    return query.order_by(order, Invitation.id.desc())
+
+
+def latest_emails(invitation_ids: Sequence[int]) -> dict[int, OutboxMessage]:
+    """The newest outbox message of each invitation, in one query (for the list's mail column)."""
+    if not invitation_ids:
+        return {}
+    newest = (
+        select(func.max(OutboxMessage.id)).where(OutboxMessage.invitation_id.in_(invitation_ids))
+        .group_by(OutboxMessage.invitation_id)
+    )
+    rows = db.session.scalars(select(OutboxMessage).where(OutboxMessage.id.in_(newest)))
+    return {row.invitation_id: row for row in rows}
 
 
 def attributes_as_yaml(attributes: dict) -> str:
@@ -261,3 +493,13 @@ def attributes_as_yaml(attributes: dict) -> str:
     if not attributes:
         return ""
     return yaml.safe_dump(attributes, sort_keys=False, allow_unicode=True)
+
+
+def links_csv(invitations: Iterable[Invitation], base_url: str) -> Iterable[str]:
+    """name, email, expires, link of each invitation, as CSV lines."""
+    from ..csv_export import csv_lines
+
+    return csv_lines(("name", "email", "expires_at", "link"), (
+        (i.name, i.email or "", i.expires_at.isoformat() if i.expires_at else "",
+         invitation_link(i, base_url)) for i in invitations
+    ))

@@ -1,5 +1,7 @@
 """All models, imported here so Alembic and the app see one metadata."""
 
+from .access import Role, group_roles
+from .audit import AuditEvent
 from .flows import (
     ConsentRecord,
     Flow,
@@ -11,12 +13,14 @@ from .flows import (
     Stage,
     prompt_stage_fields,
 )
-from .invitations import Invitation, InvitationUse
+from .invitations import Invitation, InvitationUse, invitation_groups
+from .outbox import OutboxMessage, OutboxStatus
 from .tokens import ActionToken, TokenPurpose
 from .types import utcnow
 from .users import Group, User, UserType, user_groups
 
 __all__ = [
+    "AuditEvent", "OutboxMessage", "OutboxStatus", "Role", "group_roles", "invitation_groups",
     "ActionToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
     "FlowStageBinding", "Group", "Invitation", "InvitationUse", "Prompt", "Stage",
     "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DDL, JSON, Boolean, ForeignKey, Index, Integer, String, event
+from sqlalchemy import DDL, JSON, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
 from .types import UTCDateTime, utcnow
+
+invitation_groups = Table(
+    "invitation_groups",
+    db.metadata,
+    Column("invitation_id", ForeignKey("invitations.id", ondelete="CASCADE"), primary_key=True),
+    Column("group_id", ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+)
 
 
 class Invitation(db.Model):
@@ -30,6 +37,13 @@ class Invitation(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    # Recipient-bound invitations: the address the link was sent to, which enrollment must use.
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    cc: Mapped[list] = mapped_column(JSON, default=list)
+    bcc: Mapped[list] = mapped_column(JSON, default=list)
+    message: Mapped[str] = mapped_column(Text, default="")
+    # Open links: when not empty, enrollment accepts only addresses at these domains.
+    allowed_domains: Mapped[list] = mapped_column(JSON, default=list)
 
     flow: Mapped[Flow] = relationship()  # noqa: F821
     created_by: Mapped[User | None] = relationship()  # noqa: F821
@@ -38,6 +52,12 @@ class Invitation(db.Model):
         order_by="InvitationUse.used_at.desc()",
         cascade="all, delete-orphan",
         passive_deletes=True,
+    )
+    groups: Mapped[list[Group]] = relationship(  # noqa: F821
+        secondary=invitation_groups, order_by="Group.name"
+    )
+    emails: Mapped[list[OutboxMessage]] = relationship(  # noqa: F821
+        back_populates="invitation", order_by="OutboxMessage.id.desc()", passive_deletes=True
     )
 
     __table_args__ = (

@@ -70,6 +70,9 @@ class Group(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     users: Mapped[list[User]] = relationship(secondary=user_groups, back_populates="groups")
+    roles: Mapped[list[Role]] = relationship(  # noqa: F821
+        secondary="group_roles", back_populates="groups", order_by="Role.name"
+    )
 
     def __repr__(self) -> str:
         return f"<Group {self.name}>"

@@ -61,7 +61,13 @@ def _start(flow: Flow, token: str | None, invitation_id: int | None = None):
         lifetime=current_app.config["FLOW_SESSION_LIFETIME_DELTA"],
     )
     _remember(flow.slug, key)
-    return FlowExecutor(flow_session, current_user=_visitor())
+    return _executor(flow_session)
+
+
+def _executor(flow_session) -> FlowExecutor:
+    wizard = FlowExecutor(flow_session, current_user=_visitor())
+    wizard.ctx.client_ip = request.remote_addr
+    return wizard
 
 
 MISCONFIGURED = (
@@ -121,7 +127,7 @@ def _flow(slug: str):
             )
         wizard = _start(flow, None, _take_invited(slug))
     else:
-        wizard = FlowExecutor(flow_session, current_user=_visitor())
+        wizard = _executor(flow_session)
 
     if request.method == "POST":
         formdata = CombinedMultiDict([request.files, request.form]) if request.files else request.form

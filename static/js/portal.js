@@ -28,3 +28,41 @@ document.addEventListener("click", (event) => {
   field.focus();
   field.scrollIntoView({ block: "center" });
 });
+
+// Bulk invite: create the rows in slices, showing progress (the plain form post also works).
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (form.id !== "bulk-form" || !event.submitter || event.submitter.name !== "confirm") return;
+  const total = Number(form.dataset.rows || 0);
+  if (!total || !window.fetch) return;
+  event.preventDefault();
+  const progress = document.getElementById("bulk-progress");
+  const bar = progress.querySelector("progress");
+  progress.hidden = false;
+  bar.max = total;
+  let created = 0;
+  const slice = 200;
+  for (let start = 0; start < total; start += slice) {
+    const data = new FormData(form);
+    data.delete("upload");
+    data.set("confirm", "1");
+    data.set("start", String(start));
+    data.set("count", String(slice));
+    data.set("created_so_far", String(created));
+    let answer;
+    try {
+      const response = await fetch(form.action || window.location.href, {
+        method: "POST", body: data, headers: { Accept: "application/json" }, credentials: "same-origin",
+      });
+      answer = response.ok ? await response.json() : null;
+    } catch (error) { answer = null; }
+    if (!answer) {
+      progress.lastChild.textContent = ` Stopped after ${created} invitations: reload and preview again.`;
+      return;
+    }
+    created += answer.created;
+    bar.value = Math.min(total, start + slice);
+    progress.lastChild.textContent = ` Processed ${bar.value} of ${total} rows; ${created} invitations created…`;
+  }
+  window.location.href = form.dataset.done;
+});

@@ -28,12 +28,13 @@ def test_admin_invites_copies_the_link_and_invitee_enrolls(app, admin, page, new
     page.get_by_role("link", name="Create invitation").click()
     expect(page.get_by_role("heading", name="Create invitation")).to_be_visible()
     expect(page.get_by_label("Expires (UTC)")).not_to_have_value("")  # pre-filled
+    page.get_by_label("One link to share with a group of people").check()
     page.get_by_label("Name", exact=True).fill("welcome-nia")
     page.get_by_label("Flow").select_option(label="Default enrollment Flow (default-enrollment-flow)")
     page.get_by_label("Attributes").fill("department: Research\nlocation:\n  city: Oslo\n")
     page.get_by_label("Single use").check()
     screenshot(page, "03-invitation-create")
-    page.get_by_role("button", name="Save").click()
+    page.get_by_role("button", name="Create invitation").click()
 
     expect(page.get_by_role("status")).to_contain_text("Invitation created")
     link_box = page.get_by_label("Invitation link")

@@ -7,10 +7,12 @@ import logging
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ...audit import Action, record_event
 from ...extensions import db
-from ...invitations.service import REFUSALS, redeem, refusal_for
+from ...invitations.service import REFUSALS, domain_message, email_problem, redeem, refusal_for
 from ...models import ConsentRecord, Group, InvitationUse, User, UserType
 from .base import Deny, Next, Retry, StageType
+from .invitation import record_refusal
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +42,32 @@ class UserWriteStage(StageType):
     def _write(self, ctx) -> Next | Retry | Deny:
         session = ctx.session
         invitation_id = session.invitation_id
+        problem = email_problem(ctx.invitation, ctx.prompt_data.get("email"))
+        if problem == "domain":
+            record_refusal(ctx, "email_domain")
+            db.session.commit()
+            return Retry({"email": [domain_message(ctx.invitation)]})
+        if problem == "wrong_email":
+            refusal = REFUSALS["wrong_email"]
+            record_refusal(ctx, refusal.reason)
+            return Deny(refusal.title, refusal.message, refusal.status)
         if invitation_id is not None and not redeem(invitation_id, ctx.flow.id):
             db.session.rollback()
             refusal = refusal_for(ctx.invitation, ctx.flow, token_supplied=True) or REFUSALS["used_up"]
+            record_refusal(ctx, refusal.reason)
             return Deny(refusal.title, refusal.message, refusal.status)
         if invitation_id is None and session.token_supplied:
             refusal = REFUSALS["unknown"]
             return Deny(refusal.title, refusal.message, refusal.status)
 
+        # The access the invitation carries (loaded before the new user exists: no autoflush).
+        invited_groups = list(ctx.invitation.groups) if ctx.invitation is not None else []
         user = build_user(ctx.prompt_data, self.options)
         user.password_hash = session.password_hash
         group = find_group(self.options.get("create_users_group"))
         if group is not None:
             user.groups.append(group)
+        user.groups.extend(g for g in invited_groups if g not in user.groups)
         db.session.add(user)
         if invitation_id is not None:
             db.session.add(InvitationUse(invitation_id=invitation_id, user=user))
@@ -68,6 +83,12 @@ class UserWriteStage(StageType):
             .where(ConsentRecord.flow_session_id == session.id, ConsentRecord.user_id.is_(None))
             .values(user_id=user.id)
         )
+        ip = ctx.client_ip
+        record_event(Action.USER_CREATED, actor=user, ip=ip, obj=user,
+                     detail={"flow": ctx.flow.slug, "groups": [g.name for g in user.groups]})
+        if ctx.invitation is not None:
+            record_event(Action.INVITATION_USED, actor=user, ip=ip, obj=ctx.invitation,
+                         detail={"user": user.username})
         session.password_hash = None  # the hash now lives on the user only
         db.session.commit()
         return Next()

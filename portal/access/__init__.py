@@ -1,0 +1,115 @@
+"""Permissions: what a user may do in the admin area, from their groups' roles.
+
+Superusers (or members of a superuser group) may do everything. Everyone else gets the union of
+the permissions of the roles bound to their groups. A role limited to namespaces grants its
+permissions only for flows in those namespaces; a namespace is a flow slug or a prefix of it
+followed by "." or "-" (namespace "sales" covers flows "sales", "sales.emea" and "sales-eu").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import selectinload
+
+from ..extensions import db
+from ..models import Group, Role, User
+
+INVITATIONS_MANAGE = "invitations:manage"
+USERS_MANAGE = "users:manage"
+FLOWS_MANAGE = "flows:manage"
+ACCESS_MANAGE = "access:manage"
+AUDIT_VIEW = "audit:view"
+
+PERMISSIONS = {
+    INVITATIONS_MANAGE: "Invitations: create, send, revoke and delete invitations",
+    USERS_MANAGE: "Users: see users and create them directly",
+    FLOWS_MANAGE: "Flows: edit, import and export flows",
+    ACCESS_MANAGE: "Access: edit groups and roles",
+    AUDIT_VIEW: "Audit log: read and export it",
+}
+
+ALL = None  # scope meaning "every namespace"
+
+
+@dataclass
+class Grants:
+    """A user's effective permissions: permission -> namespaces (None: all namespaces)."""
+
+    superuser: bool = False
+    scopes: dict[str, set[str] | None] = field(default_factory=dict)
+
+    def can(self, permission: str, namespace: str | None = None) -> bool:
+        """May the user do this; with a namespace (a flow slug), for that flow."""
+        if self.superuser:
+            return True
+        if permission not in self.scopes:
+            return False
+        scope = self.scopes[permission]
+        if scope is ALL or namespace is None:
+            return True
+        return any(in_namespace(namespace, ns) for ns in scope)
+
+    @property
+    def any_admin(self) -> bool:
+        return self.superuser or bool(self.scopes)
+
+    def namespaces(self, permission: str) -> set[str] | None:
+        """None when the permission holds everywhere, else the namespaces it is limited to."""
+        if self.superuser:
+            return ALL
+        return self.scopes.get(permission, set())
+
+
+def in_namespace(slug: str, namespace: str) -> bool:
+    namespace = namespace.strip()
+    return bool(namespace) and (
+        slug == namespace or slug.startswith(namespace + ".") or slug.startswith(namespace + "-")
+    )
+
+
+def grants_for(user: User | None) -> Grants:
+    """Compute a user's grants with one query over groups and roles."""
+    if user is None or not getattr(user, "is_authenticated", False) or not user.active:
+        return Grants()
+    if user.is_superuser:
+        return Grants(superuser=True)
+    groups = db.session.scalars(
+        select(Group).join(Group.users).where(User.id == user.id).options(selectinload(Group.roles))
+    ).all()
+    grants = Grants(superuser=any(g.is_superuser for g in groups))
+    for group in groups:
+        for role in group.roles:
+            for permission in role.permissions or []:
+                if permission not in PERMISSIONS:
+                    continue
+                if not role.namespaces:
+                    grants.scopes[permission] = ALL
+                elif grants.scopes.get(permission, set()) is not ALL:
+                    grants.scopes.setdefault(permission, set()).update(role.namespaces)
+    return grants
+
+
+def assignable_groups(grants: Grants) -> list[Group]:
+    """Groups this admin may hand out on invitations and new users.
+
+    A superuser may give any group. Anyone else only groups that grant nothing beyond their
+    own permissions, so "invitations: manage" can never be turned into more access.
+    """
+    groups = db.session.scalars(select(Group).options(selectinload(Group.roles)).order_by(Group.name)).all()
+    if grants.superuser:
+        return list(groups)
+    return [g for g in groups if not g.is_superuser and all(_within(grants, r) for r in g.roles)]
+
+
+def _within(grants: Grants, role: Role) -> bool:
+    for permission in role.permissions or []:
+        mine = grants.namespaces(permission)
+        if mine is ALL:
+            continue
+        if not role.namespaces or not mine or not all(
+            any(in_namespace(ns, m) for m in mine) for ns in role.namespaces
+        ):
+            return False
+    return True

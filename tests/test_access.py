@@ -1,0 +1,210 @@
+"""Roles bound to groups decide what the admin area lets a user do."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select
+
+from portal.auth.service import create_user
+from portal.extensions import db
+from portal.models import Flow, Group, Invitation, Role, User
+
+from .conftest import TEST_PASSWORD, submit
+from .test_admin import _future
+
+
+def _member(app, username: str, *, permissions=(), namespaces=(), superuser_group=False) -> None:
+    """A user whose only access is one group with one role."""
+    with app.app_context():
+        user = create_user(username=username, email=f"{username}@example.com", password=TEST_PASSWORD)
+        group = Group(name=f"{username}-group", attributes={}, is_superuser=superuser_group)
+        if permissions:
+            group.roles.append(Role(name=f"{username}-role", permissions=list(permissions),
+                                    namespaces=list(namespaces)))
+        user.groups.append(group)
+        db.session.commit()
+
+
+def _admin_get_urls(app) -> list[tuple[str, str]]:
+    """Every GET page of the admin area, with 1 for each id in the URL."""
+    urls = []
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("admin.") and "GET" in rule.methods:
+            path = re.sub(r"<any\(([^,)]+)[^>]*>", r"\1", rule.rule)  # the first choice
+            urls.append((rule.endpoint, re.sub(r"<(?:int:)?[^>]+>", "1", path)))
+    return urls
+
+
+def test_only_invitations_permission_reaches_only_invitations(app, client, auth, admin,
+                                                               make_invitation):
+    make_invitation(name="someone's")
+    _member(app, "inviter", permissions=["invitations:manage"])
+    response = auth.login("inviter")
+    assert response.request.path == "/admin/"  # an admin of invitations lands on the dashboard
+    nav = re.search(r'<nav class="admin-nav".*?</nav>', response.get_data(as_text=True), re.S).group(0)
+    assert "Invitations" in nav
+    assert "Users" not in nav and "Groups" not in nav and "Audit" not in nav
+
+    allowed = {"admin.dashboard"}
+    for endpoint, url in _admin_get_urls(app):
+        status = client.get(url).status_code
+        if endpoint.startswith("admin.invitation") or endpoint in allowed:
+            assert status in (200, 302), (url, status)
+        else:  # users, direct user creation, access, audit log, flows: all refused
+            assert status == 403, (url, status)
+    assert client.get("/admin/users/").status_code == 403
+    assert client.get("/admin/users/new").status_code == 403
+    # They can do their job: create an invitation.
+    page = submit(client, "/admin/invitations/new", {
+        "kind": "link", "name": "from-inviter", "flow": "1", "expires": _future()})
+    assert "Invitation created" in page.get_data(as_text=True)
+
+
+def test_flow_administration_is_refused_without_its_permission(app, client, auth, admin):
+    """Pages that have no finer permission (such as flow administration) stay superuser-only."""
+    from flask import Blueprint
+
+    from portal.admin import admins_only, permission_required
+
+    probe = Blueprint("probe", __name__)
+
+    @probe.route("/probe/flows")
+    @permission_required("flows:manage")
+    def flows_page():
+        return "flows"
+
+    @probe.route("/probe/superuser")
+    @admins_only
+    def superuser_page():
+        return "superuser"
+
+    app.register_blueprint(probe)
+    _member(app, "inviter", permissions=["invitations:manage"])
+    auth.login("inviter")
+    assert client.get("/probe/flows").status_code == 403
+    assert client.get("/probe/superuser").status_code == 403
+    for url in ("/admin/flows/", "/admin/stages/", "/admin/prompts/", "/admin/flows/import"):
+        assert client.get(url).status_code == 403, url
+    auth.logout()
+    _member(app, "flowed", permissions=["flows:manage"])
+    auth.login("flowed")
+    assert client.get("/probe/flows").status_code == 200
+    for url in ("/admin/flows/", "/admin/stages/", "/admin/prompts/", "/admin/flows/import"):
+        assert client.get(url).status_code == 200, url
+    nav = re.search(r'<nav class="admin-nav".*?</nav>', client.get("/admin/flows/").get_data(as_text=True),
+                    re.S).group(0)
+    assert "Flows" in nav and "Invitations" not in nav
+    assert client.get("/admin/invitations/").status_code == 403
+
+
+def test_a_user_with_no_role_is_not_an_admin(app, client, auth, admin):
+    _member(app, "plain")
+    assert auth.login("plain").request.path == "/account/"
+    assert client.get("/admin/").status_code == 403
+
+
+def test_superuser_group_grants_everything(app, client, auth, admin):
+    _member(app, "boss", superuser_group=True)
+    auth.login("boss")
+    for url in ("/admin/users/", "/admin/access/", "/admin/audit/", "/admin/invitations/"):
+        assert client.get(url).status_code == 200, url
+
+
+def test_namespaces_limit_a_role_to_their_flows(app, client, auth, admin, make_invitation):
+    with app.app_context():
+        default = db.session.scalar(select(Flow))
+        sales = Flow(slug="sales.emea", name="Sales EMEA", designation="enrollment")
+        db.session.add(sales)
+        db.session.commit()
+        sales_id = sales.id
+        assert default.slug == "default-enrollment-flow"
+    other_id, _ = make_invitation(name="default-flow-invitation")
+    sales_invitation, _ = make_invitation(name="sales-invitation", flow_slug="sales.emea")
+    _member(app, "seller", permissions=["invitations:manage"], namespaces=["sales"])
+    auth.login("seller")
+    listing = client.get("/admin/invitations/").get_data(as_text=True)
+    assert "sales-invitation" in listing and "default-flow-invitation" not in listing
+    assert client.get(f"/admin/invitations/{other_id}").status_code == 404
+    assert client.get(f"/admin/invitations/{sales_invitation}").status_code == 200
+    form = client.get("/admin/invitations/new").get_data(as_text=True)
+    assert "sales.emea" in form and "default-enrollment-flow" not in form
+    refused = submit(client, "/admin/invitations/new", {
+        "kind": "link", "name": "sneaky", "flow": "1", "expires": _future()})
+    assert "Not a valid choice" in refused.get_data(as_text=True)
+    created = submit(client, "/admin/invitations/new", {
+        "kind": "link", "name": "ok", "flow": str(sales_id), "expires": _future()})
+    assert "Invitation created" in created.get_data(as_text=True)
+
+
+def test_an_inviter_cannot_hand_out_more_access_than_they_have(app, client, auth, admin):
+    _member(app, "inviter", permissions=["invitations:manage"])
+    with app.app_context():
+        admins = Group(name="admins", attributes={}, is_superuser=True)
+        staff = Group(name="staff", attributes={})
+        auditors = Group(name="auditors", attributes={},
+                         roles=[Role(name="auditor", permissions=["audit:view"])])
+        db.session.add_all([admins, staff, auditors])
+        db.session.commit()
+        ids = {g.name: g.id for g in (admins, staff, auditors)}
+    auth.login("inviter")
+    form = client.get("/admin/invitations/new").get_data(as_text=True)
+    assert ">staff<" in form and ">admins<" not in form and ">auditors<" not in form
+    submit(client, "/admin/invitations/new", {
+        "kind": "link", "name": "escalate", "flow": "1", "expires": _future(),
+        "groups": [str(ids["admins"])]})
+    with app.app_context():
+        invitation = db.session.scalar(select(Invitation).filter_by(name="escalate"))
+        assert invitation is None or invitation.groups == []
+
+
+def test_groups_on_the_invitation_are_given_at_enrollment(app, client, auth, admin):
+    from .test_enrollment import complete_wizard
+
+    with app.app_context():
+        db.session.add_all([Group(name="research", attributes={}), Group(name="oslo", attributes={})])
+        db.session.commit()
+        ids = [str(g.id) for g in db.session.scalars(select(Group).order_by(Group.name))]
+    auth.login()
+    page = submit(client, "/admin/invitations/new", {
+        "kind": "link", "name": "with-groups", "flow": "1", "expires": _future(), "groups": ids})
+    link = re.search(r'id="invitation-link" type="text" readonly value="([^"]+)"',
+                     page.get_data(as_text=True)).group(1)
+    complete_wizard(app.test_client(), link.removeprefix("http://portal.test"))
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(username="newbie"))
+        assert [g.name for g in user.groups] == ["oslo", "research"]
+
+
+def test_roles_and_groups_are_managed_in_the_admin(app, client, auth, admin):
+    auth.login()
+    submit(client, "/admin/access/groups/new", {"name": "helpdesk"})
+    with app.app_context():
+        group_id = db.session.scalar(select(Group.id).filter_by(name="helpdesk"))
+    page = submit(client, "/admin/access/roles/new", {
+        "name": "Inviter", "permissions": ["invitations:manage"], "namespaces": "sales, hr",
+        "groups": [str(group_id)]})
+    html = page.get_data(as_text=True)
+    assert "Role “Inviter” saved" in html and "sales, hr" in html
+    with app.app_context():
+        role = db.session.scalar(select(Role))
+        assert role.permissions == ["invitations:manage"] and role.namespaces == ["sales", "hr"]
+        assert [g.name for g in role.groups] == ["helpdesk"]
+    empty = submit(client, "/admin/access/roles/new", {"name": "Nothing"})
+    assert "Choose at least one permission." in empty.get_data(as_text=True)
+
+
+def test_every_admin_page_renders_for_a_superuser(app, client, auth, admin, make_invitation):
+    """No admin page fails with data present (ids that do not exist answer 404, never 500)."""
+    make_invitation(name="one", email="one@example.com")
+    with app.app_context():
+        group = Group(name="g", attributes={}, roles=[Role(name="r", permissions=["audit:view"])])
+        db.session.add(group)
+        db.session.commit()
+    auth.login()
+    for endpoint, url in _admin_get_urls(app):
+        response = client.get(url)
+        typed = "stages/new/" in url  # a stage type, not an id: "1" is no type
+        assert response.status_code in ((200, 302, 404) if typed else (200, 302)), (
+            endpoint, url, response.status_code)
+        assert client.get(url.replace("/1", "/999")).status_code in (200, 302, 404), url
