@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import email
 import re
-import socket
 from datetime import timedelta
-from email import policy
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import select
 
 from portal import create_app
@@ -18,41 +14,43 @@ from portal.extensions import db
 from portal.flows.defaults import ensure_default_enrollment_flow
 from portal.flows.stages.email import parse_expiry
 from portal.invitations import service
-from portal.models import ActionToken, Flow, FlowStageBinding, Stage, User, utcnow
+from portal.mail import deliver
+from portal.models import (
+    ActionToken,
+    Flow,
+    FlowStageBinding,
+    OutboxMessage,
+    OutboxStatus,
+    Stage,
+    User,
+    utcnow,
+)
 
 from .conftest import TEST_PASSWORD, csrf_from, database_url, path_of, submit
+from .mailserver import SmtpServer, text_of
 from .test_enrollment import NEW_PASSWORD
 
 FLOW_URL = "/if/flow/default-enrollment-flow/"
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
+class Inbox(SmtpServer):
+    """The shared test SMTP server, read as a list of messages with their verification link."""
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 (aiosmtpd's hook name)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
+    @property
+    def messages(self):
+        return [message for _, message in super().messages]
 
     def link(self, index=-1) -> str:
-        text = self.messages[index].get_body(("plain",)).get_content()
+        text = text_of(self.messages[index])
         return re.search(r"http://\S+/verify-email\?token=\S+", text).group(0)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def smtp():
     inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
-    controller.start()
-    inbox.port = controller.port
+    inbox.start()
     yield inbox
-    controller.stop()
+    inbox.stop()
 
 
 @pytest.fixture
@@ -165,8 +163,12 @@ def test_resend_is_rate_limited(mail_app, smtp):
     mail_app.config["RATELIMIT_EMAIL_RESEND"] = "3 per 10 minutes"
     client = mail_app.test_client()
     reach_email_stage(mail_app, client)
-    statuses = [submit(client, "/if/flow/default-enrollment-flow/email/resend", {},
-                       page_url=FLOW_URL, follow_redirects=False).status_code for _ in range(4)]
+    statuses = []
+    for _ in range(4):
+        response = submit(client, "/if/flow/default-enrollment-flow/email/resend", {},
+                          page_url=FLOW_URL, follow_redirects=False)
+        response.close()  # as a server does: queued mail goes out when the response is closed
+        statuses.append(response.status_code)
     assert statuses[:3] == [302] * 3 and statuses[3] == 429
     assert len(smtp.messages) == 4  # the first email and three resends
 
@@ -196,9 +198,11 @@ def test_bad_tokens_are_refused(mail_app, token):
     assert response.status_code == 410
 
 
-def test_smtp_down_is_a_message_not_a_500(tmp_path):
+def test_smtp_down_queues_the_email_and_it_arrives_later(tmp_path):
+    """The outbox keeps the message while the mail server is down; the page never fails."""
+    inbox = Inbox()  # not started yet: the mail server is down
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "MAIL_SERVER": "127.0.0.1",
-                      "MAIL_PORT": _free_port(), "MAIL_SUPPRESS_SEND": False})
+                      "MAIL_PORT": inbox.port, "MAIL_SUPPRESS_SEND": False, "MAIL_TIMEOUT": 5})
     with app.app_context():
         db.create_all()
         flow = ensure_default_enrollment_flow()
@@ -209,12 +213,23 @@ def test_smtp_down_is_a_message_not_a_500(tmp_path):
         app.config["TEST_LINK"] = service.invitation_link(invitation, "http://portal.test")
     client = app.test_client()
     page = reach_email_stage(app, client)
-    assert page.status_code == 200
-    assert "could not be sent just now" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "Check your email" in page.get_data(as_text=True)
     with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
+        queued = db.session.scalar(select(OutboxMessage))
+        assert queued.status == OutboxStatus.QUEUED and queued.attempts == 1 and queued.last_error
+    inbox.start()
+    try:
+        with app.app_context():
+            assert len(deliver(due_only=False).sent) == 1
+        assert len(inbox.messages) == 1
+        done = client.get(path_of(inbox.link()), follow_redirects=True)
+        assert done.request.path == "/account/" and "Welcome, Vera" in done.get_data(as_text=True)
+    finally:
+        inbox.stop()
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
 
 
 @pytest.mark.parametrize("value,minutes", [(30, 30), ("45", 45), ("minutes=30", 30),

@@ -2,7 +2,7 @@
 
 from functools import wraps
 
-from flask import Blueprint, abort, after_this_request, current_app, flash, g, request
+from flask import Blueprint, abort, g, request
 from flask_login import current_user, login_required
 
 from ..access import FLOWS_MANAGE, Grants, grants_for
@@ -62,32 +62,6 @@ def client_ip() -> str | None:
     return request.remote_addr
 
 
-def deliver_after_response(message_ids: list[int]) -> None:
-    """Try to send these outbox messages once the response has gone out: the admin's page
-    never waits for the mail server, and a failure leaves them queued for the sender."""
-    limit = current_app.config.get("OUTBOX_AFTER_RESPONSE_LIMIT", 50)
-    if not message_ids or not current_app.config.get("OUTBOX_DELIVER_AFTER_RESPONSE", True):
-        return
-    if len(message_ids) > limit:
-        # A big batch would hold this worker for long: the outbox sender (`outbox run`) has it.
-        flash(f"{len(message_ids)} emails are queued; the outbox sender delivers them "
-              "(`flask --app wsgi outbox run`).", "info")
-        return
-    app = current_app._get_current_object()
-
-    @after_this_request
-    def _register(response):
-        def deliver():
-            from ..mail import deliver as deliver_now
-
-            with app.app_context():
-                try:
-                    deliver_now(ids=message_ids)
-                except Exception:  # the sender retries later; never break the response
-                    app.logger.exception("delivery after response failed")
-
-        response.call_on_close(deliver)
-        return response
 
 
 from . import (  # noqa: E402,F401  (routes attach to bp)

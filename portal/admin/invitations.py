@@ -23,6 +23,7 @@ from ..extensions import db
 from ..invitations import bulk, service
 from ..mail import mail_configured
 from ..mail import retry as retry_email
+from ..mail.web import deliver_after_response
 from ..models import (
     Flow,
     FlowDesignation,
@@ -36,7 +37,7 @@ from ..models import (
 )
 from ..pagination import paginate
 from ..urls import base_url
-from . import bp, client_ip, deliver_after_response, grants, permission_required
+from . import bp, client_ip, grants, permission_required
 from .forms import (
     BulkActionForm,
     BulkInvitationForm,

@@ -8,9 +8,10 @@ from sqlalchemy.orm import selectinload
 from ..access import USERS_MANAGE, assignable_groups
 from ..auth import service as accounts
 from ..extensions import db
+from ..mail.web import deliver_after_response
 from ..models import InvitationUse, User
 from ..urls import base_url
-from . import bp, client_ip, deliver_after_response, grants, permission_required
+from . import bp, client_ip, grants, permission_required
 from .forms import DirectUserForm
 
 PER_PAGE = 25

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..extensions import db
@@ -17,6 +17,8 @@ class FlowContext:
     current_user_id: int | None = None
     # Set by the user-login stage; the web layer performs the login.
     login_user_id: int | None = None
+    # Outbox messages a stage queued; the web layer delivers them after its response.
+    outbox_ids: list[int] = field(default_factory=list)
     # The visitor's address, for the audit log (set by the web layer; the engine knows no HTTP).
     client_ip: str | None = None
 

@@ -58,18 +58,18 @@ def _open(sealed: str) -> str:
 
 def enqueue(to: str | Iterable[str], subject: str, text: str, html: str = "", *,
             cc: Iterable[str] = (), bcc: Iterable[str] = (),
-            invitation: Invitation | None = None) -> OutboxMessage:
+            invitation: Invitation | None = None, sender: str | None = None) -> OutboxMessage:
     """Put one email in the outbox, in the caller's transaction (the caller commits).
 
-    Nothing is sent here: a sender delivers it after the response (see `deliver_after_response`
-    in the admin views) or from `flask --app wsgi outbox send` / `outbox run`.
+    Nothing is sent here: a sender delivers it after the response (see
+    `portal.mail.web.deliver_after_response`) or from `flask --app wsgi outbox send` / `outbox run`.
     """
     recipients = [to] if isinstance(to, str) else list(to)
     if not recipients:
         raise ValueError("an email needs at least one recipient")
     message = OutboxMessage(
         to=recipients, cc=list(cc), bcc=list(bcc), subject=subject[:500],
-        body_text=_seal(text), body_html=_seal(html), invitation=invitation,
+        body_text=_seal(text), body_html=_seal(html), invitation=invitation, sender=sender,
         status=OutboxStatus.QUEUED, next_attempt_at=utcnow(), attempts=0, last_error="",
     )
     db.session.add(message)
@@ -152,7 +152,7 @@ def _to_flask_message(row: OutboxMessage) -> Message:
     return Message(
         subject=row.subject, recipients=list(row.to), cc=list(row.cc or []),
         bcc=list(row.bcc or []), body=_open(row.body_text), html=_open(row.body_html) or None,
-        sender=current_app.config["MAIL_DEFAULT_SENDER"],
+        sender=row.sender or current_app.config["MAIL_DEFAULT_SENDER"],
     )
 
 

@@ -28,6 +28,8 @@ class OutboxMessage(db.Model):
     cc: Mapped[list] = mapped_column(JSON, default=list)
     bcc: Mapped[list] = mapped_column(JSON, default=list)
     subject: Mapped[str] = mapped_column(String(500))
+    # None: MAIL_DEFAULT_SENDER. An email stage may set its own From address.
+    sender: Mapped[str | None] = mapped_column(String(320))
     # Bodies are encrypted with a key derived from SECRET_KEY: they carry working links, and a
     # copy of the database alone must never yield one.
     body_text: Mapped[str] = mapped_column(Text)

@@ -2,6 +2,7 @@ from flask import (
     Blueprint,
     current_app,
     flash,
+    g,
     redirect,
     render_template,
     request,
@@ -22,6 +23,7 @@ from ..flows.planner import ConditionError
 from ..flows.prompts import DISPLAY_TYPES
 from ..flows.stages import email as email_stage
 from ..invitations.service import usable_invitation_id
+from ..mail.web import deliver_on_close
 from ..models import Flow, User
 from ..security.headers import no_referrer
 
@@ -67,7 +69,15 @@ def _start(flow: Flow, token: str | None, invitation_id: int | None = None):
 def _executor(flow_session) -> FlowExecutor:
     wizard = FlowExecutor(flow_session, current_user=_visitor())
     wizard.ctx.client_ip = request.remote_addr
+    g.flow_ctx = wizard.ctx
     return wizard
+
+
+@bp.after_request
+def _deliver_queued_mail(response):
+    """Emails a stage queued (verification links) go out once the page has been sent."""
+    ctx = g.get("flow_ctx")
+    return deliver_on_close(response, ctx.outbox_ids) if ctx is not None else response
 
 
 MISCONFIGURED = (
@@ -147,7 +157,7 @@ def email_resend(slug: str):
     if flow_session is None:
         return render_error(400, "Your sign-up session has ended",
                             "Open your invitation link again to start over.")
-    wizard = FlowExecutor(flow_session, current_user=_visitor())
+    wizard = _executor(flow_session)
     stage = wizard.current_stage()
     if isinstance(stage, email_stage.EmailStage):
         flash(stage.resend(wizard.ctx), "info")

@@ -14,12 +14,12 @@ from datetime import timedelta
 
 import isodate
 from flask import current_app, flash, render_template
-from flask_mail import Message
 from sqlalchemy import delete, select
 from wtforms.form import BaseForm
 
 from ...auth.service import claim_action_token, find_action_token
-from ...extensions import db, mail
+from ...extensions import db
+from ...mail import enqueue, mail_configured
 from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
 from ...security import tokens
 from ...urls import base_url
@@ -72,13 +72,6 @@ def parse_expiry(value) -> timedelta:
     if delta <= timedelta(0) or delta > timedelta(days=365):
         raise ValueError("token expiry must be between one second and a year")
     return delta
-
-
-def send_verification_email(*, to: str, subject: str, text: str, html: str,
-                            sender: str | None = None) -> None:
-    """The one place this stage sends mail (the outbox can take over here)."""
-    mail.send(Message(subject=subject, recipients=[to], body=text, html=html,
-                      sender=sender or current_app.config["MAIL_DEFAULT_SENDER"]))
 
 
 @dataclass
@@ -172,6 +165,10 @@ class EmailStage(StageType):
         to = self.recipient(ctx)
         if not to:
             return "There is no email address to send the link to."
+        if not mail_configured():
+            log.error("email stage %s reached but MAIL_SERVER is not set", self.stage.name)
+            return ("This portal cannot send email yet. Ask the person who invited you to "
+                    "configure its mail server, then open your link again.")
         db.session.execute(delete(ActionToken).where(
             ActionToken.purpose == PURPOSE, ActionToken.flow_session_id == ctx.session.id,
             ActionToken.used_at.is_(None)))
@@ -186,18 +183,17 @@ class EmailStage(StageType):
         template = template if template in TEMPLATES else DEFAULT_TEMPLATE
         values = {"link": link, "flow": ctx.flow, "expires_in": self.expiry(),
                   "name": str(ctx.prompt_data.get("name") or "")}
-        try:
-            send_verification_email(
-                to=to, subject=str(self.options.get("subject") or DEFAULT_SUBJECT),
-                text=render_template(template.removesuffix(".html") + ".txt", **values),
-                html=render_template(template, **values),
-                sender=None if self.options.get("use_global_settings", True)
-                else self.options.get("from_address") or None,
-            )
-        except Exception as exc:  # SMTP down or refusing: the invitee can send again later
-            log.error("verification email to flow session %s failed: %s", ctx.session.id,
-                      type(exc).__name__)
-            return "The email could not be sent just now. Try “Send again” in a minute."
+        # Through the durable outbox, like every email: a mail server that is down delays the
+        # message (the sender retries) but never loses it or fails this page.
+        message = enqueue(
+            to, str(self.options.get("subject") or DEFAULT_SUBJECT),
+            render_template(template.removesuffix(".html") + ".txt", **values),
+            render_template(template, **values),
+            sender=None if self.options.get("use_global_settings", True)
+            else self.options.get("from_address") or None,
+        )
+        db.session.commit()
+        ctx.outbox_ids.append(message.id)
         return None
 
     def resend(self, ctx) -> str:
