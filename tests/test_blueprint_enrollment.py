@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import select
 
@@ -12,6 +14,7 @@ from portal.models import Invitation, User
 
 from .blueprint_helpers import blueprint_text, empty_database, needs_blueprints
 from .conftest import path_of, submit
+from .mailserver import smtp  # noqa: F401 (fixture)
 
 PASSWORD = "amber-lantern-meadow-73"
 pytestmark = needs_blueprints
@@ -134,3 +137,41 @@ def test_two_stage_example_enrolls_with_an_invitation(app, client, make_invitati
     }
     with app.app_context():
         assert db.session.get(Invitation, invitation_id).use_count == 1
+
+
+def test_email_verification_flow_activates_the_account(tmp_path, smtp):  # noqa: F811 (fixture)
+    """authentik's enrollment-with-email-verification: the user is written inactive, the
+    emailed link (through the outbox, to a real SMTP server) activates and signs them in."""
+    from datetime import timedelta
+
+    from portal.models import Flow, utcnow
+
+    from .mailserver import drop, make_mail_app, text_of
+
+    app = make_mail_app(tmp_path, smtp)
+    try:
+        _import(app, "flows-enrollment-email-verification.yaml")
+        with app.app_context():
+            flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+            invitation = service.create_invitation(
+                name="verify-me", flow=flow, expires_at=utcnow() + timedelta(days=1), single_use=True)
+            link = path_of(service.invitation_link(invitation, "http://portal.test"))
+        client = app.test_client()
+        url = "/if/flow/default-enrollment-flow/"
+        assert "Step 1 of 3" in client.get(link, follow_redirects=True).get_data(as_text=True)
+        submit(client, url, {"username": "vera", "password": PASSWORD, "password_repeat": PASSWORD})
+        page = submit(client, url, {"name": "Vera Verified", "email": "vera@example.com"})
+        assert "Check your email" in page.get_data(as_text=True)
+        assert _user(app, "vera")["active"] is False  # create_users_as_inactive: true
+
+        [(recipients, message)] = smtp.messages
+        assert recipients == ["vera@example.com"]
+        verify = re.search(r"http://portal\.test(/\S+/verify-email\?token=\S+)", text_of(message))
+        done = client.get(verify.group(1), follow_redirects=True)
+        assert done.request.path == "/account/"
+        assert "Welcome, Vera Verified!" in done.get_data(as_text=True)
+        assert _user(app, "vera")["active"] is True
+        with app.app_context():
+            assert db.session.get(Invitation, invitation.id).use_count == 1
+    finally:
+        drop(app)
