@@ -162,12 +162,7 @@ def set_password(token: str, password: str, *, ip: str | None = None) -> User:
     row = find_action_token(TokenPurpose.SET_PASSWORD, token)
     if row is None or row.user is None:
         raise AccountError("This link is no longer valid.")
-    claimed = db.session.execute(
-        update(ActionToken).where(ActionToken.id == row.id, ActionToken.used_at.is_(None))
-        .values(used_at=utcnow())
-    ).rowcount
-    if claimed != 1:
-        db.session.rollback()
+    if not claim_action_token(row):
         raise AccountError("This link is no longer valid.")
     user = row.user
     user.password_hash = hash_password(password)
