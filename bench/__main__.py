@@ -158,7 +158,7 @@ def bulk_invite(app, count: int) -> float:
         flow = db.session.scalar(select(Flow))
         admin = db.session.scalar(select(User))
         started = time.perf_counter()
-        rows = bulk.check(bulk.parse("\n".join(f"invitee{n}@example.com" for n in range(count))),
+        rows = bulk.check(bulk.parse("\n".join(f"bulk-{n}@bench.example.org" for n in range(count))),
                           flow_id=flow.id, assignable=[])
         created = bulk.create(rows, base_url="http://127.0.0.1", email=True, created_by=admin,
                               ip="127.0.0.1", flow=flow, expires_at=utcnow() + timedelta(days=7))
