@@ -208,3 +208,20 @@ def test_every_admin_page_renders_for_a_superuser(app, client, auth, admin, make
         assert response.status_code in ((200, 302, 404) if typed else (200, 302)), (
             endpoint, url, response.status_code)
         assert client.get(url.replace("/1", "/999")).status_code in (200, 302, 404), url
+
+
+def test_a_namespace_limited_role_reaches_no_shared_admin_page(app, client, auth, admin):
+    """Flows, stages, prompts and blueprints are shared between namespaces: "flows: manage" for
+    one namespace does not open them (nor users, access or audit limited to a namespace)."""
+    _member(app, "salesflows", permissions=["flows:manage", "users:manage", "access:manage",
+                                            "audit:view"], namespaces=["sales"])
+    auth.login("salesflows")
+    for url in ("/admin/flows/", "/admin/flows/1", "/admin/stages/", "/admin/prompts/",
+                "/admin/flows/import", "/admin/flows/1/export", "/admin/users/", "/admin/access/",
+                "/admin/audit/"):
+        assert client.get(url).status_code == 403, url
+    nav = re.search(r'<nav class="admin-nav".*?</nav>', client.get("/admin/").get_data(as_text=True),
+                    re.S).group(0)
+    assert "Stages" not in nav and "Groups" not in nav and "Audit" not in nav
+    page = client.get("/admin/stages/new/deny")
+    assert page.status_code == 403

@@ -13,7 +13,7 @@ from ..models import Group, Role
 from . import bp, client_ip, permission_required
 from .forms import GroupForm, RoleForm, split_addresses
 
-manage = permission_required(ACCESS_MANAGE)
+manage = permission_required(ACCESS_MANAGE, everywhere=True)
 
 
 def _groups():
