@@ -225,3 +225,64 @@ def test_a_namespace_limited_role_reaches_no_shared_admin_page(app, client, auth
     assert "Stages" not in nav and "Groups" not in nav and "Audit" not in nav
     page = client.get("/admin/stages/new/deny")
     assert page.status_code == 403
+
+
+def test_an_access_manager_cannot_grant_more_than_they_hold(app, client, auth, admin):
+    _member(app, "keeper", permissions=["access:manage", "invitations:manage"], namespaces=["sales"])
+    with app.app_context():
+        # Limited to "sales", access:manage would not even open the page: give it everywhere.
+        db.session.add(Role(name="keeper-access", permissions=["access:manage"],
+                            groups=[db.session.scalar(select(Group).filter_by(name="keeper-group"))]))
+        audit = Role(name="auditor", permissions=["audit:view"])
+        db.session.add_all([audit, Group(name="staff", attributes={})])
+        db.session.commit()
+        audit_id = audit.id
+        staff = db.session.scalar(select(Group.id).filter_by(name="staff"))
+    auth.login("keeper")
+    for data in ({"name": "more", "permissions": ["users:manage"]},
+                 {"name": "wider", "permissions": ["invitations:manage"]},
+                 {"name": "elsewhere", "permissions": ["invitations:manage"], "namespaces": "hr"}):
+        page = submit(client, "/admin/access/roles/new", {**data, "groups": [str(staff)]})
+        assert "only give permissions you hold" in page.get_data(as_text=True), data
+    page = submit(client, f"/admin/access/roles/{audit_id}", {
+        "name": "auditor", "permissions": ["access:manage"], "groups": [str(staff)]})
+    assert "grants more than you hold" in page.get_data(as_text=True)
+    ok = submit(client, "/admin/access/roles/new", {
+        "name": "emea", "permissions": ["invitations:manage"], "namespaces": "sales.emea",
+        "groups": [str(staff)]})
+    assert "Role “emea” saved" in ok.get_data(as_text=True)
+    with app.app_context():
+        assert sorted(db.session.scalars(select(Role.name))) == [
+            "auditor", "emea", "keeper-access", "keeper-role"]
+        assert db.session.get(Role, audit_id).permissions == ["audit:view"]
+        assert db.session.get(Role, audit_id).groups == []
+
+
+def test_only_a_superuser_makes_or_changes_superuser_groups(app, client, auth, admin):
+    _member(app, "keeper", permissions=["access:manage"])
+    _member(app, "boss", superuser_group=True)  # a superuser by group membership only
+    with app.app_context():
+        admins = Group(name="admins", attributes={}, is_superuser=True)
+        staff = Group(name="staff", attributes={})
+        db.session.add_all([admins, staff])
+        db.session.commit()
+        ids = {"admins": admins.id, "staff": staff.id}
+    auth.login("keeper")
+    refused = "Only a superuser can make a superuser group"
+    assert refused in submit(client, "/admin/access/groups/new",
+                             {"name": "root", "is_superuser": "y"}).get_data(as_text=True)
+    assert refused in submit(client, f"/admin/access/groups/{ids['staff']}",
+                             {"name": "staff", "is_superuser": "y"}).get_data(as_text=True)
+    assert refused in submit(client, f"/admin/access/groups/{ids['admins']}",
+                             {"name": "renamed"}).get_data(as_text=True)
+    assert "Group “helpdesk” saved" in submit(client, "/admin/access/groups/new",
+                                              {"name": "helpdesk"}).get_data(as_text=True)
+    with app.app_context():
+        groups = {g.name: g.is_superuser for g in db.session.scalars(select(Group))}
+        assert groups["admins"] is True and groups["staff"] is False and "root" not in groups
+    auth.logout()
+    auth.login("boss")
+    assert "Group “root” saved" in submit(client, "/admin/access/groups/new",
+                                          {"name": "root", "is_superuser": "y"}).get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Group).filter_by(name="root")).is_superuser
