@@ -286,3 +286,23 @@ def test_only_a_superuser_makes_or_changes_superuser_groups(app, client, auth, a
                                           {"name": "root", "is_superuser": "y"}).get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(Group).filter_by(name="root")).is_superuser
+
+
+def test_a_flow_requiring_a_superuser_refuses_other_signed_in_users(app, client, auth, admin):
+    from portal.models import FlowAuthentication
+
+    from .flowkit import make_flow
+
+    url = make_flow(app, "admins-only", [
+        {"type": "consent", "name": "admin-terms", "options": {"consent_text": "Root rules apply."}}],
+        authentication=FlowAuthentication.REQUIRE_SUPERUSER)
+    _member(app, "plain")
+    _member(app, "boss", superuser_group=True)
+    assert client.get(url, follow_redirects=True).status_code == 403  # signed out
+    auth.login("plain")
+    page = client.get(url, follow_redirects=True)
+    assert page.status_code == 403 and "Root rules apply." not in page.get_data(as_text=True)
+    auth.logout()
+    auth.login("boss")  # a superuser by group membership
+    page = client.get(url, follow_redirects=True)
+    assert page.status_code == 200 and "Root rules apply." in page.get_data(as_text=True)
