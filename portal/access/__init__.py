@@ -107,6 +107,11 @@ def assignable_groups(grants: Grants) -> list[Group]:
     return [g for g in groups if not g.is_superuser and all(role_within(grants, r) for r in g.roles)]
 
 
+def may_assign(grants: Grants, group: Group | None) -> bool:
+    """May this admin have `group` given to people (by an invitation or a flow's new users)?"""
+    return group is None or grants.superuser or group.id in {g.id for g in assignable_groups(grants)}
+
+
 def role_within(grants: Grants, role: Role) -> bool:
     return within(grants, role.permissions or [], role.namespaces or [])
 
