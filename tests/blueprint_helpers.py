@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, func, select
 
+from portal.access import Grants
 from portal.extensions import db
 from portal.models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage, User
 
 # CI checks out ../shared beside the repository.
 BLUEPRINTS = Path(__file__).resolve().parents[2] / "shared" / "authentik-blueprints"
+
+OPERATOR = Grants(superuser=True)  # who runs `flask blueprints import`: trusted with everything
 
 needs_blueprints = pytest.mark.skipif(
     not BLUEPRINTS.is_dir(),

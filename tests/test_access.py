@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 from sqlalchemy import select
 
 from portal.auth.service import create_user
 from portal.extensions import db
-from portal.models import Flow, Group, Invitation, Role, User
+from portal.models import Flow, Group, Invitation, Role, Stage, User
 
 from .conftest import TEST_PASSWORD, submit
 from .test_admin import _future
@@ -208,3 +209,201 @@ def test_every_admin_page_renders_for_a_superuser(app, client, auth, admin, make
         assert response.status_code in ((200, 302, 404) if typed else (200, 302)), (
             endpoint, url, response.status_code)
         assert client.get(url.replace("/1", "/999")).status_code in (200, 302, 404), url
+
+
+def test_a_namespace_limited_role_reaches_no_shared_admin_page(app, client, auth, admin):
+    """Flows, stages, prompts and blueprints are shared between namespaces: "flows: manage" for
+    one namespace does not open them (nor users, access or audit limited to a namespace)."""
+    _member(app, "salesflows", permissions=["flows:manage", "users:manage", "access:manage",
+                                            "audit:view"], namespaces=["sales"])
+    auth.login("salesflows")
+    for url in ("/admin/flows/", "/admin/flows/1", "/admin/stages/", "/admin/prompts/",
+                "/admin/flows/import", "/admin/flows/1/export", "/admin/users/", "/admin/access/",
+                "/admin/audit/"):
+        assert client.get(url).status_code == 403, url
+    nav = re.search(r'<nav class="admin-nav".*?</nav>', client.get("/admin/").get_data(as_text=True),
+                    re.S).group(0)
+    assert "Stages" not in nav and "Groups" not in nav and "Audit" not in nav
+    page = client.get("/admin/stages/new/deny")
+    assert page.status_code == 403
+
+
+def test_an_access_manager_cannot_grant_more_than_they_hold(app, client, auth, admin):
+    _member(app, "keeper", permissions=["access:manage", "invitations:manage"], namespaces=["sales"])
+    with app.app_context():
+        # Limited to "sales", access:manage would not even open the page: give it everywhere.
+        db.session.add(Role(name="keeper-access", permissions=["access:manage"],
+                            groups=[db.session.scalar(select(Group).filter_by(name="keeper-group"))]))
+        audit = Role(name="auditor", permissions=["audit:view"])
+        db.session.add_all([audit, Group(name="staff", attributes={})])
+        db.session.commit()
+        audit_id = audit.id
+        staff = db.session.scalar(select(Group.id).filter_by(name="staff"))
+    auth.login("keeper")
+    for data in ({"name": "more", "permissions": ["users:manage"]},
+                 {"name": "wider", "permissions": ["invitations:manage"]},
+                 {"name": "elsewhere", "permissions": ["invitations:manage"], "namespaces": "hr"}):
+        page = submit(client, "/admin/access/roles/new", {**data, "groups": [str(staff)]})
+        assert "only give permissions you hold" in page.get_data(as_text=True), data
+    page = submit(client, f"/admin/access/roles/{audit_id}", {
+        "name": "auditor", "permissions": ["access:manage"], "groups": [str(staff)]})
+    assert "grants more than you hold" in page.get_data(as_text=True)
+    ok = submit(client, "/admin/access/roles/new", {
+        "name": "emea", "permissions": ["invitations:manage"], "namespaces": "sales.emea",
+        "groups": [str(staff)]})
+    assert "Role “emea” saved" in ok.get_data(as_text=True)
+    with app.app_context():
+        assert sorted(db.session.scalars(select(Role.name))) == [
+            "auditor", "emea", "keeper-access", "keeper-role"]
+        assert db.session.get(Role, audit_id).permissions == ["audit:view"]
+        assert db.session.get(Role, audit_id).groups == []
+
+
+def test_only_a_superuser_makes_or_changes_superuser_groups(app, client, auth, admin):
+    _member(app, "keeper", permissions=["access:manage"])
+    _member(app, "boss", superuser_group=True)  # a superuser by group membership only
+    with app.app_context():
+        admins = Group(name="admins", attributes={}, is_superuser=True)
+        staff = Group(name="staff", attributes={})
+        db.session.add_all([admins, staff])
+        db.session.commit()
+        ids = {"admins": admins.id, "staff": staff.id}
+    auth.login("keeper")
+    refused = "Only a superuser can make a superuser group"
+    assert refused in submit(client, "/admin/access/groups/new",
+                             {"name": "root", "is_superuser": "y"}).get_data(as_text=True)
+    assert refused in submit(client, f"/admin/access/groups/{ids['staff']}",
+                             {"name": "staff", "is_superuser": "y"}).get_data(as_text=True)
+    assert refused in submit(client, f"/admin/access/groups/{ids['admins']}",
+                             {"name": "renamed"}).get_data(as_text=True)
+    assert "Group “helpdesk” saved" in submit(client, "/admin/access/groups/new",
+                                              {"name": "helpdesk"}).get_data(as_text=True)
+    with app.app_context():
+        groups = {g.name: g.is_superuser for g in db.session.scalars(select(Group))}
+        assert groups["admins"] is True and groups["staff"] is False and "root" not in groups
+    auth.logout()
+    auth.login("boss")
+    assert "Group “root” saved" in submit(client, "/admin/access/groups/new",
+                                          {"name": "root", "is_superuser": "y"}).get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Group).filter_by(name="root")).is_superuser
+
+
+def test_a_flow_requiring_a_superuser_refuses_other_signed_in_users(app, client, auth, admin):
+    from portal.models import FlowAuthentication
+
+    from .flowkit import make_flow
+
+    url = make_flow(app, "admins-only", [
+        {"type": "consent", "name": "admin-terms", "options": {"consent_text": "Root rules apply."}}],
+        authentication=FlowAuthentication.REQUIRE_SUPERUSER)
+    _member(app, "plain")
+    _member(app, "boss", superuser_group=True)
+    assert client.get(url, follow_redirects=True).status_code == 403  # signed out
+    auth.login("plain")
+    page = client.get(url, follow_redirects=True)
+    assert page.status_code == 403 and "Root rules apply." not in page.get_data(as_text=True)
+    auth.logout()
+    auth.login("boss")  # a superuser by group membership
+    page = client.get(url, follow_redirects=True)
+    assert page.status_code == 200 and "Root rules apply." in page.get_data(as_text=True)
+
+
+def _blueprint(*entries: str) -> str:
+    return "version: 1\nentries:\n" + "".join(entries)
+
+
+ADMINS_GROUP = """  - model: authentik_core.group
+    id: admins
+    identifiers: {name: admins}
+"""
+
+
+def _flow_manager(app) -> dict[str, int]:
+    """A "flows: manage" admin, and groups: admins (superuser), staff, auditors (audit:view)."""
+    _member(app, "flowed", permissions=["flows:manage"])
+    with app.app_context():
+        groups = [Group(name="admins", attributes={}, is_superuser=True),
+                  Group(name="staff", attributes={}),
+                  Group(name="auditors", attributes={},
+                        roles=[Role(name="auditor", permissions=["audit:view"])])]
+        db.session.add_all(groups)
+        db.session.commit()
+        return {g.name: g.id for g in groups}
+
+
+def _text(response) -> str:
+    return html.unescape(response.get_data(as_text=True))
+
+
+def _groups(app) -> dict[str, bool]:
+    with app.app_context():
+        return {g.name: g.is_superuser for g in db.session.scalars(select(Group))}
+
+
+def test_a_blueprint_cannot_make_or_touch_superuser_groups_for_a_non_superuser(
+        app, client, auth, admin):
+    from .test_blueprint_admin import IMPORT, _upload
+
+    _flow_manager(app)
+    before = _groups(app)
+    auth.login("flowed")
+    attempts = {
+        "is_superuser: only a superuser can make a superuser group": [
+            _blueprint("""  - model: authentik_core.group
+    identifiers: {name: staff}
+    attrs: {is_superuser: true}
+"""),
+            _blueprint("""  - model: authentik_core.group
+    identifiers: {name: root}
+    attrs: {is_superuser: true}
+""")],
+        "only a superuser can change or delete the superuser group 'admins'": [
+            _blueprint(ADMINS_GROUP, "    state: absent\n"),
+            _blueprint(ADMINS_GROUP, "    attrs: {is_superuser: false}\n")],
+    }
+    for message, texts in attempts.items():
+        for text in texts:
+            preview = _upload(client, text=text)
+            assert preview.status_code == 422 and message in _text(preview), text
+            # The apply step checks again: a forged hidden field is refused just the same.
+            forged = submit(client, f"{IMPORT}/apply", {"blueprint": text}, page_url=IMPORT)
+            assert forged.status_code == 422 and message in _text(forged), text
+            assert _groups(app) == before
+    # What they may do, they can: a plain group, or an unchanged mention of the superuser group.
+    ok = _upload(client, text=_blueprint(ADMINS_GROUP, "    attrs: {is_superuser: true}\n", """\
+  - model: authentik_core.group
+    identifiers: {name: helpers}
+    attrs: {is_superuser: false}
+"""))
+    assert ok.status_code == 200 and "Apply" in ok.get_data(as_text=True)
+
+
+def test_new_users_go_only_to_groups_the_flow_admin_may_give(app, client, auth, admin):
+    from .test_blueprint_admin import _upload
+
+    ids = _flow_manager(app)
+    auth.login("flowed")
+    for group in ("admins", "auditors"):
+        preview = _upload(client, text=_blueprint(f"""  - model: authentik_stages_user_write.userwritestage
+    identifiers: {{name: sneaky-write}}
+    attrs: {{create_users_group: !Find [authentik_core.group, [name, {group}]]}}
+"""))
+        assert preview.status_code == 422, group
+        assert f"create_users_group: you cannot put new users in the group '{group}'" in _text(preview)
+    form = client.get("/admin/stages/new/user_write").get_data(as_text=True)
+    assert ">staff<" in form and ">admins<" not in form and ">auditors<" not in form
+    forged = submit(client, "/admin/stages/new/user_write", {
+        "name": "sneaky-write", "user_type": "internal", "create_users_group": str(ids["admins"])})
+    assert "Not a valid choice" in forged.get_data(as_text=True)
+    allowed = submit(client, "/admin/stages/new/user_write", {
+        "name": "staff-write", "user_type": "internal", "create_users_group": str(ids["staff"])})
+    assert "Stage “staff-write” created" in allowed.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(Stage).filter_by(name="sneaky-write")) is None
+        staff_write = db.session.scalar(select(Stage).filter_by(name="staff-write"))
+        assert staff_write.options["create_users_group"] == ids["staff"]
+    auth.logout()
+    auth.login()  # the superuser may choose any group
+    form = client.get("/admin/stages/new/user_write").get_data(as_text=True)
+    assert ">admins<" in form and ">auditors<" in form

@@ -12,7 +12,7 @@ from portal.flows.blueprint_io import import_blueprint
 from portal.invitations import service
 from portal.models import Invitation, User
 
-from .blueprint_helpers import blueprint_text, empty_database, needs_blueprints
+from .blueprint_helpers import OPERATOR, blueprint_text, empty_database, needs_blueprints
 from .conftest import path_of, submit
 from .mailserver import smtp  # noqa: F401 (fixture)
 
@@ -23,7 +23,7 @@ pytestmark = needs_blueprints
 def _import(app, name: str) -> None:
     with app.app_context():
         empty_database()
-        report = import_blueprint(blueprint_text(name))
+        report = import_blueprint(blueprint_text(name), actor=OPERATOR)
         assert report.ok, report.errors
 
 

@@ -14,6 +14,7 @@ from portal.invitations import service
 from portal.models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage
 
 from .blueprint_helpers import (
+    OPERATOR,
     blueprint_files,
     blueprint_text,
     empty_database,
@@ -43,7 +44,7 @@ EXPECTED_SKIPS = {
 
 
 def _import(text: str, **kwargs):
-    report = import_blueprint(text, **kwargs)
+    report = import_blueprint(text, actor=OPERATOR, **kwargs)
     assert report.ok, report.errors
     return report
 
@@ -216,7 +217,7 @@ entries:
 def _refused(app, text: str) -> list[str]:
     with app.app_context():
         counts = row_counts()
-        report = import_blueprint(text)
+        report = import_blueprint(text, actor=OPERATOR)
         assert not report.ok and not report.applied
         assert row_counts() == counts
         return report.errors

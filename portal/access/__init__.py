@@ -51,6 +51,10 @@ class Grants:
             return True
         return any(in_namespace(namespace, ns) for ns in scope)
 
+    def can_everywhere(self, permission: str) -> bool:
+        """May the user do this for every flow: needed for what flows share (stages, prompts)."""
+        return self.superuser or (permission in self.scopes and self.scopes[permission] is ALL)
+
     @property
     def any_admin(self) -> bool:
         return self.superuser or bool(self.scopes)
@@ -100,16 +104,26 @@ def assignable_groups(grants: Grants) -> list[Group]:
     groups = db.session.scalars(select(Group).options(selectinload(Group.roles)).order_by(Group.name)).all()
     if grants.superuser:
         return list(groups)
-    return [g for g in groups if not g.is_superuser and all(_within(grants, r) for r in g.roles)]
+    return [g for g in groups if not g.is_superuser and all(role_within(grants, r) for r in g.roles)]
 
 
-def _within(grants: Grants, role: Role) -> bool:
-    for permission in role.permissions or []:
+def may_assign(grants: Grants, group: Group | None) -> bool:
+    """May this admin have `group` given to people (by an invitation or a flow's new users)?"""
+    return group is None or grants.superuser or group.id in {g.id for g in assignable_groups(grants)}
+
+
+def role_within(grants: Grants, role: Role) -> bool:
+    return within(grants, role.permissions or [], role.namespaces or [])
+
+
+def within(grants: Grants, permissions, namespaces) -> bool:
+    """Would a role with these permissions and namespaces grant nothing beyond `grants`?"""
+    for permission in permissions:
         mine = grants.namespaces(permission)
         if mine is ALL:
             continue
-        if not role.namespaces or not mine or not all(
-            any(in_namespace(ns, m) for m in mine) for ns in role.namespaces
+        if not namespaces or not mine or not all(
+            any(in_namespace(ns, m) for m in mine) for ns in namespaces
         ):
             return False
     return True

@@ -17,17 +17,24 @@ def grants() -> Grants:
     return g.grants
 
 
-def permission_required(permission: str | None):
+def permission_required(permission: str | None, *, everywhere: bool = False):
     """Only users holding `permission` (any admin permission when None); superusers hold all.
 
-    Anonymous visitors are sent to sign in; others are refused with 403.
+    With `everywhere`, a role limited to namespaces is not enough: for pages whose objects are
+    not confined to one namespace (stages and prompts are shared by flows). Anonymous visitors
+    are sent to sign in; others are refused with 403.
     """
 
     def decorator(view):
         @wraps(view)
         @login_required
         def wrapped(*args, **kwargs):
-            allowed = grants().any_admin if permission is None else grants().can(permission)
+            if permission is None:
+                allowed = grants().any_admin
+            elif everywhere:
+                allowed = grants().can_everywhere(permission)
+            else:
+                allowed = grants().can(permission)
             if not allowed:
                 abort(403)
             return view(*args, **kwargs)
@@ -37,7 +44,9 @@ def permission_required(permission: str | None):
     return decorator
 
 
-manage_flows = permission_required(FLOWS_MANAGE)
+# Flows, stages, prompts and blueprints: stages and prompts are shared between flows and a
+# blueprint may touch any flow, so a namespace-limited "flows: manage" role does not reach them.
+manage_flows = permission_required(FLOWS_MANAGE, everywhere=True)
 
 
 def admins_only(view):

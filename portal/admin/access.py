@@ -6,14 +6,14 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from ..access import ACCESS_MANAGE, PERMISSIONS
+from ..access import ACCESS_MANAGE, PERMISSIONS, role_within, within
 from ..audit import Action, record_event
 from ..extensions import db
 from ..models import Group, Role
-from . import bp, client_ip, permission_required
+from . import bp, client_ip, grants, permission_required
 from .forms import GroupForm, RoleForm, split_addresses
 
-manage = permission_required(ACCESS_MANAGE)
+manage = permission_required(ACCESS_MANAGE, everywhere=True)
 
 
 def _groups():
@@ -46,25 +46,35 @@ def role_edit(role_id: int | None = None):
         form.namespaces.data = ", ".join(role.namespaces)
         form.groups.data = [g.id for g in role.groups]
     if form.validate_on_submit():
-        role = role or Role()
-        role.name = form.name.data.strip()
-        role.description = (form.description.data or "").strip()
-        role.permissions = [p for p in form.permissions.data if p in PERMISSIONS]
-        role.namespaces = split_addresses(form.namespaces.data or "")
-        role.groups = [g for g in groups if g.id in set(form.groups.data)]
-        db.session.add(role)
-        try:
-            db.session.flush()
-        except IntegrityError:
-            db.session.rollback()
-            form.name.errors.append("A role with this name exists.")
+        permissions = [p for p in form.permissions.data if p in PERMISSIONS]
+        namespaces = split_addresses(form.namespaces.data or "")
+        # Nobody hands out, or takes away, access they do not hold themselves.
+        if role is not None and not role_within(grants(), role):
+            form.permissions.errors.append("This role grants more than you hold; only an admin "
+                                           "with all of its permissions can change it.")
+        elif not within(grants(), permissions, namespaces):
+            form.permissions.errors.append("You can only give permissions you hold yourself, in "
+                                           "your own namespaces.")
         else:
-            record_event(Action.ROLE_SAVED, actor=current_user, ip=client_ip(), obj=role,
-                         detail={"permissions": role.permissions, "namespaces": role.namespaces,
-                                 "groups": [g.name for g in role.groups]})
-            db.session.commit()
-            flash(f"Role “{role.name}” saved.", "success")
-            return redirect(url_for("admin.access"))
+            role = role or Role()
+            role.name = form.name.data.strip()
+            role.description = (form.description.data or "").strip()
+            role.permissions = permissions
+            role.namespaces = namespaces
+            role.groups = [g for g in groups if g.id in set(form.groups.data)]
+            db.session.add(role)
+            try:
+                db.session.flush()
+            except IntegrityError:
+                db.session.rollback()
+                form.name.errors.append("A role with this name exists.")
+            else:
+                record_event(Action.ROLE_SAVED, actor=current_user, ip=client_ip(), obj=role,
+                             detail={"permissions": role.permissions, "namespaces": role.namespaces,
+                                     "groups": [g.name for g in role.groups]})
+                db.session.commit()
+                flash(f"Role “{role.name}” saved.", "success")
+                return redirect(url_for("admin.access"))
     return render_template("admin/access/form.html", form=form, what="role", obj=role)
 
 
@@ -75,8 +85,10 @@ def group_edit(group_id: int | None = None):
     group = db.get_or_404(Group, group_id) if group_id else None
     form = GroupForm(obj=group)
     if form.validate_on_submit():
-        if form.is_superuser.data and not current_user.is_superuser:
-            form.is_superuser.errors.append("Only a superuser can make a superuser group.")
+        touches_superuser = form.is_superuser.data or (group is not None and group.is_superuser)
+        if touches_superuser and not grants().superuser:
+            form.is_superuser.errors.append("Only a superuser can make a superuser group or change "
+                                            "one.")
         else:
             group = group or Group(attributes={})
             group.name = form.name.data.strip()

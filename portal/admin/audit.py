@@ -34,7 +34,7 @@ def _filters() -> dict:
 
 
 @bp.route("/audit/")
-@permission_required(AUDIT_VIEW)
+@permission_required(AUDIT_VIEW, everywhere=True)
 def audit_log():
     page = db.paginate(events_query(**_filters()), per_page=PER_PAGE, error_out=False)
     args = {k: v for k, v in request.args.items() if k != "page"}
@@ -42,7 +42,7 @@ def audit_log():
 
 
 @bp.route("/audit/export.csv")
-@permission_required(AUDIT_VIEW)
+@permission_required(AUDIT_VIEW, everywhere=True)
 def audit_export():
     query = events_query(**_filters())
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")

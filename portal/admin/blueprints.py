@@ -19,7 +19,7 @@ from ..audit import record_import
 from ..extensions import db
 from ..flows.blueprint_io import MAX_BLUEPRINT_BYTES, BlueprintError, export_flow, import_blueprint
 from ..models import Flow
-from . import bp, client_ip, manage_flows
+from . import bp, client_ip, grants, manage_flows
 
 
 class BlueprintUploadForm(FlaskForm):
@@ -69,7 +69,7 @@ def blueprint_import():
     form = BlueprintUploadForm()
     if form.validate_on_submit():
         text = form.blueprint
-        report = import_blueprint(text, dry_run=True)
+        report = import_blueprint(text, actor=grants(), dry_run=True)
         if report.ok:
             return render_template("admin/blueprints/preview.html", report=report,
                                    form=BlueprintApplyForm(blueprint=text))
@@ -86,7 +86,7 @@ def blueprint_apply():
     if not form.validate_on_submit():
         flash("Nothing to apply: upload the blueprint again.", "error")
         return redirect(url_for("admin.blueprint_import"))
-    report = import_blueprint(form.blueprint.data)
+    report = import_blueprint(form.blueprint.data, actor=grants())
     if not report.ok:  # the database changed since the preview, or the field was altered
         upload = BlueprintUploadForm(formdata=None, text=form.blueprint.data)
         return render_template("admin/blueprints/import.html", form=upload, report=report,

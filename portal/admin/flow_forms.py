@@ -36,7 +36,7 @@ from ..flows.prompts import CHOICE_TYPES, FILE_MAX_SIZE_DEFAULT, FILE_MAX_SIZE_L
 from ..flows.stages import STAGE_TYPES
 from ..flows.stages.email import DEFAULT_EXPIRY, TEMPLATES, parse_expiry
 from ..forms import Email
-from ..models import Flow, FlowAuthentication, FlowDesignation, Group, Prompt, Stage, UserType
+from ..models import Flow, FlowAuthentication, FlowDesignation, Prompt, Stage, UserType
 
 ANSWER_CONDITIONS = ("prompt_equals", "prompt_in", "email_domain_in")
 ORDER_RANGE = NumberRange(min=-(2**31), max=2**31 - 1, message="Enter a whole number.")
@@ -250,9 +250,10 @@ class UserWriteStageForm(StageForm):
                                                          message="Use a path such as users/internal.")],
         description="Where new users are filed, e.g. users/internal/engineering. Default: users.")
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, groups=(), **kwargs):
+        """`groups`: those the admin may give new users (see access.assignable_groups); any other
+        choice, even a forged one, fails validation."""
         super().__init__(*args, **kwargs)
-        groups = db.session.scalars(select(Group).order_by(Group.name)).all()
         self.create_users_group.choices = [("", "— none —"), *((g.id, g.name) for g in groups)]
 
     def options(self, previous=None) -> dict:

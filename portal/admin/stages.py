@@ -3,13 +3,15 @@
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
+from ..access import assignable_groups
 from ..extensions import db
 from ..flows import editor
 from ..flows.stages import STAGE_TYPES
-from ..models import FlowStageBinding, Prompt, Stage
-from . import bp, manage_flows
+from ..flows.stages.user_write import find_group
+from ..models import FlowStageBinding, Group, Prompt, Stage
+from . import bp, grants, manage_flows
 from .editing import confirm_delete
-from .flow_forms import STAGE_FORMS, PromptStageForm
+from .flow_forms import STAGE_FORMS, PromptStageForm, UserWriteStageForm
 
 
 def _form_for(kind: str, stage: Stage | None = None):
@@ -17,7 +19,19 @@ def _form_for(kind: str, stage: Stage | None = None):
     extra = {}
     if cls is PromptStageForm:
         extra["prompts"] = db.session.scalars(select(Prompt).order_by(Prompt.name)).all()
+    if cls is UserWriteStageForm:
+        extra["groups"] = _groups_for_new_users(stage)
     return cls(instance=stage, **extra)
+
+
+def _groups_for_new_users(stage: Stage | None) -> list[Group]:
+    """Groups the admin may give every new user; the stage's current one stays selectable, so
+    an admin who could not choose it can still edit the stage's other options."""
+    groups = assignable_groups(grants())
+    current = find_group((stage.options or {}).get("create_users_group")) if stage else None
+    if current is not None and current not in groups:
+        groups = sorted([*groups, current], key=lambda g: g.name)
+    return groups
 
 
 def _save(stage: Stage, form) -> None:

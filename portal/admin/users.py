@@ -15,7 +15,7 @@ from . import bp, client_ip, grants, permission_required
 from .forms import DirectUserForm
 
 PER_PAGE = 25
-manage = permission_required(USERS_MANAGE)
+manage = permission_required(USERS_MANAGE, everywhere=True)
 
 
 @bp.route("/users/")

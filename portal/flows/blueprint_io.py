@@ -19,6 +19,7 @@ import yaml
 from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from ..access import Grants, may_assign
 from ..extensions import db
 from ..invitations import service as invitations
 from ..models import (
@@ -378,11 +379,17 @@ def _walk(value, path: str, found: list) -> None:
 
 
 class Importer:
-    """Applies one blueprint document in the current database transaction."""
+    """Applies one blueprint document in the current database transaction.
 
-    def __init__(self, document: dict, *, context: dict | None = None,
+    `actor`: the grants of whoever imports. A blueprint can do nothing its importer could not do
+    by hand: only a superuser makes, changes or deletes superuser groups or puts new users in a
+    group that grants more than the importer holds.
+    """
+
+    def __init__(self, document: dict, *, actor: Grants, context: dict | None = None,
                  env_prefix: str = "BLUEPRINT_") -> None:
         self.document = document
+        self.actor = actor
         self.context = {**(document.get("context") or {}), **(context or {})}
         self.env_prefix = env_prefix
         self.report = ImportReport(name=str((document.get("metadata") or {}).get("name") or ""))
@@ -819,7 +826,24 @@ def _group(importer: Importer, entry: _Entry) -> _Plan:
     })
     notes += _notes_for(attrs, {"name", "is_superuser", "attributes"},
                         "ignored; groups in the portal have a name, a superuser flag and attributes")
+    if not importer.actor.superuser:
+        _refuse_superuser_group_change(entry, where, values)
     return _Plan(Group, f"group {where['name']!r}", where, values, notes=notes)
+
+
+def _refuse_superuser_group_change(entry: _Entry, where: dict, values: dict) -> None:
+    """For importers who are not superusers: superuser groups are neither made nor touched."""
+    existing = db.session.scalars(select(Group).filter_by(**where).limit(1)).first()
+    creates = existing is None and entry.state != "absent"
+    updates = existing is not None and entry.state == "present"
+    if values.get("is_superuser") and (creates or (updates and not existing.is_superuser)):
+        raise EntryError("is_superuser: only a superuser can make a superuser group.")
+    if existing is not None and existing.is_superuser and (
+        entry.state == "absent"
+        or (updates and any(getattr(existing, k) != v for k, v in values.items()))
+    ):
+        raise EntryError(f"only a superuser can change or delete the superuser group "
+                         f"{existing.name!r}.")
 
 
 def _prompt(importer: Importer, entry: _Entry) -> _Plan:
@@ -892,9 +916,12 @@ def _stage(importer: Importer, entry: _Entry) -> _Plan:
                 raise EntryError("fields: expected a list of prompts (!KeyOf or !Find).")
             values["prompts"] = list(dict.fromkeys(fields))
     if kind == "user_write":
-        group = options.get("create_users_group")
+        group = _ref(options, "create_users_group", Group, "a group")
         if group is not None:
-            options["create_users_group"] = _ref(options, "create_users_group", Group, "a group").id
+            if not may_assign(importer.actor, group):
+                raise EntryError(f"create_users_group: you cannot put new users in the group "
+                                 f"{group.name!r}: it grants more than you hold.")
+            options["create_users_group"] = group.id
         mode = options.get("user_creation_mode")
         if mode not in (None, "always_create"):
             notes.append(f"user_creation_mode: {mode!r} is kept, but the portal's user write stage "
@@ -985,8 +1012,11 @@ HANDLERS: dict[str, Callable[[Importer, _Entry], _Plan]] = {
 }
 
 
-def import_blueprint(text: str, *, dry_run: bool = False, context: dict | None = None) -> ImportReport:
+def import_blueprint(text: str, *, actor: Grants, dry_run: bool = False,
+                     context: dict | None = None) -> ImportReport:
     """Import a blueprint all or nothing; with dry_run, report what would happen and write nothing.
+
+    `actor`: the importer's grants (`Grants(superuser=True)` for the command line's operator).
 
     The dry run really applies the entries inside the transaction and rolls it back, so the
     preview and the real import can never disagree.
@@ -996,7 +1026,7 @@ def import_blueprint(text: str, *, dry_run: bool = False, context: dict | None =
         document = parse(text)
     except BlueprintError as exc:
         return ImportReport(errors=exc.messages)
-    importer = Importer(document, context=context)
+    importer = Importer(document, actor=actor, context=context)
     try:
         report = importer.run()
     except BaseException:

@@ -89,8 +89,12 @@ def load(key: str | None, flow: Flow) -> FlowSession | None:
 
 
 class FlowExecutor:
-    def __init__(self, session: FlowSession, *, current_user: User | None = None) -> None:
+    def __init__(self, session: FlowSession, *, current_user: User | None = None,
+                 superuser: bool = False) -> None:
+        """`superuser`: the visitor's grants make them a superuser (by their own flag or a group);
+        the caller knows, and flows that require a superuser need it."""
         self.session = session
+        self.superuser = superuser and current_user is not None
         self.flow = session.flow
         self.ctx = FlowContext(
             flow=self.flow, session=session,
@@ -233,4 +237,6 @@ class FlowExecutor:
         if rule in (FlowAuthentication.REQUIRE_AUTHENTICATED,
                     FlowAuthentication.REQUIRE_SUPERUSER) and not signed_in:
             return Deny("Sign in required", "Sign in first, then open this page again.", 403)
+        if rule == FlowAuthentication.REQUIRE_SUPERUSER and not self.superuser:
+            return Deny("Administrators only", "This page is only for administrators.", 403)
         return None

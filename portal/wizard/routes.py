@@ -14,6 +14,7 @@ from sqlalchemy import select
 from werkzeug.datastructures import CombinedMultiDict
 
 from .. import ratelimits
+from ..access import grants_for
 from ..auth.routes import sign_in
 from ..errors import render_error
 from ..extensions import db
@@ -67,7 +68,8 @@ def _start(flow: Flow, token: str | None, invitation_id: int | None = None):
 
 
 def _executor(flow_session) -> FlowExecutor:
-    wizard = FlowExecutor(flow_session, current_user=_visitor())
+    visitor = _visitor()
+    wizard = FlowExecutor(flow_session, current_user=visitor, superuser=grants_for(visitor).superuser)
     wizard.ctx.client_ip = request.remote_addr
     g.flow_ctx = wizard.ctx
     return wizard
