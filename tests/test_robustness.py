@@ -1,0 +1,55 @@
+"""Fixes from review: stale links after a resend, verified addresses, outbox retries, bad input
+that must never reach the database as a 500."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from portal.extensions import db
+from portal.invitations import service
+from portal.models import Invitation, User
+
+from .conftest import path_of, submit
+from .test_enrollment import NEW_PASSWORD
+
+FLOW = "/if/flow/default-enrollment-flow/"
+
+
+def _users(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count(User.id)))
+
+
+def test_a_resent_invitation_stops_browsers_that_opened_the_old_link(app, client, auth, admin,
+                                                                      make_invitation):
+    invitation_id, old_link = make_invitation(single_use=True)
+    opened, started = app.test_client(), app.test_client()
+    assert opened.get(path_of(old_link)).status_code == 302  # only the cookie remembers the link
+    assert "Step 1 of 2" in started.get(path_of(old_link), follow_redirects=True).get_data(as_text=True)
+    page = submit(started, FLOW, {"username": "early", "password": NEW_PASSWORD,
+                                  "password_repeat": NEW_PASSWORD})
+    assert "Step 2 of 2" in page.get_data(as_text=True)
+    users_before = _users(app)
+
+    auth.login()
+    page = submit(client, f"/admin/invitations/{invitation_id}/resend", {"expires": "2099-05-01T12:00"})
+    assert "the old one no longer works" in page.get_data(as_text=True)
+
+    refused = opened.get(FLOW)
+    assert refused.status_code == 404 and "not valid" in refused.get_data(as_text=True)
+    refused = submit(started, FLOW, {"name": "Early", "email": "early@example.com"})
+    assert refused.status_code == 404 and "not valid" in refused.get_data(as_text=True)
+    assert _users(app) == users_before
+    with app.app_context():
+        invitation = db.session.get(Invitation, invitation_id)
+        assert invitation.use_count == 0
+        new_link = service.invitation_link(invitation, "http://portal.test")
+
+    fresh = app.test_client()
+    assert "Step 1 of 2" in fresh.get(path_of(new_link), follow_redirects=True).get_data(as_text=True)
+    submit(fresh, FLOW, {"username": "late", "password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD})
+    done = submit(fresh, FLOW, {"name": "Late", "email": "late@example.com"})
+    assert "Your account is ready" in done.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(User).filter_by(username="late")) is not None
+        assert db.session.get(Invitation, invitation_id).use_count == 1
