@@ -3,13 +3,17 @@ that must never reach the database as a 500."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.invitations import service
-from portal.models import Invitation, User
+from portal.models import Flow, FlowStageBinding, Invitation, Stage, User, utcnow
 
 from .conftest import path_of, submit
+from .test_email_verification import Inbox
 from .test_enrollment import NEW_PASSWORD
 
 FLOW = "/if/flow/default-enrollment-flow/"
@@ -53,3 +57,45 @@ def test_a_resent_invitation_stops_browsers_that_opened_the_old_link(app, client
     with app.app_context():
         assert db.session.scalar(select(User).filter_by(username="late")) is not None
         assert db.session.get(Invitation, invitation_id).use_count == 1
+
+
+@pytest.fixture
+def inbox():
+    server = Inbox()
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_verification_holds_only_for_the_address_it_confirmed(app_factory, inbox):
+    """Verify an address the invitation refuses, then switch to an allowed one: a new link."""
+    app = app_factory(MAIL_SERVER="127.0.0.1", MAIL_PORT=inbox.port, MAIL_SUPPRESS_SEND=False,
+                      MAIL_DEFAULT_SENDER="portal@example.com")
+    with app.app_context():
+        flow = db.session.scalar(select(Flow))
+        flow.bindings.append(FlowStageBinding(order=15, stage=Stage(name="verify", type="email")))
+        invitation = service.create_invitation(name="org only", flow=flow, allowed_domains=["example.org"],
+                                               expires_at=utcnow() + timedelta(days=1))
+        link = service.invitation_link(invitation, "http://portal.test")
+    client = app.test_client()
+    client.get(path_of(link))
+    submit(client, FLOW, {"username": "mallory", "password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD})
+    page = submit(client, FLOW, {"name": "Mallory", "email": "mallory@elsewhere.net"})
+    assert "Check your email" in page.get_data(as_text=True)
+    assert [m["To"] for m in inbox.messages] == ["mallory@elsewhere.net"]
+    # Her own address, verified: the invitation refuses its domain and sends her back.
+    page = client.get(path_of(inbox.link()), follow_redirects=True).get_data(as_text=True)
+    assert "accepts only addresses at example.org" in page
+
+    page = submit(client, FLOW, {"name": "Mallory", "email": "Victim@Example.org"})
+    assert "Check your email" in page.get_data(as_text=True)  # not an account
+    assert _users(app) == 0
+    assert "not seen the link opened yet" in submit(client, FLOW, {}).get_data(as_text=True)
+    assert [m["To"] for m in inbox.messages] == ["mallory@elsewhere.net", "Victim@example.org"]
+
+    done = client.get(path_of(inbox.link()), follow_redirects=True)
+    assert "Your account is ready" in done.get_data(as_text=True)
+    with app.app_context():
+        mallory = db.session.scalar(select(User).filter_by(username="mallory"))
+        assert mallory.email == "Victim@example.org"
+        assert not [key for key in mallory.attributes if key.startswith("_portal.")]  # flow notes stay
