@@ -99,3 +99,47 @@ def test_a_verification_holds_only_for_the_address_it_confirmed(app_factory, inb
         mallory = db.session.scalar(select(User).filter_by(username="mallory"))
         assert mallory.email == "Victim@example.org"
         assert not [key for key in mallory.attributes if key.startswith("_portal.")]  # flow notes stay
+
+
+def test_retry_sends_again_only_a_failed_email(app_factory, inbox):
+    from portal.auth.service import create_user
+    from portal.mail import deliver
+    from portal.models import OutboxMessage, OutboxStatus
+
+    from .conftest import TEST_PASSWORD, AuthActions, csrf_from
+
+    app = app_factory(MAIL_SERVER="127.0.0.1", MAIL_PORT=inbox.port, MAIL_SUPPRESS_SEND=False,
+                      MAIL_DEFAULT_SENDER="portal@example.com")
+    with app.app_context():
+        admin = create_user(username="admin", email="admin@example.com", password=TEST_PASSWORD,
+                            superuser=True)
+        invitations, emailed = service.invite_recipients(
+            ["ines@example.com"], name="ines", base_url="http://portal.test", created_by=admin,
+            flow=db.session.scalar(select(Flow)), expires_at=utcnow() + timedelta(days=1))
+        assert emailed
+        invitation_id = invitations[0].id
+        message_id = db.session.scalar(select(OutboxMessage.id))
+        assert deliver(ids=[message_id]).sent == [message_id]
+    assert len(inbox.messages) == 1
+    client = app.test_client()
+    AuthActions(client).login()
+    detail = f"/admin/invitations/{invitation_id}"
+
+    def retry():
+        token = csrf_from(client.get(detail).get_data(as_text=True))
+        return client.post(f"{detail}/emails/{message_id}/retry", data={"csrf_token": token},
+                           follow_redirects=True).get_data(as_text=True)
+
+    page = retry()
+    assert "Nothing was retried" in page and "this one is sent" in page
+    with app.app_context():
+        assert db.session.get(OutboxMessage, message_id).status == OutboxStatus.SENT
+    assert len(inbox.messages) == 1  # never twice
+
+    with app.app_context():
+        db.session.get(OutboxMessage, message_id).status = OutboxStatus.FAILED
+        db.session.commit()
+    assert "The email is queued again" in retry()
+    with app.app_context():
+        assert db.session.get(OutboxMessage, message_id).status == OutboxStatus.SENT
+    assert len(inbox.messages) == 2

@@ -330,10 +330,14 @@ def invitation_email_retry(invitation_id: int, message_id: int):
     invitation = _get_invitation(invitation_id)
     message = db.get_or_404(OutboxMessage, message_id)
     if message.invitation_id == invitation.id and ConfirmForm().validate_on_submit():
-        retry_email(message)
-        db.session.commit()
-        deliver_after_response([message.id])
-        flash("The email is queued again.", "success")
+        if retry_email(message):
+            db.session.commit()
+            deliver_after_response([message.id])
+            flash("The email is queued again.", "success")
+        else:
+            db.session.rollback()
+            flash("Nothing was retried: only an email that failed can be sent again, and this "
+                  f"one is {message.status.lower()}.", "info")
     return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
 
 
