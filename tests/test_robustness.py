@@ -12,7 +12,7 @@ from portal.extensions import db
 from portal.invitations import service
 from portal.models import Flow, FlowStageBinding, Invitation, Stage, User, utcnow
 
-from .conftest import path_of, submit
+from .conftest import TEST_PASSWORD, AuthActions, csrf_from, path_of, submit
 from .test_email_verification import Inbox
 from .test_enrollment import NEW_PASSWORD
 
@@ -106,7 +106,6 @@ def test_retry_sends_again_only_a_failed_email(app_factory, inbox):
     from portal.mail import deliver
     from portal.models import OutboxMessage, OutboxStatus
 
-    from .conftest import TEST_PASSWORD, AuthActions, csrf_from
 
     app = app_factory(MAIL_SERVER="127.0.0.1", MAIL_PORT=inbox.port, MAIL_SUPPRESS_SEND=False,
                       MAIL_DEFAULT_SENDER="portal@example.com")
@@ -143,3 +142,23 @@ def test_retry_sends_again_only_a_failed_email(app_factory, inbox):
     with app.app_context():
         assert db.session.get(OutboxMessage, message_id).status == OutboxStatus.SENT
     assert len(inbox.messages) == 2
+
+
+@pytest.mark.parametrize("url", [
+    "/if/flow/default%00-enrollment-flow/",
+    "/if/flow/default%00-enrollment-flow/?itoken=abc",  # the link check ran before the NUL check
+    "/if/flow/default-enrollment-flow/?itoken=a%00b",
+    "/if/flow/default%00-enrollment-flow/verify-email?token=abc",
+    "/if/flow/default-enrollment-flow/verify-email?token=a%00b",
+])
+def test_nul_in_a_slug_or_token_is_a_404_on_every_database(client, url):
+    response = client.get(url)
+    assert response.status_code == 404 and "<html" in response.get_data(as_text=True)
+
+
+def test_nul_in_the_slug_of_a_resend_is_a_404(app, client, make_invitation):
+    _, link = make_invitation()
+    page = client.get(path_of(link), follow_redirects=True).get_data(as_text=True)
+    response = client.post("/if/flow/default%00-enrollment-flow/email/resend",
+                           data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 404

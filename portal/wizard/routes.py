@@ -1,5 +1,6 @@
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     g,
@@ -75,6 +76,15 @@ def _executor(flow_session) -> FlowExecutor:
     return wizard
 
 
+@bp.url_value_preprocessor
+def _refuse_nul(_endpoint, values):
+    """No slug or token contains NUL, and PostgreSQL refuses it in text: a 404 before any
+    lookup (or rate-limit key) sees it."""
+    if any("\x00" in str(v) for v in (values or {}).values()) or any(
+            "\x00" in v for key in ("itoken", "token") for v in request.args.getlist(key)):
+        abort(404)
+
+
 @bp.after_request
 def _deliver_queued_mail(response):
     """Emails a stage queued (verification links) go out once the page has been sent."""
@@ -89,8 +99,6 @@ MISCONFIGURED = (
 
 
 def _get_flow(slug: str) -> Flow | None:
-    if "\x00" in slug:  # PostgreSQL refuses NUL in text; no slug contains it
-        return None
     return db.session.scalar(select(Flow).filter_by(slug=slug))
 
 
