@@ -162,3 +162,57 @@ def test_nul_in_the_slug_of_a_resend_is_a_404(app, client, make_invitation):
     response = client.post("/if/flow/default%00-enrollment-flow/email/resend",
                            data={"csrf_token": csrf_from(page)})
     assert response.status_code == 404
+
+
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize("url", [
+    f"/admin/invitations/{HUGE}", f"/admin/invitations/{2**63}", f"/admin/users/{HUGE}",
+])
+def test_a_huge_id_in_the_address_is_a_404(client, auth, admin, url):
+    auth.login()
+    assert client.get(url).status_code == 404
+
+
+def test_a_huge_id_in_a_posted_address_is_a_404(client, auth, admin):
+    auth.login()
+    token = csrf_from(client.get("/admin/invitations/").get_data(as_text=True))
+    response = client.post(f"/admin/invitations/{HUGE}/emails/{HUGE}/retry", data={"csrf_token": token})
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize("url", [
+    f"/admin/invitations/?page={HUGE}", f"/admin/audit/?page={HUGE}", f"/admin/users/?page={HUGE}",
+    f"/admin/invitations/?page=-{HUGE}", f"/admin/invitations/?flow={HUGE}&creator={HUGE}",
+    f"/admin/invitations/new?from={HUGE}",
+])
+def test_huge_numbers_in_the_query_are_ignored_or_clamped(client, auth, admin, url):
+    auth.login()
+    assert client.get(url).status_code == 200
+
+
+def test_a_huge_id_in_the_bulk_action_is_refused_with_a_message(app, client, auth, make_invitation):
+    invitation_id, _ = make_invitation()
+    auth.login()
+    page = submit(client, "/admin/invitations/bulk-action",
+                  {"action": "revoke", "ids": [str(invitation_id), HUGE]}, page_url="/admin/invitations/")
+    assert page.status_code == 200 and "Select at least one invitation" in page.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Invitation, invitation_id).revoked_at is None
+
+
+def test_a_value_the_database_refuses_is_a_400_never_a_500(app_factory):
+    from sqlalchemy.exc import DataError
+
+    app = app_factory()
+    failures = {"overflow": OverflowError("Python int too large to convert to SQLite INTEGER"),
+                "data": DataError("SELECT 1", {}, Exception("integer out of range"))}
+
+    def fail(kind):
+        raise failures[kind]
+
+    app.add_url_rule("/test-only/<kind>", view_func=fail)
+    for kind in failures:
+        response = app.test_client().get(f"/test-only/{kind}")
+        assert response.status_code == 400 and "out of range" in response.get_data(as_text=True)
