@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from markupsafe import escape
 from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.invitations import service
-from portal.models import Flow, FlowStageBinding, Invitation, Stage, User, utcnow
+from portal.models import Flow, FlowStageBinding, Group, Invitation, Stage, User, utcnow
 
 from .conftest import TEST_PASSWORD, AuthActions, csrf_from, path_of, submit
 from .test_email_verification import Inbox
@@ -216,3 +217,39 @@ def test_a_value_the_database_refuses_is_a_400_never_a_500(app_factory):
     for kind in failures:
         response = app.test_client().get(f"/test-only/{kind}")
         assert response.status_code == 400 and "out of range" in response.get_data(as_text=True)
+
+
+ENTRY = "version: 1\nentries:\n  - model: authentik_core.group\n    identifiers: {name: team}\n"
+MALFORMED = {
+    "state": (ENTRY + "    state: [a]\n", "state: expected one of present, created, absent"),
+    "find key": (ENTRY + "    attrs: {parent: !Find [authentik_core.group, [[a], b]]}\n",
+                 "!Find authentik_core.group by ['a'] is not supported"),
+    "find value": (ENTRY + "    attrs: {parent: !Find [authentik_core.group, [name, {b: c}]]}\n",
+                   "!Find authentik_core.group by name: expected text or a number"),
+    "nesting": (ENTRY + "    attrs: {attributes: {deep: " + "[" * 5000 + "]" * 5000 + "}}\n",
+                "nested more than 64 deep"),
+}
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_a_malformed_blueprint_is_reported_and_writes_nothing(app, case):
+    from portal.flows.blueprint_io import import_blueprint
+
+    text, reason = MALFORMED[case]
+    with app.app_context():
+        report = import_blueprint(text)
+        assert not report.applied and any(reason in error for error in report.errors), report.errors
+        assert db.session.scalar(select(func.count()).select_from(Group)) == 0
+
+
+@pytest.mark.parametrize("case", MALFORMED)
+def test_the_upload_page_rejects_a_malformed_blueprint_with_the_reason(app, client, auth, admin, case):
+    from .test_blueprint_admin import _upload
+
+    text, reason = MALFORMED[case]
+    auth.login()
+    response = _upload(client, content=text.encode())
+    assert response.status_code == 422
+    assert str(escape(reason)) in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(Group)) == 0
