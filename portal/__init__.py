@@ -38,6 +38,7 @@ def create_app(test_config: dict | None = None) -> Flask:
                                            settings.ProductionConfig))
     settings.resolve(app.config)
     trust_proxies(app)
+    register_converters(app)
     register_extensions(app)
     register_blueprints(app)
     register_errorhandlers(app)
@@ -52,6 +53,13 @@ def trust_proxies(app: Flask) -> None:
     if hops:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
                                 x_port=hops, x_prefix=hops)
+
+
+def register_converters(app: Flask) -> None:
+    """Before any route exists: every `<int:...>` is bounded to what the database can hold."""
+    from .numbers import BoundedIntConverter
+
+    app.url_map.converters["int"] = BoundedIntConverter
 
 
 def register_extensions(app: Flask) -> None:

@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask, render_template
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,18 @@ def register(app: Flask) -> None:
         if error.code == 405 and error.valid_methods:
             return (*response, {"Allow": ", ".join(error.valid_methods)})
         return response
+
+    @app.errorhandler(DataError)
+    @app.errorhandler(OverflowError)
+    def value_out_of_range(error: Exception):
+        """A value the database cannot hold (a huge number, say) slipped past the checks: the
+        request was bad, not the server. Checks at the edges keep this rare; it is logged."""
+        log.warning("request value refused by the database: %s", type(error).__name__)
+        from .extensions import db
+
+        db.session.rollback()
+        return render_error(400, "Bad request",
+                            "A value in the request is out of range. Check it and try again.")
 
     @app.errorhandler(Exception)
     def unexpected_error(error: Exception):

@@ -6,6 +6,7 @@ from flask import request
 from flask_sqlalchemy.pagination import SelectPagination
 
 from .extensions import db
+from .numbers import DB_INT_MAX
 
 
 class LastPageKnowsTheTotal(SelectPagination):
@@ -21,7 +22,14 @@ class LastPageKnowsTheTotal(SelectPagination):
         return super()._query_count()
 
 
+def page_number(per_page: int) -> int:
+    """?page=, clamped to 1 .. the last page whose OFFSET the database can take."""
+    page = request.args.get("page", 1, type=int)
+    return max(1, min(page, DB_INT_MAX // per_page))
+
+
 def paginate(query, *, per_page: int) -> SelectPagination:
-    """Like db.paginate (page from ?page=, never a 404 for a page past the end)."""
+    """Like db.paginate (page from ?page=, never a 404 for a page past the end, nor a 500 for a
+    page number too big for the database)."""
     return LastPageKnowsTheTotal(select=query, session=db.session(), per_page=per_page,
-                                 page=request.args.get("page", 1, type=int), error_out=False)
+                                 page=page_number(per_page), error_out=False)

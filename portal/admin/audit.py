@@ -8,6 +8,7 @@ from flask import Response, render_template, request, stream_with_context
 from ..access import AUDIT_VIEW
 from ..audit import Action, events_query, export_csv
 from ..extensions import db
+from ..pagination import paginate
 from . import bp, permission_required
 
 PER_PAGE = 50
@@ -36,7 +37,7 @@ def _filters() -> dict:
 @bp.route("/audit/")
 @permission_required(AUDIT_VIEW, everywhere=True)
 def audit_log():
-    page = db.paginate(events_query(**_filters()), per_page=PER_PAGE, error_out=False)
+    page = paginate(events_query(**_filters()), per_page=PER_PAGE)
     args = {k: v for k, v in request.args.items() if k != "page"}
     return render_template("admin/audit/list.html", page=page, actions=Action.all(), args=args)
 

@@ -8,6 +8,7 @@ from ..extensions import db
 from ..flows import editor
 from ..flows.planner import describe_condition
 from ..models import Flow, FlowStageBinding, Invitation, Stage
+from ..numbers import db_int
 from . import bp, manage_flows
 from .editing import confirm_delete
 from .flow_forms import BindingForm, FlowForm
@@ -92,7 +93,7 @@ def binding_create(flow_id: int):
     form = BindingForm(stages=_stages())
     if request.method == "GET":
         form.order.data = editor.next_order(flow)
-        form.stage.data = request.args.get("stage", type=int)
+        form.stage.data = request.args.get("stage", type=db_int)
     if form.validate_on_submit():
         editor.add_binding(flow, db.session.get(Stage, form.stage.data), **form.binding_values)
         flash("Stage added to the flow.", "success")

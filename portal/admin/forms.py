@@ -32,6 +32,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..access import PERMISSIONS
 from ..forms import Email
+from ..numbers import db_int
 
 
 def parse_attributes(text: str) -> dict:
@@ -254,7 +255,7 @@ class ExpiryForm(FlaskForm):
 
 class BulkActionForm(FlaskForm):
     action = SelectField("With the selected", choices={"revoke": "Revoke", "delete": "Delete"})
-    ids = SelectMultipleField("Invitations", coerce=int, validate_choice=False)
+    ids = SelectMultipleField("Invitations", coerce=db_int, validate_choice=False)
     submit = SubmitField("Apply")
 
 

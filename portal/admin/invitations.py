@@ -35,6 +35,7 @@ from ..models import (
     User,
     utcnow,
 )
+from ..numbers import db_int
 from ..pagination import paginate
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
@@ -120,8 +121,8 @@ def _list_filters() -> dict:
     return {
         "search": args.get("q", "").strip(),
         "status": args.get("status", ""),
-        "flow_id": args.get("flow", type=int),
-        "creator_id": args.get("creator", type=int),
+        "flow_id": args.get("flow", type=db_int),
+        "creator_id": args.get("creator", type=db_int),
         "sort": args.get("sort", "-created"),
     }
 
@@ -151,7 +152,7 @@ def invitation_create():
     if request.method == "GET":
         form.expires.data = _default_expiry()
         form.kind.data = "recipients"
-        source = request.args.get("from", type=int)
+        source = request.args.get("from", type=db_int)
         if source:  # "duplicate": the same settings, a new link
             _fill_from(form, _get_invitation(source))
     if form.validate_on_submit():
@@ -330,10 +331,14 @@ def invitation_email_retry(invitation_id: int, message_id: int):
     invitation = _get_invitation(invitation_id)
     message = db.get_or_404(OutboxMessage, message_id)
     if message.invitation_id == invitation.id and ConfirmForm().validate_on_submit():
-        retry_email(message)
-        db.session.commit()
-        deliver_after_response([message.id])
-        flash("The email is queued again.", "success")
+        if retry_email(message):
+            db.session.commit()
+            deliver_after_response([message.id])
+            flash("The email is queued again.", "success")
+        else:
+            db.session.rollback()
+            flash("Nothing was retried: only an email that failed can be sent again, and this "
+                  f"one is {message.status.lower()}.", "info")
     return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
 
 
@@ -398,8 +403,8 @@ def _wants_json() -> bool:
 def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
     """Create the valid rows; the page's script sends them in slices (start, count) to show
     progress, a plain form post sends them all at once."""
-    start = max(0, request.form.get("start", 0, type=int))
-    count = request.form.get("count", type=int)
+    start = request.form.get("start", 0, type=db_int)
+    count = request.form.get("count", type=db_int)
     part = rows[start:start + count] if count else rows
     emailed = mail_configured()
     created = bulk.create(
@@ -410,7 +415,7 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
     deliver_after_response(_queued_ids(created))
     last = not count or start + count >= len(rows)
     if last:
-        _flash_created(len(created) + request.form.get("created_so_far", 0, type=int), emailed)
+        _flash_created(len(created) + request.form.get("created_so_far", 0, type=db_int), emailed)
         skipped = sum(1 for r in rows if not r.ok)
         if skipped:
             flash(f"{skipped} row(s) with a problem were skipped.", "info")

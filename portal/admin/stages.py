@@ -9,6 +9,7 @@ from ..flows import editor
 from ..flows.stages import STAGE_TYPES
 from ..flows.stages.user_write import find_group
 from ..models import FlowStageBinding, Group, Prompt, Stage
+from ..numbers import db_int
 from . import bp, grants, manage_flows
 from .editing import confirm_delete
 from .flow_forms import STAGE_FORMS, PromptStageForm, UserWriteStageForm
@@ -67,7 +68,7 @@ def stage_create(kind: str):
         db.session.add(stage)
         _save(stage, form)
         flash(f"Stage “{stage.name}” created.", "success")
-        flow_id = request.args.get("flow", type=int)
+        flow_id = request.args.get("flow", type=db_int)
         if flow_id:
             return redirect(url_for("admin.binding_create", flow_id=flow_id, stage=stage.id))
         return redirect(url_for("admin.stages"))

@@ -10,6 +10,7 @@ from ..auth import service as accounts
 from ..extensions import db
 from ..mail.web import deliver_after_response
 from ..models import InvitationUse, User
+from ..pagination import paginate
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
 from .forms import DirectUserForm
@@ -28,7 +29,7 @@ def users():
         query = query.where(or_(func.lower(User.username).like(like),
                                 func.lower(User.email).like(like),
                                 func.lower(User.name).like(like)))
-    page = db.paginate(query, per_page=PER_PAGE, error_out=False)
+    page = paginate(query, per_page=PER_PAGE)
     return render_template("admin/users/list.html", page=page, search=search)
 
 

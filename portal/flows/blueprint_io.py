@@ -8,6 +8,7 @@ read with a SafeLoader subclass: no tag constructs Python objects and no code is
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Callable
@@ -36,8 +37,11 @@ from ..models import (
 from . import planner
 from .prompts import PROMPT_TYPES
 
+log = logging.getLogger(__name__)
+
 MAX_BLUEPRINT_BYTES = 256 * 1024  # authentik's largest example is ~10 kB
 MAX_ALIASES = 200  # YAML anchors/aliases: enough for real files, too few for a "billion laughs"
+MAX_DEPTH = 64  # nested lists and mappings: authentik's examples use under 10; Python's stack, ~300
 
 # -- YAML tags -----------------------------------------------------------------------------------
 
@@ -92,11 +96,14 @@ class UnknownTag:
 
 
 class BlueprintLoader(yaml.SafeLoader):
-    """SafeLoader with authentik's tags; counts aliases so a tiny file cannot explode in memory."""
+    """SafeLoader with authentik's tags; counts aliases so a tiny file cannot explode in memory,
+    and bounds nesting so a file of "[[[[..." cannot exhaust the stack (of this and every later
+    walk over the document)."""
 
     def __init__(self, stream) -> None:
         super().__init__(stream)
         self.alias_count = 0
+        self.depth = 0
 
     def compose_node(self, parent, index):
         if self.check_event(yaml.AliasEvent):
@@ -106,7 +113,16 @@ class BlueprintLoader(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(
                     None, None, f"more than {MAX_ALIASES} YAML aliases", event.start_mark
                 )
-        return super().compose_node(parent, index)
+        if self.depth >= MAX_DEPTH:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"lists and mappings nested more than {MAX_DEPTH} deep",
+                self.peek_event().start_mark,
+            )
+        self.depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
 def _line(node) -> int:
@@ -183,6 +199,8 @@ def parse(text: str) -> dict:
         where = f"Line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise BlueprintError([f"{where}{problem} (the file is not valid YAML)."]) from None
+    except RecursionError:
+        raise BlueprintError(["The file nests lists or mappings too deeply."]) from None
     finally:
         loader.dispose()
     if not isinstance(document, dict):
@@ -417,10 +435,12 @@ class Importer:
             if not isinstance(model, str) or not model:
                 self._error(entry, "model", "missing required attribute.")
                 continue
-            entry.state = raw.get("state", "present")
-            if entry.state not in STATES:
+            state = raw.get("state", "present")
+            if not isinstance(state, str) or state not in STATES:
                 self._error(entry, "state", f"expected one of present, created, absent; found "
-                                            f"{entry.state!r}.")
+                                            f"{state!r}.")
+            else:
+                entry.state = state
             for key in ("identifiers", "attrs"):
                 if raw.get(key) is not None and not isinstance(raw[key], dict):
                     self._error(entry, key, "expected a mapping.")
@@ -498,6 +518,9 @@ class Importer:
                                                   [str(skipped)]))
             except EntryError as exc:
                 self._error(entry, "", str(exc))
+            except (TypeError, RecursionError) as exc:  # a value of a shape no check foresaw
+                log.warning("blueprint entry %s: %s", entry.number, exc)
+                self._error(entry, "", f"a value has an unexpected type or shape ({exc}).")
             except SQLAlchemyError as exc:
                 self._error(entry, "", f"the database refused it ({type(exc).__name__}).")
                 break  # the transaction is unusable now
@@ -645,9 +668,12 @@ class Importer:
             if len(pair) != 2:
                 raise EntryError(f"{path}: !Find expects [field, value] pairs.")
             key, wanted = (self.resolve(p, path) for p in pair)
-            if key not in fields:
+            if not isinstance(key, str) or key not in fields:
                 raise EntryError(f"{path}: !Find {model} by {key!r} is not supported "
                                  f"(use {', '.join(sorted(fields))}).")
+            if not isinstance(wanted, (str, int, float)):
+                raise EntryError(f"{path}: !Find {model} by {key}: expected text or a number, "
+                                 f"found {wanted!r}.")
             query = query.filter_by(**{fields[key]: wanted})
         return db.session.scalars(query.limit(1)).first()
 

@@ -8,6 +8,23 @@ from functools import cached_property
 from ..extensions import db
 from ..models import Flow, FlowSession, FlowStageBinding, Invitation
 
+# Keys under this prefix are the engine's own notes in prompt_data (such as which address was
+# verified): never taken from a form or an invitation, never copied onto the user.
+PRIVATE_PREFIX = "_portal."
+
+
+def is_private(key) -> bool:
+    return str(key).startswith(PRIVATE_PREFIX)
+
+
+def note(session: FlowSession, key: str, value) -> None:
+    """Keep one of the engine's notes with the flow session."""
+    session.prompt_data = {**(session.prompt_data or {}), PRIVATE_PREFIX + key: value}
+
+
+def noted(session: FlowSession, key: str):
+    return (session.prompt_data or {}).get(PRIVATE_PREFIX + key)
+
 
 @dataclass
 class FlowContext:
@@ -28,7 +45,8 @@ class FlowContext:
 
     def update_prompt_data(self, values: dict) -> None:
         # Reassign so SQLAlchemy notices the change to the JSON column.
-        self.session.prompt_data = {**self.session.prompt_data, **values}
+        self.session.prompt_data = {**self.session.prompt_data,
+                                    **{k: v for k, v in values.items() if not is_private(k)}}
 
     @cached_property
     def invitation(self) -> Invitation | None:

@@ -9,13 +9,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..invitations.service import find_by_token
+from ..invitations.service import find_by_digest, find_by_token
 from ..models import (
     Flow,
     FlowAuthentication,
     FlowSession,
     FlowStageBinding,
-    Invitation,
     User,
     utcnow,
 )
@@ -45,21 +44,18 @@ class Step:
 
 def start(
     flow: Flow, token: str | None, *, current_user: User | None, lifetime: timedelta,
-    invitation_id: int | None = None,
+    token_digest: str | None = None,
 ) -> tuple[FlowSession, str]:
-    """Begin a flow for a visitor, with the invitation of a link (its token, or its id once the
-    link was checked). Opening a link never consumes the invitation."""
+    """Begin a flow for a visitor, with the invitation of a link (its token, or its digest once
+    the link was checked). Opening a link never consumes the invitation."""
     now = utcnow()
     db.session.execute(delete(FlowSession).where(FlowSession.expires_at < now))
     key = tokens.new_token()
-    if token:
-        invitation = find_by_token(token)
-    else:
-        invitation = db.session.get(Invitation, invitation_id) if invitation_id else None
+    invitation = find_by_token(token) if token else find_by_digest(token_digest)
     session = FlowSession(
         key_digest=tokens.digest(key),
         flow=flow,
-        token_supplied=bool(token or invitation_id),
+        token_supplied=bool(token or token_digest),
         invitation_id=invitation.id if invitation else None,
         prompt_data={},
         fixed_fields=[],

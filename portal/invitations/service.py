@@ -16,10 +16,11 @@ from ..audit import Action, record_event
 from ..extensions import db
 from ..mail import cancel_queued, enqueue, mail_configured
 from ..mail.messages import invitation_email
-from ..models import Flow, Group, Invitation, OutboxMessage, User, utcnow
+from ..models import Flow, FlowSession, Group, Invitation, OutboxMessage, User, utcnow
 from ..security import tokens
 
 TOKEN_PURPOSE = "invitation"  # noqa: S105 (a label, not a secret)
+DIGEST_LENGTH = 64  # hex SHA-256
 
 
 class InvitationStatus(enum.Enum):
@@ -207,6 +208,7 @@ def resend(invitation: Invitation, *, expires_at: datetime, base_url: str,
         raise ActionRefused(f"This invitation is {status.label.lower()}; create a new one instead.")
     cancel_queued([invitation.id])  # an email still waiting carries the old link
     _assign_token(invitation)
+    _detach_open_flow_sessions(invitation)
     invitation.expires_at = expires_at
     emailed = bool(invitation.email) and mail_configured()
     if emailed:
@@ -215,6 +217,20 @@ def resend(invitation: Invitation, *, expires_at: datetime, base_url: str,
                  detail={"expires_at": expires_at.isoformat(), "emailed": emailed})
     db.session.commit()
     return emailed
+
+
+def _detach_open_flow_sessions(invitation: Invitation) -> None:
+    """Sign-ups begun with the old link lose it: their invitation and user-write stages refuse.
+
+    Sessions that already wrote their user keep it; the use was taken before the resend.
+    """
+    db.session.execute(
+        update(FlowSession)
+        .where(FlowSession.invitation_id == invitation.id, FlowSession.finished_at.is_(None),
+               FlowSession.user_id.is_(None))
+        .values(invitation_id=None)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def extend(invitation: Invitation, *, expires_at: datetime, actor: User | None = None,
@@ -311,21 +327,32 @@ def invitation_link(invitation: Invitation, base_url: str) -> str:
 def find_by_token(token: str | None) -> Invitation | None:
     if not token or len(token) > 200:
         return None
-    return db.session.scalar(select(Invitation).filter_by(token_digest=tokens.digest(token)))
+    return find_by_digest(tokens.digest(token))
 
 
-def usable_invitation_id(flow_slug: str, token: str | None) -> int | None:
-    """The invitation this token opens on this flow, if it may be used now: one indexed query.
+def find_by_digest(token_digest: str | None) -> Invitation | None:
+    """The invitation whose current link has this digest (a resent one's old digest finds none)."""
+    if not isinstance(token_digest, str) or len(token_digest) != DIGEST_LENGTH:
+        return None
+    return db.session.scalar(select(Invitation).filter_by(token_digest=token_digest))
 
-    None says only "not usable"; `refusal_for` explains why. Every invitation link lands here,
-    so it is built once and runs on a pooled connection of its own, outside the ORM session.
+
+def usable_invitation_digest(flow_slug: str, token: str | None) -> str | None:
+    """The digest of this token if it opens a usable invitation on this flow: one indexed query.
+
+    The digest (not the invitation's id) is what the wizard remembers, so a link that is resent
+    in the meantime stops working. None says only "not usable"; `refusal_for` explains why.
+    Every invitation link lands here, so it is built once and runs on a pooled connection of
+    its own, outside the ORM session.
     """
     if not token or len(token) > 200:
         return None
+    token_digest = tokens.digest(token)
     with db.engine.connect() as connection:
-        return connection.execute(_USABLE_INVITATION, {
-            "digest": tokens.digest(token), "slug": flow_slug, "now": utcnow(),
+        found = connection.execute(_USABLE_INVITATION, {
+            "digest": token_digest, "slug": flow_slug, "now": utcnow(),
         }).scalar()
+    return token_digest if found is not None else None
 
 
 def status_of(invitation: Invitation, now: datetime | None = None) -> InvitationStatus:

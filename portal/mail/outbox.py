@@ -236,11 +236,19 @@ def cancel_queued(invitation_ids: Iterable[int]) -> int:
     ).rowcount
 
 
-def retry(message: OutboxMessage) -> None:
-    """Put a failed message back in the queue now (the admin's "retry")."""
-    message.status = OutboxStatus.QUEUED
-    message.next_attempt_at = utcnow()
-    message.claimed_until = None
+def retry(message: OutboxMessage) -> bool:
+    """Put a failed message back in the queue now (the admin's "retry"), in the caller's
+    transaction. Only a FAILED message: the guarded UPDATE lets a sent, cancelled or still
+    queued one (perhaps held by a sender right now) never go out twice. Returns whether it did."""
+    retried = db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == message.id, OutboxMessage.status == OutboxStatus.FAILED)
+        .values(status=OutboxStatus.QUEUED, next_attempt_at=utcnow(), claimed_until=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1
+    if retried:
+        db.session.expire(message, ["status", "next_attempt_at", "claimed_until"])
+    return retried
 
 
 def purge(older_than: timedelta) -> int:

@@ -1,5 +1,6 @@
 from flask import (
     Blueprint,
+    abort,
     current_app,
     flash,
     g,
@@ -23,7 +24,7 @@ from ..flows.executor import FlowExecutor, Step
 from ..flows.planner import ConditionError
 from ..flows.prompts import DISPLAY_TYPES
 from ..flows.stages import email as email_stage
-from ..invitations.service import usable_invitation_id
+from ..invitations.service import usable_invitation_digest
 from ..mail.web import deliver_on_close
 from ..models import Flow, User
 from ..security.headers import no_referrer
@@ -31,7 +32,9 @@ from ..security.headers import no_referrer
 bp = Blueprint("wizard", __name__)
 
 SESSION_KEY = "flows"  # slug -> flow session key; the state itself stays in the database
-INVITED_KEY = "invited"  # slug -> id of the invitation whose link was just opened (not a secret)
+# slug -> digest of the invitation link just opened: resolved again on the first page, so a link
+# resent (or revoked) in between no longer lets this browser in.
+INVITED_KEY = "invited"
 
 
 def _remember(slug: str, key: str | None, *, under: str = SESSION_KEY) -> None:
@@ -47,20 +50,20 @@ def _key(slug: str) -> str | None:
     return (session.get(SESSION_KEY) or {}).get(slug)
 
 
-def _take_invited(slug: str) -> int | None:
-    invitation_id = (session.get(INVITED_KEY) or {}).get(slug)
-    if invitation_id is not None:
+def _take_invited(slug: str) -> str | None:
+    token_digest = (session.get(INVITED_KEY) or {}).get(slug)
+    if token_digest is not None:
         _remember(slug, None, under=INVITED_KEY)
-    return invitation_id
+    return token_digest if isinstance(token_digest, str) else None
 
 
 def _visitor():
     return current_user if current_user.is_authenticated else None
 
 
-def _start(flow: Flow, token: str | None, invitation_id: int | None = None):
+def _start(flow: Flow, token: str | None, token_digest: str | None = None):
     flow_session, key = executor.start(
-        flow, token, current_user=_visitor(), invitation_id=invitation_id,
+        flow, token, current_user=_visitor(), token_digest=token_digest,
         lifetime=current_app.config["FLOW_SESSION_LIFETIME_DELTA"],
     )
     _remember(flow.slug, key)
@@ -73,6 +76,15 @@ def _executor(flow_session) -> FlowExecutor:
     wizard.ctx.client_ip = request.remote_addr
     g.flow_ctx = wizard.ctx
     return wizard
+
+
+@bp.url_value_preprocessor
+def _refuse_nul(_endpoint, values):
+    """No slug or token contains NUL, and PostgreSQL refuses it in text: a 404 before any
+    lookup (or rate-limit key) sees it."""
+    if any("\x00" in str(v) for v in (values or {}).values()) or any(
+            "\x00" in v for key in ("itoken", "token") for v in request.args.getlist(key)):
+        abort(404)
 
 
 @bp.after_request
@@ -89,8 +101,6 @@ MISCONFIGURED = (
 
 
 def _get_flow(slug: str) -> Flow | None:
-    if "\x00" in slug:  # PostgreSQL refuses NUL in text; no slug contains it
-        return None
     return db.session.scalar(select(Flow).filter_by(slug=slug))
 
 
@@ -110,13 +120,13 @@ def flow(slug: str):
 def _flow(slug: str):
     token = request.args.get("itoken")
     if request.method == "GET" and token is not None and _visitor() is None:
-        invitation_id = usable_invitation_id(slug, token)
-        if invitation_id is not None:
-            # A good link only reads: it notes the invitation in the signed cookie and takes the
-            # token out of the address bar. The wizard's first page starts the flow session (and
-            # its invitation stage checks again), so link scanners and previews write nothing.
+        token_digest = usable_invitation_digest(slug, token)
+        if token_digest is not None:
+            # A good link only reads: it notes the link's digest in the signed cookie and takes
+            # the token out of the address bar. The wizard's first page starts the flow session
+            # (and its invitation stage checks again), so link scanners and previews write nothing.
             _remember(slug, None)
-            _remember(slug, invitation_id, under=INVITED_KEY)
+            _remember(slug, token_digest, under=INVITED_KEY)
             return redirect(url_for("wizard.flow", slug=slug))
     flow = _get_flow(slug)
     if flow is None:

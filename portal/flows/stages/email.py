@@ -23,6 +23,7 @@ from ...mail import enqueue, mail_configured
 from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
 from ...security import tokens
 from ...urls import base_url
+from ..context import note, noted
 from .base import Next, Retry, StageType
 
 log = logging.getLogger(__name__)
@@ -88,8 +89,24 @@ def _tokens_of(session: FlowSession):
                                      ActionToken.flow_session_id == session.id)
 
 
+# The flow session notes where the latest link went and which address opening one confirmed:
+# a verification holds only for that address, so changing it afterwards needs a new link.
+SENT_TO, VERIFIED = "email_sent_to", "email_verified"
+
+
+def address_of(session: FlowSession) -> str:
+    """The address to verify: the written user's, or the one the invitee typed."""
+    user = db.session.get(User, session.user_id) if session.user_id else None
+    return (user.email if user else "") or str((session.prompt_data or {}).get("email") or "")
+
+
+def _same(a, b) -> bool:
+    return bool(a) and bool(b) and str(a).strip().casefold() == str(b).strip().casefold()
+
+
 def is_verified(session: FlowSession) -> bool:
-    return db.session.scalar(_tokens_of(session).where(ActionToken.used_at.is_not(None)).limit(1)) is not None
+    """A link was opened, and it confirmed the address the flow holds now."""
+    return _same(noted(session, VERIFIED), address_of(session))
 
 
 def last_sent(session: FlowSession):
@@ -111,7 +128,9 @@ def verify(token: str | None) -> Verification:
         user.active = True
     session = db.session.get(FlowSession, row.flow_session_id) if row.flow_session_id else None
     if session is not None and session.finished_at is None:
-        _advance_past_email_stage(session)
+        note(session, VERIFIED, noted(session, SENT_TO))
+        if is_verified(session):
+            _advance_past_email_stage(session)
     db.session.commit()
     return Verification(ok=True, flow_session=session, activated=activated)
 
@@ -134,8 +153,7 @@ class EmailStage(StageType):
     template = "flow/email.html"
 
     def recipient(self, ctx) -> str:
-        user = db.session.get(User, ctx.session.user_id) if ctx.session.user_id else None
-        return (user.email if user else "") or str(ctx.prompt_data.get("email") or "")
+        return address_of(ctx.session)
 
     def expiry(self) -> timedelta:
         try:
@@ -148,7 +166,9 @@ class EmailStage(StageType):
         form = BaseForm([])
         form.process(formdata)
         form.recipient = self.recipient(ctx)
-        if formdata is None and last_sent(ctx.session) is None and not is_verified(ctx.session):
+        unsent = last_sent(ctx.session) is None or not _same(noted(ctx.session, SENT_TO),
+                                                             form.recipient)
+        if formdata is None and unsent and not is_verified(ctx.session):
             problem = self.send(ctx)
             if problem:  # flashed, as the page is usually shown after a redirect
                 flash(problem, "error")
@@ -177,6 +197,7 @@ class EmailStage(StageType):
         db.session.add(ActionToken(purpose=PURPOSE, digest=tokens.digest(token), user_id=user_id,
                                    flow_session_id=ctx.session.id,
                                    expires_at=utcnow() + self.expiry()))
+        note(ctx.session, SENT_TO, to)
         db.session.commit()
         link = f"{base_url()}/if/flow/{ctx.flow.slug}/verify-email?token={token}"
         template = self.options.get("template")

@@ -11,6 +11,7 @@ from ...audit import Action, record_event
 from ...extensions import db
 from ...invitations.service import REFUSALS, domain_message, email_problem, redeem, refusal_for
 from ...models import ConsentRecord, Group, InvitationUse, User, UserType
+from ..context import is_private
 from .base import Deny, Next, Retry, StageType
 from .invitation import record_refusal
 
@@ -107,7 +108,7 @@ def build_user(prompt_data: dict, options: dict) -> User:
     """A new user from the collected values: known fields to columns, the rest to attributes."""
     attributes: dict = {}
     for key, value in prompt_data.items():
-        if key in USER_FIELDS:
+        if key in USER_FIELDS or is_private(key):
             continue
         if key == "attributes" and isinstance(value, dict):
             _merge(attributes, value)
