@@ -35,7 +35,9 @@ class Invitation(db.Model):
     max_uses: Mapped[int | None] = mapped_column(Integer)
     use_count: Mapped[int] = mapped_column(Integer, default=0)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True  # the list's "created by" filter
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # Recipient-bound invitations: the address the link was sent to, which enrollment must use.
     email: Mapped[str | None] = mapped_column(String(320), index=True)
@@ -65,6 +67,9 @@ class Invitation(db.Model):
         # keeps it fast at 100,000 rows (SQLite scans, which is fast enough there).
         Index("ix_invitations_name_trgm", name, postgresql_using="gin",
               postgresql_ops={"name": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        # The same search also matches the recipient's address.
+        Index("ix_invitations_email_trgm", email, postgresql_using="gin",
+              postgresql_ops={"email": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
     )
 
     @property
