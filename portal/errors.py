@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError
 from werkzeug.exceptions import HTTPException
@@ -34,6 +34,17 @@ def render_error(status: int, title: str | None = None, message: str | None = No
 
 
 def register(app: Flask) -> None:
+    @app.before_request
+    def refuse_nul_characters():
+        """No text the portal takes contains NUL, and PostgreSQL refuses it outright: a clear
+        400 for any query or form value carrying one, before a view passes it to the database."""
+        values = [*request.args.values(), *request.form.values()]
+        if any("\x00" in value for value in values):
+            return render_error(400, "Invalid characters",
+                                "The request contained a character that is not allowed. "
+                                "Go back, check what you typed, and send it again.")
+        return None
+
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         return render_error(

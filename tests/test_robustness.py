@@ -254,3 +254,19 @@ def test_the_upload_page_rejects_a_malformed_blueprint_with_the_reason(app, clie
     assert str(escape(reason)) in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Group)) == 0
+
+
+@pytest.mark.parametrize("url", ["/admin/invitations/?q=a%00b", "/admin/users/?q=%00",
+                                 "/admin/audit/?action=%00"])
+def test_nul_in_any_query_value_is_a_400_not_a_500(client, auth, admin, url):
+    auth.login()
+    response = client.get(url)
+    assert response.status_code == 400
+    assert "Invalid characters" in response.get_data(as_text=True)
+
+
+def test_nul_in_a_form_value_is_a_400(client):
+    page = client.get("/auth/login").get_data(as_text=True)
+    response = client.post("/auth/login", data={"csrf_token": csrf_from(page),
+                                                "login": "ad\x00min", "password": "x"})
+    assert response.status_code == 400
