@@ -46,10 +46,8 @@ def on_starting(server):
         from portal.cli import print_setup_link
         from portal.extensions import db
 
-        address = server.cfg.bind[0] if server.cfg.bind else ""
-        served_at = f"http://{address}" if ":" in address and not address.startswith("unix:") else None
         try:
-            print_setup_link(served_at)
+            print_setup_link()  # at BASE_URL: the address people reach, not gunicorn's bind
         except Exception as exc:  # no tables yet: say what to do instead of failing to start
             logging.getLogger("gunicorn.error").warning(
                 "Could not check for an admin (%s); run `flask --app wsgi db upgrade` first.",
