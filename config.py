@@ -22,6 +22,10 @@ import isodate
 BASE_DIR = Path(__file__).resolve().parent
 
 
+class SettingError(RuntimeError):
+    """A setting is missing or malformed: the portal refuses to start, saying which and why."""
+
+
 class Env:
     """`Env[int]` marks a setting read from the environment variable of its name (not in tests)."""
 
@@ -133,7 +137,7 @@ def load(test_config: Mapping[str, Any] | None = None,
     else:
         name = environ.get("PORTAL_ENV", "production")
         if name not in CONFIGS:
-            raise RuntimeError(f"PORTAL_ENV={name!r}: use one of {', '.join(CONFIGS)}")
+            raise SettingError(f"PORTAL_ENV={name!r}: use one of {', '.join(CONFIGS)}")
         config = defaults(CONFIGS[name])
         config.update(from_environment(CONFIGS[name], environ))
     return resolve(config)
@@ -166,7 +170,7 @@ def _parse(name: str, kind: type, raw: str):
         try:
             return int(raw)
         except ValueError:
-            raise RuntimeError(f"{name}={raw!r} is not a whole number") from None
+            raise SettingError(f"{name}={raw!r} is not a whole number") from None
     if kind is str:
         return raw
     return raw or None  # str | None: empty means unset
@@ -196,14 +200,14 @@ def base_url_setting(config: Mapping[str, Any]) -> str:
     if not value and config.get("PORTAL_ENV") == "development":
         value = f"http://127.0.0.1:{config['PORT']}"
     if not value:
-        raise RuntimeError(
+        raise SettingError(
             "BASE_URL is not set. In production every emailed link is built from it, never from "
             "the request's Host header: set BASE_URL to the portal's public address (for example "
             "BASE_URL=https://portal.example.com), or PORTAL_ENV=development to try it locally."
         )
     parts = urlsplit(value)
     if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
-        raise RuntimeError(f"BASE_URL={value!r} must look like https://portal.example.com")
+        raise SettingError(f"BASE_URL={value!r} must look like https://portal.example.com")
     return value
 
 
@@ -239,11 +243,11 @@ def parse_duration(name: str, raw: str) -> timedelta:
     try:
         value = isodate.parse_duration(raw)
     except (isodate.ISO8601Error, ValueError) as exc:
-        raise RuntimeError(f"{name}={raw!r} is not an ISO-8601 duration such as P7D") from exc
+        raise SettingError(f"{name}={raw!r} is not an ISO-8601 duration such as P7D") from exc
     if hasattr(value, "totimedelta"):  # years/months: measure from now
         value = value.totimedelta(start=datetime.now(UTC))
     if value <= timedelta(0):
-        raise RuntimeError(f"{name}={raw!r} must be a positive duration")
+        raise SettingError(f"{name}={raw!r} must be a positive duration")
     return value
 
 

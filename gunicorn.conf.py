@@ -33,9 +33,13 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 def on_starting(server):
     """Before the workers start: warn about per-process rate limits, print the setup link."""
+    from config import SettingError
     from portal import create_app
 
-    app = create_app()
+    try:
+        app = create_app()
+    except SettingError as exc:  # one clear line instead of a traceback, before any worker
+        raise SystemExit(f"The portal cannot start: {exc}") from None
     per_process = app.config["RATELIMIT_STORAGE_URI"].startswith("memory")
     if app.config["RATELIMIT_ENABLED"] and per_process and server.cfg.workers > 1:
         server.log.warning(
