@@ -2,8 +2,12 @@
 
 Tests must never see the operator's shell (a BASE_URL or MAIL_SERVER exported there would leak
 into every test), so the classes hold plain values and `load` applies the environment only to a
-development or production app. Adding a setting: one line in `Config` (or a subclass); mark it
-`Env[type]` when the operator may set it by an environment variable of the same name.
+development or production app.
+
+Adding a setting: one line in `Config` (or a subclass) with its plain default; annotate it
+`Env[str]` / `Env[int]` / `Env[bool]` / `Env[str | None]` when the operator may set it by the
+environment variable of the same name (parsed to that type). An ISO-8601 duration also goes in
+DURATIONS, which checks it at start and adds NAME_DELTA. Checks that span settings go in resolve.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ class Config:
     # production: a link built from the request's Host would let a visitor choose where a
     # victim's emailed token points. Requests for any other host get a 400 (TRUSTED_HOSTS).
     BASE_URL: Env[str] = ""
-    # More host names to accept requests for, beyond BASE_URL's (comma- or space-separated).
+    # More host names to accept requests for, beyond BASE_URL's (comma- or space-separated);
+    # resolve turns it into Flask's TRUSTED_HOSTS list, BASE_URL's host first.
     TRUSTED_HOSTS: Env[str] = ""
     PORT: Env[int] = 5000  # `make run`'s port: development's BASE_URL is http://127.0.0.1:PORT
     INVITATION_EXPIRE_AFTER: Env[str] = "P7D"
