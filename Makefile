@@ -29,10 +29,14 @@ seed: migrate
 	$(FLASK) seed
 
 ## Start the portal on SQLite at http://127.0.0.1:$(PORT) (creates .venv, migrates, seeds).
+## Development: links point at http://127.0.0.1:$(PORT) unless BASE_URL says otherwise.
+run: export PORTAL_ENV := development
+run: export PORT := $(PORT)
 run: seed
-	PORT=$(PORT) $(FLASK) run --host 127.0.0.1 --port $(PORT)
+	$(FLASK) run --host 127.0.0.1 --port $(PORT)
 
 ## Serve with gunicorn (gunicorn.conf.py: workers, timeouts, access log; env-overridable).
+## Production: BASE_URL (the public address) is required; only its host is served.
 serve: migrate
 	$(FLASK) seed --no-setup-link
 	PORT=$(PORT) $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app

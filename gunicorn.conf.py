@@ -33,9 +33,13 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 
 def on_starting(server):
     """Before the workers start: warn about per-process rate limits, print the setup link."""
+    from config import SettingError
     from portal import create_app
 
-    app = create_app()
+    try:
+        app = create_app()
+    except SettingError as exc:  # one clear line instead of a traceback, before any worker
+        raise SystemExit(f"The portal cannot start: {exc}") from None
     per_process = app.config["RATELIMIT_STORAGE_URI"].startswith("memory")
     if app.config["RATELIMIT_ENABLED"] and per_process and server.cfg.workers > 1:
         server.log.warning(
@@ -46,10 +50,8 @@ def on_starting(server):
         from portal.cli import print_setup_link
         from portal.extensions import db
 
-        address = server.cfg.bind[0] if server.cfg.bind else ""
-        served_at = f"http://{address}" if ":" in address and not address.startswith("unix:") else None
         try:
-            print_setup_link(served_at)
+            print_setup_link()  # at BASE_URL: the address people reach, not gunicorn's bind
         except Exception as exc:  # no tables yet: say what to do instead of failing to start
             logging.getLogger("gunicorn.error").warning(
                 "Could not check for an admin (%s); run `flask --app wsgi db upgrade` first.",

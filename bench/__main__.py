@@ -99,7 +99,6 @@ def pg_version() -> str:
 
 def prepare(url: str, instance: Path):
     """Migrate an empty database to head, seed the default flow, an admin and a link to open."""
-    os.environ["INSTANCE_PATH"] = str(instance)
     from flask_migrate import upgrade
 
     from portal import create_app
@@ -107,7 +106,8 @@ def prepare(url: str, instance: Path):
     from portal.flows.defaults import ensure_default_enrollment_flow
     from portal.invitations import service
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": SECRET_KEY})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": SECRET_KEY,
+                      "INSTANCE_PATH": str(instance)})
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
         flow = ensure_default_enrollment_flow()

@@ -15,28 +15,18 @@ import config as settings
 from . import extensions
 from .extensions import csrf, db, limiter, login_manager, migrate
 
-CONFIGS = {
-    "development": settings.DevelopmentConfig,
-    "production": settings.ProductionConfig,
-    "testing": settings.TestingConfig,
-}
-
 
 def create_app(test_config: dict | None = None) -> Flask:
+    """With test_config: a testing app that ignores the environment; else PORTAL_ENV's."""
+    config = settings.load(test_config)
     app = Flask(
         __name__,
         template_folder="../templates",
         static_folder="../static",
-        instance_path=str(settings.INSTANCE_DIR),
+        instance_path=config["INSTANCE_PATH"],
         instance_relative_config=True,
     )
-    if test_config is not None:
-        app.config.from_object(settings.TestingConfig)
-        app.config.update(test_config)
-    else:
-        app.config.from_object(CONFIGS.get(os.environ.get("PORTAL_ENV", "production"),
-                                           settings.ProductionConfig))
-    settings.resolve(app.config)
+    app.config.update(config)
     trust_proxies(app)
     register_converters(app)
     register_extensions(app)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
@@ -12,16 +10,15 @@ from .auth import service as accounts
 from .forms import Email
 from .models import TokenPurpose
 from .security.passwords import password_problems
+from .urls import base_url
 
 
-def print_setup_link(served_at: str | None = None) -> str | None:
+def print_setup_link() -> str | None:
     """When no admin exists, print a fresh one-time link where the first admin sets a password."""
     if accounts.admin_exists():
         return None
     token = accounts.issue_action_token(TokenPurpose.SETUP, current_app.config["SETUP_LINK_LIFETIME_DELTA"])
-    base = (current_app.config["BASE_URL"] or served_at
-            or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}")
-    link = f"{base}/auth/setup?token={token}"
+    link = f"{base_url()}/auth/setup?token={token}"
     click.secho("\nNo admin account exists yet. Open this one-time link to create it:", fg="yellow")
     click.secho(f"  {link}\n", fg="green", bold=True)
     return link

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from flask import Flask, render_template, request
+from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,16 @@ def register(app: Flask) -> None:
             "For your security the form could not be accepted (its security token was missing "
             "or had expired). Go back, reload the page, and send it again.",
         )
+
+    @app.errorhandler(SecurityError)
+    def untrusted_host(error: SecurityError):
+        """A Host outside TRUSTED_HOSTS (config.trusted_hosts). Flask refused to route it, so no
+        URL adapter exists: bind one to BASE_URL so the error page can be drawn."""
+        base = urlsplit(app.config["BASE_URL"])
+        request_ctx.url_adapter = app.url_map.bind(base.netloc, script_name=base.path or None,
+                                                   url_scheme=base.scheme)
+        return render_error(400, "Unknown address",
+                            "This portal does not answer to that address. Check the link.")
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -1,8 +1,10 @@
-"""Absolute links for emails and copy buttons."""
+"""Absolute links for emails, copy buttons and the setup link."""
 
-from flask import current_app, request
+from flask import current_app
 
 
 def base_url() -> str:
-    """BASE_URL when set (behind a proxy it must be), else the address this request came to."""
-    return current_app.config.get("BASE_URL") or request.url_root.rstrip("/")
+    """The only source of absolute links: BASE_URL, never the request's Host header (which a
+    visitor chooses, and with it where a victim's emailed token would point). config.resolve
+    makes sure it is set: required in production, the local server in development."""
+    return current_app.config["BASE_URL"]

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PORTS = range(5100, 5200)
 CSRF_RE = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"|value="([^"]+)"[^>]*name="csrf_token"')
 BINDING_RE = re.compile(r'name="binding" value="(\d+)"')
+PROCESS_ENVIRONMENT = {"PATH", "HOME", "LANG", "LC_ALL", "LC_CTYPE", "TMPDIR", "TZ"}
 
 
 def free_port() -> int:
@@ -36,8 +37,12 @@ def gunicorn(database_url: str, *, workers: int, secret_key: str, instance_path:
              extra_env: dict | None = None, log_path: str | Path | None = None):
     """Serve wsgi:app with gunicorn.conf.py on a loopback port; yields (base URL, master pid)."""
     port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    # Only what a process needs to run: the portal's and gunicorn's settings come from here,
+    # never from the shell that started the tests (an exported MAIL_SERVER would be mailed).
     env = {
-        **os.environ,
+        **{name: value for name, value in os.environ.items() if name in PROCESS_ENVIRONMENT},
+        "BASE_URL": base,
         "DATABASE_URL": database_url,
         "SECRET_KEY": secret_key,
         "INSTANCE_PATH": str(instance_path),
@@ -53,7 +58,6 @@ def gunicorn(database_url: str, *, workers: int, secret_key: str, instance_path:
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while True:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from flask_migrate import upgrade
 from sqlalchemy.exc import IntegrityError
 
+import config as settings
 from config import parse_duration
 from portal import create_app
 from portal.extensions import db
@@ -74,3 +77,140 @@ def test_migrations_build_the_schema_the_models_describe(tmp_path):
         with db.engine.begin() as connection:
             connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         db.engine.dispose()
+
+
+def test_the_testing_app_ignores_the_operators_environment(tmp_path, monkeypatch):
+    """Every setting the environment may set, set to something else: a testing app sees none."""
+    names = settings.environment_settings()
+    assert {"BASE_URL", "DATABASE_URL", "SECRET_KEY", "MAIL_SERVER", "MAIL_PORT",
+            "RATELIMIT_STORAGE_URI", "INSTANCE_PATH", "TRUSTED_HOSTS"} <= set(names)
+    for name in names:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("PORTAL_ENV", raising=False)
+    clean = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+
+    hostile = {name: HOSTILE_ENVIRONMENT.get(name) or _other(kind, getattr(settings.Config, name))
+               for name, kind in names.items()}
+    for name, value in {**hostile, "PORTAL_ENV": "production"}.items():
+        monkeypatch.setenv(name, value)
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+
+    for name in (*names, "SQLALCHEMY_DATABASE_URI", "PORTAL_ENV"):
+        assert app.config[name] == clean.config[name], name
+    assert app.config["BASE_URL"] == "http://portal.test"
+    assert app.config["TRUSTED_HOSTS"] == ["portal.test"]
+    assert app.config["MAIL_SERVER"] == "" and app.config["MAIL_PORT"] == 25
+    assert app.config["SECRET_KEY"] == settings.TestingConfig.SECRET_KEY
+    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == settings.normalise_database_url(database_url(tmp_path))
+    assert app.instance_path == str(settings.BASE_DIR / "instance")
+    assert app.config["INVITATION_EXPIRE_AFTER_DELTA"].days == 7
+    for app_ in (clean, app):
+        with app_.app_context():
+            db.engine.dispose()
+
+
+HOSTILE_ENVIRONMENT = {
+    "BASE_URL": "http://elsewhere.invalid", "DATABASE_URL": "sqlite:////nonexistent/x.db",
+    "SECRET_KEY": "from-the-shell", "MAIL_SERVER": "127.0.0.1", "MAIL_PORT": "9",
+    "RATELIMIT_STORAGE_URI": "redis://127.0.0.1:1/0", "INSTANCE_PATH": "/nonexistent/instance",
+    "TRUSTED_HOSTS": "elsewhere.invalid", "INVITATION_EXPIRE_AFTER": "P1D",
+    "FLOW_SESSION_LIFETIME": "PT1M", "SETUP_LINK_LIFETIME": "PT1M",
+}
+
+
+def _other(kind: type, default) -> str:
+    """An environment value unlike the setting's default."""
+    if kind is bool:
+        return "false" if default else "true"
+    if kind is int:
+        return str((default or 0) + 7)
+    return "from-the-shell"
+
+
+def _production_environment(monkeypatch, tmp_path, **values):
+    """A shell that sets exactly these settings, everything else left to the defaults."""
+    for name in settings.environment_settings():
+        monkeypatch.delenv(name, raising=False)
+    base = {"INSTANCE_PATH": str(tmp_path / "instance"),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.db'}", "PORTAL_ENV": "production"}
+    for name, value in {**base, **values}.items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+
+
+@pytest.mark.parametrize("base_url", [None, "", "   "])
+def test_production_without_base_url_refuses_to_start(tmp_path, monkeypatch, base_url):
+    _production_environment(monkeypatch, tmp_path, BASE_URL=base_url)
+    with pytest.raises(RuntimeError, match=r"^BASE_URL is not set\. In production every emailed link"):
+        create_app()
+    assert not (tmp_path / "instance").exists()  # failed before writing anything
+
+
+def test_production_is_the_default_environment(tmp_path, monkeypatch):
+    _production_environment(monkeypatch, tmp_path, PORTAL_ENV=None)
+    with pytest.raises(RuntimeError, match=r"^BASE_URL is not set"):
+        create_app()
+
+
+@pytest.mark.parametrize("base_url", ["portal.example.com", "ftp://portal.example.com",
+                                      "https://portal.example.com/?x=1", "https://"])
+def test_a_base_url_that_is_not_an_address_refuses_to_start(tmp_path, monkeypatch, base_url):
+    _production_environment(monkeypatch, tmp_path, BASE_URL=base_url)
+    with pytest.raises(RuntimeError, match=r"^BASE_URL=.* must look like https://portal\.example\.com$"):
+        create_app()
+
+
+def test_production_reads_the_environment_and_serves_only_base_urls_host(tmp_path, monkeypatch):
+    _production_environment(monkeypatch, tmp_path, BASE_URL="https://Portal.Example.com/",
+                            TRUSTED_HOSTS="portal-internal.example", MAIL_SERVER="smtp.example.com",
+                            MAIL_PORT="2525", MAIL_USE_TLS="yes", RATELIMIT_ENABLED="false")
+    app = create_app()
+    assert app.config["PORTAL_ENV"] == "production" and not app.testing
+    assert app.config["BASE_URL"] == "https://Portal.Example.com"
+    assert app.config["TRUSTED_HOSTS"] == ["portal.example.com", "portal-internal.example"]
+    assert (app.config["MAIL_SERVER"], app.config["MAIL_PORT"], app.config["MAIL_USE_TLS"]) == (
+        "smtp.example.com", 2525, True)
+    assert app.config["RATELIMIT_ENABLED"] is False
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{tmp_path / 'portal.db'}"
+    assert app.instance_path == str(tmp_path / "instance")
+    assert (tmp_path / "instance" / "secret_key").read_text().strip() == app.config["SECRET_KEY"]
+    client = app.test_client()
+    assert client.get("/livez", base_url="https://portal.example.com").status_code == 200
+    assert client.get("/livez", base_url="http://portal-internal.example:8000").status_code == 200
+    refused = client.get("/livez", base_url="https://evil.example")
+    assert refused.status_code == 400 and "Unknown address" in refused.get_data(as_text=True)
+
+
+def test_a_setting_that_is_not_a_number_refuses_to_start(tmp_path, monkeypatch):
+    _production_environment(monkeypatch, tmp_path, BASE_URL="https://portal.example.com",
+                            MAIL_PORT="twenty-five")
+    with pytest.raises(RuntimeError, match=r"^MAIL_PORT='twenty-five' is not a whole number$"):
+        create_app()
+
+
+def test_development_links_point_at_make_runs_port(tmp_path, monkeypatch):
+    """`make run` sets PORTAL_ENV=development and PORT; nothing else is needed."""
+    _production_environment(monkeypatch, tmp_path, PORTAL_ENV="development", PORT="5077")
+    app = create_app()
+    assert app.config["BASE_URL"] == "http://127.0.0.1:5077"
+    assert app.config["TRUSTED_HOSTS"] == ["127.0.0.1", "localhost"]
+    with app.app_context():
+        db.create_all()
+    result = app.test_cli_runner().invoke(args=["setup-link"])
+    assert result.exit_code == 0, result.output
+    link = re.search(r"^  (http://\S+)$", result.output, re.M).group(1)
+    assert re.fullmatch(r"http://127\.0\.0\.1:5077/auth/setup\?token=\S+", link), link
+    client = app.test_client()
+    assert client.get("/livez", base_url="http://localhost:5077").status_code == 200
+    assert client.get("/livez", base_url="http://evil.example:5077").status_code == 400
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_an_unknown_portal_env_refuses_to_start(tmp_path, monkeypatch):
+    _production_environment(monkeypatch, tmp_path, PORTAL_ENV="staging")
+    with pytest.raises(RuntimeError, match=r"^PORTAL_ENV='staging': use one of development, production$"):
+        create_app()

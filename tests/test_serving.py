@@ -104,18 +104,24 @@ def test_forwarded_proto_is_believed_only_from_a_trusted_proxy(app_factory, trus
     assert ("Strict-Transport-Security" in response.headers) is secure
 
 
-def test_behind_a_proxy_links_use_the_forwarded_host(app_factory):
-    app = app_factory(TRUSTED_PROXIES=1, SERVER_NAME=None)
+@pytest.mark.parametrize("forwarded,status", [("portal.example.com", 200), ("evil.example", 400)])
+def test_behind_a_proxy_the_forwarded_host_must_be_trusted_and_links_use_base_url(
+        app_factory, forwarded, status):
+    app = app_factory(TRUSTED_PROXIES=1, BASE_URL="https://portal.example.com")
     with app.app_context():
         accounts.create_user(username="admin", email="admin@example.com", password=TEST_PASSWORD,
                              superuser=True)
         flow = db.session.scalar(select(Flow))
         invitation_id = service.create_invitation(name="via proxy", flow=flow, expires_at=None).id
-    client = app.test_client()
+    client = app.test_client()  # to the app, Host is the proxy's name for it (portal.test)
     client.environ_base["HTTP_X_FORWARDED_HOST"] = "portal.example.com"
     submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
-    html = client.get(f"/admin/invitations/{invitation_id}").get_data(as_text=True)
-    assert "http://portal.example.com/if/flow/default-enrollment-flow/?itoken=" in html
+    response = client.get(f"/admin/invitations/{invitation_id}", headers={"X-Forwarded-Host": forwarded})
+    assert response.status_code == status
+    html = response.get_data(as_text=True)
+    if status == 200:
+        assert "https://portal.example.com/if/flow/default-enrollment-flow/?itoken=" in html
+    assert "evil.example" not in html
 
 
 def test_sign_in_starts_a_new_session(client, admin):

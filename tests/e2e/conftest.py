@@ -81,11 +81,14 @@ class _QuietHandler(WSGIRequestHandler):
 @pytest.fixture
 def live_server(app):
     """The app on http://127.0.0.1:<ephemeral port>, served by werkzeug in a thread."""
-    app.config["SERVER_NAME"] = None  # answer to 127.0.0.1:<port>, not to portal.test
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    base = f"http://127.0.0.1:{server.server_port}"
+    # Answer to 127.0.0.1:<port>, not to portal.test, and build links to it: what production
+    # does with BASE_URL set to the address people reach.
+    app.config.update(SERVER_NAME=None, BASE_URL=base, TRUSTED_HOSTS=["127.0.0.1"])
     thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
     thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
+    yield base
     server.shutdown()
     thread.join(timeout=10)
     server.server_close()
