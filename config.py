@@ -69,6 +69,10 @@ class Config:
     INVITATION_EXPIRE_AFTER = os.environ.get("INVITATION_EXPIRE_AFTER", "P7D")
     FLOW_SESSION_LIFETIME = os.environ.get("FLOW_SESSION_LIFETIME", "PT12H")
     SETUP_LINK_LIFETIME = os.environ.get("SETUP_LINK_LIFETIME", "PT24H")
+    # A sign-in ends after this long without a request (idle) and this long after signing in
+    # (absolute), whatever the browser does with its cookie (ASVS 3.3.1, 3.3.2).
+    SESSION_IDLE_TIMEOUT = os.environ.get("SESSION_IDLE_TIMEOUT", "PT2H")
+    SESSION_ABSOLUTE_TIMEOUT = os.environ.get("SESSION_ABSOLUTE_TIMEOUT", "P1D")
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -142,7 +146,8 @@ def resolve(config: dict) -> dict:
         or os.environ.get("DATABASE_URL")
         or f"sqlite:///{INSTANCE_DIR / 'portal.db'}"
     )
-    for name in ("INVITATION_EXPIRE_AFTER", "FLOW_SESSION_LIFETIME", "SETUP_LINK_LIFETIME"):
+    for name in ("INVITATION_EXPIRE_AFTER", "FLOW_SESSION_LIFETIME", "SETUP_LINK_LIFETIME",
+                 "SESSION_IDLE_TIMEOUT", "SESSION_ABSOLUTE_TIMEOUT"):
         value = config[name]
         config[name + "_DELTA"] = parse_duration(name, value) if isinstance(value, str) else value
     return config

@@ -176,7 +176,7 @@ def test_username_taken_while_enrolling_sends_back_to_first_page(app, client, ma
         db.session.commit()
     page = submit(client, "/if/flow/default-enrollment-flow/",
                   {"name": "Late", "email": "late@example.com"}).get_data(as_text=True)
-    assert "Step 1 of 2" in page and "taken a moment ago" in page
+    assert "Step 1 of 2" in page and "This username is already taken." in page
     with app.app_context():
         assert db.session.scalar(select(Invitation)).use_count == 0
 
