@@ -104,7 +104,7 @@ def username_problem(username: str, email: str | None) -> str | None:
     username = (username or "").strip()
     if (EMAIL_SHAPED in username and email is not None
             and username.casefold() != email.strip().casefold()):
-        return "A username may contain @ only when it is the account's own email address."
+        return "A username may contain @ only if it is the email address of this account."
     if username and username_exists(username):
         return "This username is already taken."
     return None
