@@ -57,6 +57,10 @@ class Config:
     INVITATION_EXPIRE_AFTER: Env[str] = "P7D"
     FLOW_SESSION_LIFETIME: Env[str] = "PT12H"
     SETUP_LINK_LIFETIME: Env[str] = "PT24H"
+    # A sign-in ends after this long without a request (idle) and this long after signing in
+    # (absolute), whatever the browser does with its cookie (ASVS 3.3.1, 3.3.2).
+    SESSION_IDLE_TIMEOUT: Env[str] = "PT2H"
+    SESSION_ABSOLUTE_TIMEOUT: Env[str] = "P1D"
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -129,7 +133,8 @@ class TestingConfig(Config):
 
 
 CONFIGS = {"development": DevelopmentConfig, "production": ProductionConfig}
-DURATIONS = ("INVITATION_EXPIRE_AFTER", "FLOW_SESSION_LIFETIME", "SETUP_LINK_LIFETIME")
+DURATIONS = ("INVITATION_EXPIRE_AFTER", "FLOW_SESSION_LIFETIME", "SETUP_LINK_LIFETIME",
+             "SESSION_IDLE_TIMEOUT", "SESSION_ABSOLUTE_TIMEOUT")
 
 
 def load(test_config: Mapping[str, Any] | None = None,

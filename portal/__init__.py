@@ -73,9 +73,9 @@ def register_extensions(app: Flask) -> None:
     headers.init_app(app)
 
     from . import models  # noqa: F401  (register every table with the metadata)
-    from .auth.service import load_user
+    from .auth.sessions import load_signed_in_user
 
-    login_manager.user_loader(load_user)
+    login_manager.user_loader(load_signed_in_user)
     login_manager.login_view = "auth.login"
     login_manager.login_message = "Please sign in to see that page."
     login_manager.login_message_category = "info"

@@ -6,7 +6,6 @@ workers point it at Redis for one shared count.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 
 from flask import current_app, request
@@ -26,10 +25,11 @@ def _failed(response) -> bool:
 
 def _account_and_address() -> str:
     """Per (account, address): guesses at one account from one machine are slowed, while the
-    account's owner, from any other address, can still sign in."""
-    login = (request.form.get("login") or "").strip().lower()
-    account = hashlib.sha256(login.encode()).hexdigest()[:24]  # no usernames in the store
-    return f"{get_remote_address()}/{account}"
+    account's owner, from any other address, can still sign in. The account is the one the
+    identifier names, so its username and its email address draw on one budget."""
+    from .auth.service import sign_in_budget_key
+
+    return f"{get_remote_address()}/{sign_in_budget_key(request.form.get('login') or '')}"
 
 
 sign_in_account = limiter.shared_limit(

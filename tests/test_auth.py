@@ -99,3 +99,96 @@ def test_inactive_user_cannot_sign_in(app, auth, admin):
         db.session.get(User, admin).active = False
         db.session.commit()
     assert "not right" in auth.login().get_data(as_text=True)
+
+
+# -- sign-in identifiers cannot be squatted ---------------------------------------------------
+
+SQUAT = r'id="username-error">\s*A username may contain @ only if it is the email address of this account\.'
+
+
+def _legacy_user(app, **columns) -> int:
+    """A row as older versions could write it, straight into the database."""
+    from portal.security.passwords import hash_password
+
+    with app.app_context():
+        user = User(attributes={}, password_hash=hash_password(TEST_PASSWORD), **columns)
+        db.session.add(user)
+        db.session.commit()
+        return user.id
+
+
+def _signed_in_as(client) -> str:
+    return re.search(r"<dt>Username</dt><dd>([^<]*)</dd>",
+                     client.get("/account/").get_data(as_text=True)).group(1)
+
+
+def test_an_email_signs_in_its_owner_even_if_an_older_username_is_that_address(app, client):
+    squatter = _legacy_user(app, username="victim@example.com", email="squatter@example.com")
+    victim = _legacy_user(app, username="victim", email="victim@example.com")
+    assert squatter < victim  # the squatter's account is the older one
+    response = submit(client, "/auth/login", {"login": "Victim@Example.com", "password": TEST_PASSWORD},
+                      follow_redirects=False)
+    assert response.status_code == 302
+    assert _signed_in_as(client) == "victim"
+
+
+def test_a_username_signs_in_by_username_only(app, client):
+    """A username is never compared with addresses, and an address never with usernames
+    (except a legacy username that no account's address claims)."""
+    _legacy_user(app, username="sam", email="sam@example.com")
+    _legacy_user(app, username="old@legacy.example", email="")
+    for login, expected in (("SAM", "sam"), ("sam@example.com", "sam"),
+                            ("old@legacy.example", "old@legacy.example")):
+        other = app.test_client()
+        assert submit(other, "/auth/login", {"login": login, "password": TEST_PASSWORD},
+                      follow_redirects=False).status_code == 302, login
+        assert _signed_in_as(other) == expected
+    from portal.auth import service
+
+    with app.app_context():
+        assert service.find_user("example.com") is None
+        assert service.find_user("sam@") is None
+
+
+def test_username_rule_without_http(app):
+    from portal.auth import service
+
+    with app.app_context():
+        assert service.username_problem("bob@example.com", "BOB@example.com") is None
+        assert service.username_problem("bob", "someone@example.com") is None
+        assert "may contain @" in service.username_problem("bob@example.com", "eve@example.com")
+        assert "may contain @" in service.username_problem("bob@example.com", "")
+        assert service.username_problem("bob@example.com", None) is None  # address not known yet
+
+
+def test_create_admin_refuses_a_username_that_is_another_address(app, runner):
+    squat = runner.invoke(args=["create-admin", "--username", "ceo@example.com", "--email",
+                                "eve@example.com", "--password", TEST_PASSWORD])
+    assert squat.exit_code != 0 and "may contain @ only if" in squat.output
+    own = runner.invoke(args=["create-admin", "--username", "eve@example.com", "--email",
+                              "eve@example.com", "--password", TEST_PASSWORD])
+    assert own.exit_code == 0, own.output
+    with app.app_context():
+        assert db.session.scalars(select(User.username)).all() == ["eve@example.com"]
+
+
+def test_setup_link_refuses_a_username_that_is_another_address(app, client, runner):
+    link = re.search(r"(/auth/setup\?token=\S+)", runner.invoke(args=["setup-link"]).output).group(1)
+    page = submit(client, link, {"username": "ceo@example.com", "email": "root@example.com",
+                                 "password": TEST_PASSWORD, "password_repeat": TEST_PASSWORD})
+    assert re.search(SQUAT, page.get_data(as_text=True))
+    with app.app_context():
+        assert db.session.scalars(select(User)).all() == []
+
+
+def test_admin_create_user_refuses_a_username_that_is_another_address(app, client, auth, admin):
+    auth.login()
+    page = submit(client, "/admin/users/new", {"username": "admin@example.com",
+                                               "email": "eve@example.com"})
+    assert re.search(SQUAT, page.get_data(as_text=True))
+    own = submit(client, "/admin/users/new", {"username": "eve@example.com",
+                                              "email": "eve@example.com"})
+    assert "User eve@example.com created." in own.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(User.username).order_by(User.id)).all() == [
+            "admin", "eve@example.com"]

@@ -176,7 +176,7 @@ def test_username_taken_while_enrolling_sends_back_to_first_page(app, client, ma
         db.session.commit()
     page = submit(client, "/if/flow/default-enrollment-flow/",
                   {"name": "Late", "email": "late@example.com"}).get_data(as_text=True)
-    assert "Step 1 of 2" in page and "taken a moment ago" in page
+    assert "Step 1 of 2" in page and "This username is already taken." in page
     with app.app_context():
         assert db.session.scalar(select(Invitation)).use_count == 0
 
@@ -216,3 +216,55 @@ def test_post_without_a_session(client):
                            data={"csrf_token": csrf_from(page), "binding": "1"})
     assert response.status_code == 400
     assert "Open your invitation link again" in response.get_data(as_text=True)
+
+
+def test_username_that_is_another_address_is_refused_in_the_wizard(app, client, make_invitation):
+    """The address comes on page 2, so the user write checks and sends back to page 1."""
+    _, link = make_invitation()
+    client.get(path_of(link))
+    submit(client, "/if/flow/default-enrollment-flow/", {
+        "username": "boss@example.com", "password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD,
+    })
+    page = submit(client, "/if/flow/default-enrollment-flow/",
+                  {"name": "Eve", "email": "eve@example.com"}).get_data(as_text=True)
+    assert "Step 1 of 2" in page
+    assert re.search(r'id="username-error">\s*A username may contain @ only if it is the email '
+                     r'address of this account\.', page)
+    with app.app_context():
+        assert db.session.scalar(select(Invitation)).use_count == 0
+        assert db.session.scalars(select(User.username)).all() == ["admin"]
+    # Choosing a plain username (or the own address) then completes the enrollment.
+    submit(client, "/if/flow/default-enrollment-flow/", {
+        "username": "eve@example.com", "password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD,
+    })
+    done = submit(client, "/if/flow/default-enrollment-flow/", {"name": "Eve", "email": "eve@example.com"})
+    assert done.request.path == "/account/"
+    with app.app_context():
+        assert db.session.scalar(select(Invitation)).use_count == 1
+
+
+def test_username_that_is_another_address_is_refused_on_the_same_page(app, client):
+    """With username and email on one prompt page, the page itself shows the error."""
+    from portal.models import Flow, Prompt
+
+    with app.app_context():
+        flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+        username = db.session.scalar(select(Prompt).filter_by(field_key="username"))
+        email = db.session.scalar(select(Prompt).filter_by(field_key="email"))
+        username.stages[0].prompts.append(email)
+        flow_slug = flow.slug
+        db.session.commit()
+    from portal.invitations import service
+
+    with app.app_context():
+        invitation = service.create_invitation(
+            name="one-page", flow=db.session.scalar(select(Flow).filter_by(slug=flow_slug)),
+            expires_at=None)
+        link = path_of(service.invitation_link(invitation, "http://portal.test"))
+    client.get(link)
+    page = submit(client, f"/if/flow/{flow_slug}/", {
+        "username": "boss@example.com", "email": "eve@example.com",
+        "password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD,
+    }).get_data(as_text=True)
+    assert "Step 1 of 2" in page
+    assert re.search(r'id="username-error">\s*A username may contain @ only if', page)

@@ -65,6 +65,19 @@ def test_failed_sign_ins_are_limited_per_account_and_address(limited_app):
     assert _sign_in(_client(limited_app, OWNER)).status_code == 302
 
 
+def test_username_and_email_share_one_failure_budget(limited_app):
+    """Alternating the account's username and address does not double the guesses: the
+    budget (3 here) is the account's, whichever identifier names it."""
+    stranger = _client(limited_app, STRANGER)
+    for login in ("admin", "ADMIN@example.com", "Admin"):
+        assert _sign_in(stranger, login=login, password="wrong-guess").status_code == 200
+    _assert_limited(_sign_in(stranger, login="admin@example.com", password="another-guess"))
+    # Another account's budget is its own (the address limit, 5, is not reached yet).
+    with limited_app.app_context():
+        accounts.create_user(username="sam", email="sam@example.com", password=TEST_PASSWORD)
+    assert _sign_in(stranger, login="sam@example.com").status_code == 302
+
+
 def test_failed_sign_ins_are_limited_per_address_across_accounts(limited_app):
     stranger = _client(limited_app, STRANGER)
     for n in range(5):

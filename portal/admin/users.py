@@ -1,4 +1,4 @@
-"""Users: list, detail, and "create user directly (skip invitation)"."""
+"""Users: list, detail, deactivate, and "create user directly (skip invitation)"."""
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -13,7 +13,7 @@ from ..models import InvitationUse, User
 from ..pagination import paginate
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
-from .forms import DirectUserForm
+from .forms import ConfirmForm, DirectUserForm
 
 PER_PAGE = 25
 manage = permission_required(USERS_MANAGE, everywhere=True)
@@ -41,7 +41,24 @@ def user_detail(user_id: int):
         select(InvitationUse).options(selectinload(InvitationUse.invitation))
         .filter_by(user_id=user.id)
     ).all()
-    return render_template("admin/users/detail.html", user=user, uses=uses)
+    return render_template("admin/users/detail.html", user=user, uses=uses, action_form=ConfirmForm())
+
+
+@bp.route("/users/<int:user_id>/deactivate", methods=["POST"], defaults={"active": False})
+@bp.route("/users/<int:user_id>/activate", methods=["POST"], defaults={"active": True})
+@manage
+def user_set_active(user_id: int, active: bool):
+    """Deactivating signs the person out everywhere at once (their sessions stop loading)."""
+    user = db.get_or_404(User, user_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            accounts.set_active(user, active, actor=current_user._get_current_object(), ip=client_ip())
+        except accounts.AccountError as exc:
+            flash(str(exc), "error")
+        else:
+            done = "active again" if active else "deactivated and signed out everywhere"
+            flash(f"User {user.username} is {done}.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
 @bp.route("/users/new", methods=["GET", "POST"])

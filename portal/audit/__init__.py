@@ -30,6 +30,10 @@ class Action:
     EMAIL_SEND_FAILED = "email.send_failed"
     USER_CREATED = "user.created"
     PASSWORD_SET = "user.password_set"  # noqa: S105 (an action name)
+    PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 (an action name)
+    USER_DEACTIVATED = "user.deactivated"
+    USER_ACTIVATED = "user.activated"
+    SESSIONS_ENDED = "user.sessions_ended"
     SIGN_IN_SUCCEEDED = "sign_in.succeeded"
     SIGN_IN_FAILED = "sign_in.failed"
     FLOW_IMPORTED = "flow.imported"

@@ -48,3 +48,23 @@ class SetPasswordForm(FlaskForm):
         # PasswordPolicy compares the password with the account's own name and address.
         self.username = SimpleNamespace(data=user.username)
         self.email = SimpleNamespace(data=user.email)
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField("Current password", validators=[DataRequired(), Length(max=1000)],
+                                     render_kw={"autocomplete": "current-password"})
+    password = PasswordField("New password", validators=[DataRequired(), PasswordPolicy()],
+                             render_kw=PASSWORD_RENDER)
+    password_repeat = PasswordField("New password (repeat)", validators=[
+        DataRequired(), EqualTo("password", message="The passwords do not match."),
+    ], render_kw=PASSWORD_RENDER)
+    submit = SubmitField("Change password")
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.username = SimpleNamespace(data=user.username)  # for PasswordPolicy, as above
+        self.email = SimpleNamespace(data=user.email)
+
+
+class SignOutEverywhereForm(FlaskForm):
+    submit = SubmitField("Sign out everywhere")

@@ -1,7 +1,7 @@
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, redirect, render_template, request, session, url_for
-from flask_login import current_user, login_user, logout_user
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from .. import ratelimits
 from ..audit import Action, record_event
@@ -10,6 +10,7 @@ from ..models import TokenPurpose
 from ..security.headers import no_referrer
 from . import service
 from .forms import LoginForm, LogoutForm, SetPasswordForm, SetupForm
+from .sessions import sign_in, sign_out
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -28,13 +29,6 @@ def home_for(user) -> str:
     from ..access import grants_for
 
     return url_for("admin.dashboard") if grants_for(user).any_admin else url_for("account.index")
-
-
-def sign_in(user) -> None:
-    """Start a fresh session for the user (a new session at sign-in defeats fixation)."""
-    session.clear()
-    login_user(user)
-    service.record_login(user)
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -60,8 +54,7 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     if LogoutForm().validate_on_submit():
-        logout_user()
-        session.clear()
+        sign_out(current_user._get_current_object())
         flash("You are signed out.", "info")
     return redirect(url_for("auth.login"))
 
@@ -79,8 +72,9 @@ def setup():
         )
     form = SetupForm()
     if form.validate_on_submit():
-        if service.username_exists(form.username.data):
-            form.username.errors.append("This username is already taken.")
+        problem = service.username_problem(form.username.data, form.email.data)
+        if problem:
+            form.username.errors.append(problem)
         else:
             try:
                 user = service.complete_setup(

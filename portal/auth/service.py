@@ -1,10 +1,11 @@
-"""Accounts: authentication, first-admin setup and one-time action tokens. No HTTP here."""
+"""Accounts: authentication, sessions, first-admin setup and one-time action tokens. No HTTP here."""
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 
 from ..extensions import db
 from ..models import ActionToken, TokenPurpose, User, utcnow
@@ -16,23 +17,104 @@ class AccountError(ValueError):
     """A rule about accounts was broken; the message is meant for the person."""
 
 
-def load_user(user_id: str) -> User | None:
-    if not user_id.isdigit():
+# -- sessions: when a sign-in stops being valid ---------------------------------------------
+
+
+def load_user(session_id: str) -> User | None:
+    """The user a sign-in session belongs to, while it is still theirs.
+
+    The session carries "<id>:<generation>" (User.get_id). Raising the generation (end_sessions)
+    makes every earlier session, and any copy of its cookie, load nobody; so does deactivating
+    the account. A bare id, from before generations existed, is refused too.
+    """
+    user_id, _, generation = (session_id or "").partition(":")
+    if not (user_id.isdigit() and generation.isdigit()) or len(session_id) > 40:
         return None
-    return db.session.get(User, int(user_id))
+    user = db.session.get(User, int(user_id))
+    if user is None or not user.active or user.session_generation != int(generation):
+        return None
+    return user
+
+
+def session_expired(signed_in_at, seen_at, now: float, *, idle: timedelta,
+                    absolute: timedelta) -> bool:
+    """The idle and absolute timeouts (SESSION_IDLE_TIMEOUT, SESSION_ABSOLUTE_TIMEOUT).
+
+    Times are seconds since the epoch. A session without them (one from before this rule, or
+    one a remember-me cookie would make) has expired.
+    """
+    if not all(isinstance(t, int | float) and not isinstance(t, bool) for t in (signed_in_at, seen_at)):
+        return True
+    return now - seen_at > idle.total_seconds() or now - signed_in_at > absolute.total_seconds()
+
+
+def end_sessions(user: User) -> None:
+    """End every session of this user, on every device, at its next request.
+
+    In the caller's transaction. Sign-out, "sign out everywhere", a password change or reset
+    and deactivation all come here.
+    """
+    user.session_generation = (user.session_generation or 0) + 1
+
+
+# -- sign-in identifiers ----------------------------------------------------------------------
+
+EMAIL_SHAPED = "@"
 
 
 def find_user(login: str) -> User | None:
-    """By username (any case) or email address."""
-    login = (login or "").strip()
+    """The one account a sign-in identifier names.
+
+    With an "@" it is an email address: the account with that address (the oldest, should
+    several share it), or only when no account has it, a legacy username that looks like one.
+    Anything else is a username. So a username can never capture another person's address;
+    username_problem keeps new usernames from trying.
+    """
+    login = (login or "").strip().lower()
     if not login:
         return None
-    return db.session.scalar(
-        select(User)
-        .where(or_(func.lower(User.username) == login.lower(), func.lower(User.email) == login.lower()))
-        .order_by(User.id)
-        .limit(1)
-    )
+    if EMAIL_SHAPED in login:
+        owner = db.session.scalar(
+            select(User).where(func.lower(User.email) == login).order_by(User.id).limit(1)
+        )
+        if owner is not None:
+            return owner
+    return db.session.scalar(select(User).where(func.lower(User.username) == login).limit(1))
+
+
+def sign_in_budget_key(login: str) -> str:
+    """One failed-sign-in budget per account, whichever identifier names it.
+
+    "user:<id>" for an account (its username and its address share it), else a digest of the
+    typed text, so the limiter's store holds no identifiers.
+    """
+    user = find_user(login)
+    if user is not None:
+        return f"user:{user.id}"
+    canonical = (login or "").strip().lower()
+    return "login:" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
+
+
+def username_problem(username: str, email: str | None) -> str | None:
+    """Why this username may not be given to an account with this address, or None.
+
+    Every path that sets a username calls this (wizard, admin form, setup link, CLI). Pass
+    email=None only where the address is not known yet; the user write checks again with it.
+    """
+    username = (username or "").strip()
+    if (EMAIL_SHAPED in username and email is not None
+            and username.casefold() != email.strip().casefold()):
+        return "A username may contain @ only if it is the email address of this account."
+    if username and username_exists(username):
+        return "This username is already taken."
+    return None
+
+
+def check_username(username: str, email: str | None) -> None:
+    """username_problem, raised, for the services that create accounts."""
+    problem = username_problem(username, email)
+    if problem:
+        raise AccountError(problem)
 
 
 def authenticate(login: str, password: str) -> User | None:
@@ -65,8 +147,7 @@ def admin_exists() -> bool:
 
 def create_user(*, username: str, email: str, password: str, name: str = "",
                 superuser: bool = False) -> User:
-    if username_exists(username):
-        raise AccountError(f"The username {username!r} is already taken.")
+    check_username(username, email)
     user = User(username=username.strip(), email=email.strip(), name=name.strip(),
                 password_hash=hash_password(password), is_superuser=superuser, attributes={})
     db.session.add(user)
@@ -117,6 +198,7 @@ def complete_setup(token: str, *, username: str, email: str, name: str, password
     row = find_action_token(TokenPurpose.SETUP, token)
     if row is None or admin_exists() or not claim_action_token(row):
         raise AccountError("This setup link is no longer valid.")
+    check_username(username, email)
     user = User(username=username.strip(), email=email.strip(), name=name.strip(),
                 password_hash=hash_password(password), is_superuser=True, attributes={})
     db.session.add(user)
@@ -136,8 +218,7 @@ def create_user_directly(*, username: str, email: str, name: str = "", groups=()
     from ..mail import enqueue, mail_configured
     from ..mail.messages import set_password_email
 
-    if username_exists(username):
-        raise AccountError(f"The username {username!r} is already taken.")
+    check_username(username, email)
     user = User(username=username.strip(), email=email.strip(), name=name.strip(),
                 password_hash=None, attributes={}, groups=list(groups))
     db.session.add(user)
@@ -166,6 +247,53 @@ def set_password(token: str, password: str, *, ip: str | None = None) -> User:
         raise AccountError("This link is no longer valid.")
     user = row.user
     user.password_hash = hash_password(password)
+    end_sessions(user)  # a reset link is also how an account is recovered from someone else
     record_event(Action.PASSWORD_SET, actor=user, ip=ip, obj=user)
     db.session.commit()
     return user
+
+
+def change_password(user: User, current: str, new: str, *, ip: str | None = None) -> None:
+    """The signed-in person's own change; every session of theirs ends, and the caller signs
+    the current one in again."""
+    from ..audit import Action, record_event
+
+    if not verify_password(user.password_hash, current):
+        raise AccountError("Your current password is not right.")
+    user.password_hash = hash_password(new)
+    end_sessions(user)
+    record_event(Action.PASSWORD_CHANGED, actor=user, ip=ip, obj=user)
+    db.session.commit()
+
+
+def sign_out_everywhere(user: User, *, ip: str | None = None) -> None:
+    from ..audit import Action, record_event
+
+    end_sessions(user)
+    record_event(Action.SESSIONS_ENDED, actor=user, ip=ip, obj=user)
+    db.session.commit()
+
+
+def set_active(user: User, active: bool, *, actor: User, ip: str | None = None) -> None:
+    """Deactivate (or activate again) an account; deactivating ends its sessions at once.
+
+    Nobody deactivates themselves (the last admin could lock everyone out), and only a
+    superuser may change a superuser's account.
+    """
+    from ..access import grants_for
+    from ..audit import Action, record_event
+
+    if user.id == actor.id:
+        raise AccountError("You cannot deactivate your own account.")
+    # The account's superuser standing as grants_for sees it when active (an inactive account
+    # has no grants, and reactivating one must not be a way around this rule).
+    target_superuser = user.is_superuser or any(g.is_superuser for g in user.groups)
+    if target_superuser and not grants_for(actor).superuser:
+        raise AccountError("Only a superuser may change a superuser's account.")
+    if user.active == active:
+        return
+    user.active = active
+    end_sessions(user)
+    record_event(Action.USER_ACTIVATED if active else Action.USER_DEACTIVATED,
+                 actor=actor, ip=ip, obj=user)
+    db.session.commit()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, String, Table, func
+from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String, Table, func, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -40,6 +40,9 @@ class User(UserMixin, db.Model):
     path: Mapped[str] = mapped_column(String(255), default="users")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Carried in every sign-in session (see get_id); raising it ends all of the user's sessions
+    # at their next request: sign-out, password change or reset, deactivation.
+    session_generation: Mapped[int] = mapped_column(Integer, default=0, server_default=text("0"))
 
     groups: Mapped[list[Group]] = relationship(
         secondary=user_groups, back_populates="users", order_by="Group.name"
@@ -51,6 +54,10 @@ class User(UserMixin, db.Model):
     @property
     def is_active(self) -> bool:  # Flask-Login refuses inactive users
         return self.active
+
+    def get_id(self) -> str:
+        """What Flask-Login keeps in the session: "<id>:<generation>", so a stale one is refused."""
+        return f"{self.id}:{self.session_generation or 0}"
 
     @property
     def display_name(self) -> str:

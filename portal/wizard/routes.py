@@ -16,7 +16,7 @@ from werkzeug.datastructures import CombinedMultiDict
 
 from .. import ratelimits
 from ..access import grants_for
-from ..auth.routes import sign_in
+from ..auth.sessions import sign_in
 from ..errors import render_error
 from ..extensions import db
 from ..flows import executor

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 from werkzeug.datastructures import MultiDict
 
-from ...extensions import db
-from ...models import User
+from ...auth.service import username_problem
 from ...security.passwords import hash_password, password_problems
 from ..prompts import DISPLAY_TYPES, READ_ONLY_TYPES, build_form, to_json
 from .base import Next, Retry, StageType
@@ -48,12 +46,14 @@ class PromptStage(StageType):
             and p.field_key in form._fields
             and not (p.type == "file" and form[p.field_key].data is None)
         }
+        known = {**ctx.prompt_data, **values}
         for prompt in self.prompts:
             key = prompt.field_key
-            if prompt.type == "username" and key not in errors and values.get(key) and username_taken(
-                values[key]
-            ):
-                errors[key] = ["This username is already taken."]
+            if prompt.type == "username" and key not in errors and values.get(key):
+                # The address may come on a later page; then the user write checks with it.
+                problem = username_problem(values[key], known.get("email"))
+                if problem:
+                    errors[key] = [problem]
         password_hash = self._check_passwords(ctx, form, values, errors)
         if errors:
             return Retry(errors)
@@ -81,12 +81,6 @@ class PromptStage(StageType):
         if errors:
             return None
         return hash_password(password)
-
-
-def username_taken(username: str) -> bool:
-    return db.session.scalar(
-        select(func.count(User.id)).where(func.lower(User.username) == username.lower())
-    ) > 0
 
 
 def _as_form_value(value) -> str:

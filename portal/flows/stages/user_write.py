@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ...audit import Action, record_event
+from ...auth.service import username_problem
 from ...extensions import db
 from ...invitations.service import REFUSALS, domain_message, email_problem, redeem, refusal_for
 from ...models import ConsentRecord, Group, InvitationUse, User, UserType
@@ -52,6 +53,10 @@ class UserWriteStage(StageType):
             refusal = REFUSALS["wrong_email"]
             record_refusal(ctx, refusal.reason)
             return Deny(refusal.title, refusal.message, refusal.status)
+        problem = username_problem(str(ctx.prompt_data.get("username", "")),
+                                   str(ctx.prompt_data.get("email", "") or ""))
+        if problem:  # also checked on the prompt page; here with the address known for sure
+            return Retry({"username": [problem]})
         if invitation_id is not None and not redeem(invitation_id, ctx.flow.id):
             db.session.rollback()
             refusal = refusal_for(ctx.invitation, ctx.flow, token_supplied=True) or REFUSALS["used_up"]
