@@ -97,3 +97,112 @@ def test_a_billion_laughs_in_a_csv_row_is_that_rows_problem(app, client, auth, a
         "Bad attributes: Line 1, column 6: YAML anchors and aliases (&name, *name) are not allowed")
     with app.app_context():
         assert db.session.scalar(select(func.count(Invitation.id))) == 0
+
+
+# -- blueprints ---------------------------------------------------------------------------------
+
+GROUP_ENTRY = "  - model: authentik_core.group\n    identifiers: {name: team}\n"
+
+
+def _laughs_blueprint(levels: int = 9, fan: int = 9) -> str:
+    lines = ["version: 1", f"l0: &l0 [{','.join(['lol'] * fan)}]"]
+    lines += [f"l{n}: &l{n} [{','.join([f'*l{n - 1}'] * fan)}]" for n in range(1, levels)]
+    return "\n".join(lines) + f"\nentries:\n{GROUP_ENTRY}    attrs: {{attributes: {{x: *l{levels - 1}}}}}\n"
+
+
+def _refused_quickly(app, text: str) -> list[str]:
+    from portal.flows.blueprint_io import import_blueprint
+
+    from .blueprint_helpers import OPERATOR, row_counts
+
+    with app.app_context():
+        counts = row_counts()
+        started = time.perf_counter()
+        report = import_blueprint(text, actor=OPERATOR)
+        assert time.perf_counter() - started < 2
+        assert not report.ok and not report.applied
+        assert row_counts() == counts  # nothing was written
+        return report.errors
+
+
+@pytest.mark.parametrize("text, error", [
+    # 9**9 strings from 72 aliases: refused at the alias that crosses the bound, before building.
+    (_laughs_blueprint(), "Line 7, column 14: with its aliases expanded, the file is larger than "
+                          "512 kB (the file is refused)."),
+    # Few aliases, each of a big list: the count of aliases alone would let this through.
+    (_laughs_blueprint(levels=3, fan=63), "Line 4, column 134: with its aliases expanded, the file "
+                                          "is larger than 512 kB (the file is refused)."),
+    ("version: 1\nentries: &e [*e]\n", "Line 2, column 14: an alias refers to the list or mapping "
+                                       "that contains it (the file is refused)."),
+    ("version: 1\nentries: []\nx: " + "9" * 5000 + "\n", "Line 3, column 4: a number too large to "
+                                                          "read (the file is refused)."),
+])
+def test_hostile_blueprints_are_refused_by_the_loader_with_the_line(app, text, error):
+    assert _refused_quickly(app, text) == [error]
+
+
+BIG = "&big " + "x" * 9000
+
+
+@pytest.mark.parametrize("entry, error", [
+    (GROUP_ENTRY.replace("{name: team}", '{name: !Format ["%999999999s", x]}'),
+     "entry 1 (authentik_core.group): name: !Format '%999999999s': widths and precisions above 100 "
+     "are not supported."),
+    (GROUP_ENTRY.replace("{name: team}", '{name: !Format ["%.999999999f", 1]}'),
+     "entry 1 (authentik_core.group): name: !Format '%.999999999f': widths and precisions above "
+     "100 are not supported."),
+    (GROUP_ENTRY.replace("{name: team}", '{name: !Format ["%*s", 999999999, x]}'),
+     "entry 1 (authentik_core.group): name: !Format '%*s': a width or precision taken from the "
+     "arguments (*) is not supported."),
+    # Each text column holds what its String(length) allows, whichever field it is.
+    (GROUP_ENTRY + f"    attrs: {{name: {'g' * 151}}}\n",
+     "entry 1 (authentik_core.group): name: longer than 150 characters."),
+    ("  - model: authentik_stages_prompt.prompt\n    identifiers: {name: p}\n"
+     f"    attrs: {{field_key: p, type: text, placeholder: {'x' * 10_001}}}\n",
+     "entry 1 (authentik_stages_prompt.prompt): placeholder: longer than 10000 characters."),
+    ("  - model: authentik_stages_prompt.prompt\n    identifiers: {name: p}\n"
+     f"    attrs: {{field_key: p, type: text, placeholder: !Format ['%s%s', {BIG}, *big]}}\n",
+     "entry 1 (authentik_stages_prompt.prompt): placeholder: !Format gives more than 10000 "
+     "characters."),
+    ("  - model: authentik_stages_deny.denystage\n    identifiers: {name: d}\n"
+     f"    attrs: {{deny_message: {BIG}, a: *big, b: *big, c: *big, d: *big, e: *big, f: *big, "
+     "g: *big}\n",
+     "entry 1 (authentik_stages_deny.denystage): options: larger than 64 kB."),
+])
+def test_hostile_entries_are_refused_with_the_entry_named(app, entry, error):
+    assert _refused_quickly(app, f"version: 1\nentries:\n{entry}") == [error]
+
+
+def test_a_billion_laughs_upload_is_refused_on_the_import_page(app, client, auth, admin):
+    from .blueprint_helpers import row_counts
+    from .test_blueprint_admin import _upload
+
+    auth.login()
+    with app.app_context():
+        counts = row_counts()
+    started = time.perf_counter()
+    response = _upload(client, content=_laughs_blueprint().encode())
+    assert time.perf_counter() - started < 2
+    html = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert "The blueprint cannot be imported; nothing was changed." in html
+    assert "Line 7, column 14: with its aliases expanded, the file is larger than 512 kB" in html
+    with app.app_context():
+        assert row_counts() == counts
+
+
+def test_modest_aliases_and_formats_still_import(app):
+    from portal.flows.blueprint_io import import_blueprint
+    from portal.models import Group
+
+    from .blueprint_helpers import OPERATOR
+
+    text = ("version: 1\ncommon: &common {department: research}\nentries:\n"
+            "  - model: authentik_core.group\n"
+            "    identifiers: {name: !Format ['%-8s|%5.2f', team, 3.14159]}\n"
+            "    attrs: {attributes: {<<: *common, floor: 3}}\n")
+    with app.app_context():
+        report = import_blueprint(text, actor=OPERATOR)
+        assert report.ok, report.errors
+        group = db.session.scalar(select(Group).filter_by(name="team    | 3.14"))
+        assert group is not None and group.attributes == {"department": "research", "floor": 3}
