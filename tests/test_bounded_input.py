@@ -206,3 +206,28 @@ def test_modest_aliases_and_formats_still_import(app):
         assert report.ok, report.errors
         group = db.session.scalar(select(Group).filter_by(name="team    | 3.14"))
         assert group is not None and group.attributes == {"department": "research", "floor": 3}
+
+
+# -- request size -------------------------------------------------------------------------------
+
+
+def test_an_oversized_post_gets_the_friendly_413_page_at_once(app, client):
+    from portal.flows.blueprint_io import MAX_BLUEPRINT_BYTES
+    from portal.flows.prompts import FILE_MAX_SIZE_LIMIT
+
+    from .test_prompt_types import file_flow, post, upload
+
+    limit = app.config["MAX_CONTENT_LENGTH"]
+    assert limit == 16 * 1024 * 1024
+    assert limit > 2 * FILE_MAX_SIZE_LIMIT and limit > MAX_BLUEPRINT_BYTES
+    url = file_flow(app, max_size=FILE_MAX_SIZE_LIMIT)
+    started = time.perf_counter()
+    response = post(client, url, {}, files=upload("huge.pdf", b"%PDF" + b"x" * limit))
+    assert time.perf_counter() - started < 2
+    assert response.status_code == 413
+    html = response.get_data(as_text=True)
+    assert "<h1>Too large to accept</h1>" in html
+    assert "larger than the portal accepts (at most 16 MB at once)" in html
+    # The largest file a prompt may take still gets through to the prompt's own check.
+    fits = post(client, url, {}, files=upload("big.pdf", b"%PDF" + b"x" * (FILE_MAX_SIZE_LIMIT - 4)))
+    assert fits.status_code == 200 and "Please correct" not in fits.get_data(as_text=True)
