@@ -69,6 +69,10 @@ class Config:
     REMEMBER_COOKIE_SAMESITE = "Lax"
     WTF_CSRF_ENABLED = True
     WTF_CSRF_TIME_LIMIT = None  # tied to the session instead, so a slow typist is not refused
+    # The largest request body, refused (the friendly 413 page) before it is read: room for a
+    # page of file prompts (each at most 5 MB, flows.prompts.FILE_MAX_SIZE_LIMIT) and far above
+    # a blueprint (256 kB). Werkzeug's MAX_FORM_MEMORY_SIZE still caps each text field.
+    MAX_CONTENT_LENGTH: Env[int] = 16 * 1024 * 1024
 
     MAIL_SERVER: Env[str] = ""
     MAIL_PORT: Env[int] = 25

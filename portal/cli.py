@@ -86,7 +86,8 @@ def _duration(option: str, raw: str):
 
 
 def register_lifecycle_commands(app: Flask) -> None:
-    """`outbox send|run` deliver email; `invitations purge` clears old expired invitations."""
+    """`outbox send|run` deliver email; `invitations purge`, `outbox purge` and `audit purge`
+    delete what is past its retention."""
     from flask.cli import AppGroup
 
     outbox = AppGroup("outbox", help="Deliver the emails waiting in the outbox.")
@@ -148,8 +149,21 @@ def register_lifecycle_commands(app: Flask) -> None:
         count = purge_expired(_duration("--older-than", older_than))
         click.echo(f"Deleted {count} invitation(s) that expired more than {older_than} ago.")
 
+    audit = AppGroup("audit", help="Audit log housekeeping.")
+
+    @audit.command("purge")
+    @click.option("--older-than", "older_than", default="P90D", show_default=True,
+                  help="ISO-8601 duration: delete audit events recorded longer ago than this.")
+    def audit_purge(older_than: str) -> None:
+        """Delete audit events after your retention period (run it daily, e.g. from cron)."""
+        from .audit import purge
+
+        count = purge(_duration("--older-than", older_than))
+        click.echo(f"Deleted {count} audit event(s) older than {older_than}.")
+
     app.cli.add_command(outbox)
     app.cli.add_command(invitations)
+    app.cli.add_command(audit)
 
 @click.group("blueprints", cls=AppGroup)
 def blueprints_cli() -> None:

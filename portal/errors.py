@@ -9,7 +9,7 @@ from flask import Flask, render_template, request
 from flask.globals import request_ctx
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import DataError
-from werkzeug.exceptions import HTTPException, SecurityError
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge, SecurityError
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,8 @@ MESSAGES = {
     404: ("Page not found", "There is nothing at this address. Check the link and try again."),
     405: ("Method not allowed", "This page cannot be used that way."),
     410: ("Gone", "This page is no longer available."),
-    413: ("Upload too large", "The file you sent is larger than allowed."),
+    413: ("Too large to accept", "What you sent is larger than the portal accepts. Go back and "
+                                 "choose a smaller file, or send less at once."),
     429: ("Too many requests", "You have tried this too often. Wait a minute, then try again."),
     500: ("Something went wrong", "The error was logged. Try again in a moment."),
     503: ("Service unavailable", "The portal is busy. Try again in a moment."),
@@ -33,6 +34,10 @@ def render_error(status: int, title: str | None = None, message: str | None = No
                         message=message or default_message),
         status,
     )
+
+
+def _megabytes(count: int) -> str:
+    return f"{count / 1024 / 1024:.0f} MB" if count >= 1024 * 1024 else f"{max(1, count // 1024)} kB"
 
 
 def register(app: Flask) -> None:
@@ -64,6 +69,16 @@ def register(app: Flask) -> None:
                                                    url_scheme=base.scheme)
         return render_error(400, "Unknown address",
                             "This portal does not answer to that address. Check the link.")
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(error: RequestEntityTooLarge):
+        """Refused from the Content-Length alone (or once a field passes its limit): say how much
+        fits, so the visitor knows what to change."""
+        limit = app.config.get("MAX_CONTENT_LENGTH")
+        title, message = MESSAGES[413]
+        if limit:
+            message = message.replace("accepts.", f"accepts (at most {_megabytes(limit)} at once).")
+        return render_error(413, title, message)
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):

@@ -456,7 +456,12 @@ def test_alias_bombs_are_refused(app):
     lines = ["version: 1", "a0: &a0 [x, x]"]
     lines += [f"a{i}: &a{i} [*a{i - 1}, *a{i - 1}]" for i in range(1, 120)]
     errors = _refused(app, "\n".join(lines) + "\nentries: []\n")
-    assert "more than 200 YAML aliases" in errors[0]
+    # Doubling 18 times crosses the bound on the expanded size, long before 200 aliases.
+    assert errors == ["Line 18, column 12: with its aliases expanded, the file is larger than "
+                      "512 kB (the file is refused)."]
+    many = "version: 1\nx: &x 1\ny: [" + ", ".join(["*x"] * 201) + "]\nentries: []\n"
+    assert _refused(app, many) == ["Line 3, column 805: more than 200 YAML aliases (the file is "
+                                   "refused)."]
 
 
 # -- export --------------------------------------------------------------------------------------

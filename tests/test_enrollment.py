@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from portal.extensions import db
-from portal.models import FlowSession, Invitation, InvitationUse, User
+from portal.models import FlowSession, Invitation, InvitationUse, User, utcnow
 from portal.security.passwords import verify_password
 
-from .conftest import path_of, submit
+from .conftest import csrf_from, path_of, submit
 
 NEW_PASSWORD = "violet-kettle-harbour-42"
 
@@ -208,10 +208,23 @@ def test_unknown_flow_slug(client):
     assert "This sign-up page does not exist" in response.get_data(as_text=True)
 
 
-def test_post_without_a_session(client):
+def test_post_without_a_session(app, client):
+    """Never started: the flow starts with this POST, and its invitation stage refuses it."""
     page = client.get("/auth/login").get_data(as_text=True)
-    from .conftest import csrf_from
+    response = client.post("/if/flow/default-enrollment-flow/",
+                           data={"csrf_token": csrf_from(page), "binding": "1"})
+    assert response.status_code == 403
+    assert "An invitation is required" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(FlowSession.id))) == 0
 
+
+def test_post_after_the_session_ended(app, client, make_invitation):
+    _, link = make_invitation()
+    page = client.get(path_of(link), follow_redirects=True).get_data(as_text=True)
+    with app.app_context():
+        db.session.execute(update(FlowSession).values(finished_at=utcnow()))
+        db.session.commit()
     response = client.post("/if/flow/default-enrollment-flow/",
                            data={"csrf_token": csrf_from(page), "binding": "1"})
     assert response.status_code == 400

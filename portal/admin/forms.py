@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import json
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
-import yaml
 from email_validator import EmailNotValidError, validate_email
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -32,39 +30,13 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ..access import PERMISSIONS
 from ..forms import Email
+from ..invitations.attributes import parse_attributes
 from ..numbers import db_int
 
 
-def parse_attributes(text: str) -> dict:
-    """A YAML or JSON object as a JSON-safe dict; ValueError with line and reason otherwise."""
-    if not text or not text.strip():
-        return {}
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"Line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ValueError(f"{where}{problem}. Write a YAML or JSON object.") from None
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(
-            f"Attributes must be an object of key: value pairs, not a {type(value).__name__}."
-        )
-    bad_keys = [k for k in value if not isinstance(k, str)]
-    if bad_keys:
-        raise ValueError(f"Every key must be text; {bad_keys[0]!r} is not.")
-    return json.loads(json.dumps(value, default=_jsonable))
-
-
-def _jsonable(value):
-    if isinstance(value, (date, datetime)):
-        return value.isoformat()
-    raise ValueError(f"{value!r} cannot be stored as an attribute")
-
-
 class YamlObject:
+    """The field holds attributes (YAML or JSON); the parsed dict is kept in `field.parsed`."""
+
     def __call__(self, form, field):
         try:
             field.parsed = parse_attributes(field.data)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, delete, func, or_, select
 from sqlalchemy.orm import selectinload
 
 from ..csv_export import csv_lines
 from ..extensions import db
-from ..models import AuditEvent, User
+from ..models import AuditEvent, User, utcnow
 
 
 class Action:
@@ -81,6 +81,40 @@ def record_event(
     if commit:
         db.session.commit()
     return event
+
+
+REPEAT_WINDOW = timedelta(minutes=1)
+
+
+def record_event_once(action: str, *, key: dict, ip: str | None = None, obj=None,
+                      window: timedelta = REPEAT_WINDOW, **kwargs) -> AuditEvent | None:
+    """Like record_event, but at most one event per (action, address, object, `key`) in each
+    `window`: a flood of the same refusal from one address is one line, not one per request.
+
+    `key` holds the detail entries that tell events apart (the reason and the flow, say); it is
+    part of the recorded detail. Returns None when an event already stands for this one. Two
+    requests at the very same moment may both write: the bound is per window, not exact.
+    """
+    object_id = getattr(obj, "id", None)
+    same_object = AuditEvent.object_id.is_(None) if object_id is None else \
+        AuditEvent.object_id == object_id
+    recent = db.session.scalars(
+        select(AuditEvent.detail).where(
+            AuditEvent.action == action, AuditEvent.ip_address == (ip or "")[:64], same_object,
+            AuditEvent.created_at >= utcnow() - window,
+        ).limit(100)  # the window's rows from one address: few, as this very rule keeps them
+    )
+    if any(all((detail or {}).get(k) == v for k, v in key.items()) for detail in recent):
+        return None
+    detail = {**(kwargs.pop("detail", None) or {}), **key}
+    return record_event(action, ip=ip, obj=obj, detail=detail, **kwargs)
+
+
+def purge(older_than: timedelta) -> int:
+    """Delete events older than this (retention); returns how many."""
+    result = db.session.execute(delete(AuditEvent).where(AuditEvent.created_at < utcnow() - older_than))
+    db.session.commit()
+    return result.rowcount
 
 
 def record_import(flows, report, *, actor: User | None = None, ip: str | None = None) -> None:

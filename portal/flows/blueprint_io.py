@@ -8,6 +8,7 @@ read with a SafeLoader subclass: no tag constructs Python objects and no code is
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -17,7 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import yaml
-from sqlalchemy import func, select
+from sqlalchemy import JSON, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..access import Grants, may_assign
@@ -42,6 +43,14 @@ log = logging.getLogger(__name__)
 MAX_BLUEPRINT_BYTES = 256 * 1024  # authentik's largest example is ~10 kB
 MAX_ALIASES = 200  # YAML anchors/aliases: enough for real files, too few for a "billion laughs"
 MAX_DEPTH = 64  # nested lists and mappings: authentik's examples use under 10; Python's stack, ~300
+# The document as every later step sees it, aliases expanded: each value counts one plus the
+# length of its text. A file without aliases stays below ~1.5x its bytes, so this never refuses
+# a file that fits MAX_BLUEPRINT_BYTES; it stops 200 aliases of aliases (9**9 copies) at once.
+MAX_EXPANDED_SIZE = 2 * MAX_BLUEPRINT_BYTES
+MAX_FORMAT_WIDTH = 100  # !Format "%10s" pads; "%999999999s" would be a gigabyte of spaces
+MAX_FORMAT_RESULT = 10_000  # characters one !Format may produce
+MAX_TEXT = 10_000  # characters for a text column without a length (help texts, placeholders)
+MAX_JSON = 64 * 1024  # characters of a JSON column (options, attributes, choices), serialised
 
 # -- YAML tags -----------------------------------------------------------------------------------
 
@@ -95,34 +104,82 @@ class UnknownTag:
     line: int = 0
 
 
+class _Bound(yaml.constructor.ConstructorError):
+    """Valid YAML, refused for its size: the message says which bound, not "not valid YAML"."""
+
+    def __init__(self, problem: str, mark) -> None:
+        super().__init__(None, None, problem, mark)
+
+
 class BlueprintLoader(yaml.SafeLoader):
-    """SafeLoader with authentik's tags; counts aliases so a tiny file cannot explode in memory,
-    and bounds nesting so a file of "[[[[..." cannot exhaust the stack (of this and every later
-    walk over the document)."""
+    """SafeLoader with authentik's tags. A tiny file cannot explode in memory or time: while
+    composing, before anything is built, it counts aliases and the document's size with aliases
+    expanded (what every later walk over it costs), and bounds nesting so a file of "[[[[..."
+    cannot exhaust the stack. Errors point at the alias or value that crossed the bound."""
 
     def __init__(self, stream) -> None:
         super().__init__(stream)
         self.alias_count = 0
         self.depth = 0
+        self.expanded = 0  # see MAX_EXPANDED_SIZE
+        self._sizes: dict[int, int] = {}  # expanded size of each finished node, by id
+        self._open_anchors: list[str] = []  # anchors of the lists and mappings being composed
 
     def compose_node(self, parent, index):
-        if self.check_event(yaml.AliasEvent):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
             self.alias_count += 1
             if self.alias_count > MAX_ALIASES:
-                event = self.peek_event()
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"more than {MAX_ALIASES} YAML aliases", event.start_mark
-                )
+                raise _Bound(f"more than {MAX_ALIASES} YAML aliases", event.start_mark)
+            if event.anchor in self._open_anchors:
+                raise _Bound("an alias refers to the list or mapping that contains it",
+                             event.start_mark)
+            target = self.anchors.get(event.anchor)
+            self._grow(_expanded_size(target, self._sizes) if target is not None else 0, event)
+            return super().compose_node(parent, index)
         if self.depth >= MAX_DEPTH:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"lists and mappings nested more than {MAX_DEPTH} deep",
-                self.peek_event().start_mark,
-            )
+            raise _Bound(f"lists and mappings nested more than {MAX_DEPTH} deep", event.start_mark)
+        self._grow(1 + len(getattr(event, "value", None) or ""), event)
+        anchor = getattr(event, "anchor", None) if not isinstance(event, yaml.ScalarEvent) else None
+        if anchor is not None:
+            self._open_anchors.append(anchor)
         self.depth += 1
         try:
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+            if anchor is not None:
+                self._open_anchors.pop()
+
+    def _grow(self, size: int, event) -> None:
+        self.expanded += size
+        if self.expanded > MAX_EXPANDED_SIZE:
+            raise _Bound(f"with its aliases expanded, the file is larger than "
+                         f"{MAX_EXPANDED_SIZE // 1024} kB", event.start_mark)
+
+    def construct_yaml_int(self, node):
+        try:
+            return super().construct_yaml_int(node)
+        except ValueError:  # Python refuses to read integers of more than 4300 digits
+            raise _Bound("a number too large to read", node.start_mark) from None
+
+
+BlueprintLoader.add_constructor("tag:yaml.org,2002:int", BlueprintLoader.construct_yaml_int)
+
+
+def _expanded_size(node, sizes: dict[int, int]) -> int:
+    """A finished node's size with aliases expanded (each value: one plus its text's length).
+    An alias is the same node object again, so memoising by id makes measuring a hostile file
+    cost no more than reading it."""
+    if id(node) not in sizes:
+        if isinstance(node, yaml.ScalarNode):
+            size = 1 + len(node.value)
+        else:
+            children = node.value if isinstance(node, yaml.SequenceNode) else [
+                part for pair in node.value for part in pair]
+            size = 1 + sum(_expanded_size(child, sizes) for child in children)
+        sizes[id(node)] = size
+    return sizes[id(node)]
 
 
 def _line(node) -> int:
@@ -198,7 +255,8 @@ def parse(text: str) -> dict:
         mark = getattr(exc, "problem_mark", None)
         where = f"Line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise BlueprintError([f"{where}{problem} (the file is not valid YAML)."]) from None
+        why = "the file is refused" if isinstance(exc, _Bound) else "the file is not valid YAML"
+        raise BlueprintError([f"{where}{problem} ({why})."]) from None
     except RecursionError:
         raise BlueprintError(["The file nests lists or mappings too deeply."]) from None
     finally:
@@ -570,6 +628,7 @@ class Importer:
             if not all(values if isinstance(values, list) else [values]):
                 raise _Skipped("its conditions are false")
         plan = HANDLERS[entry.model](self, entry)
+        _check_column_sizes(plan)
         existing = self._find(plan)
         change = Change(entry.number, entry.model, UNCHANGED, plan.label, notes=plan.notes)
         if entry.state == "absent":
@@ -633,10 +692,7 @@ class Importer:
         if isinstance(value, Format):
             template = self.resolve(value.template, path)
             args = tuple(self.resolve(a, path) for a in value.args)
-            try:
-                return str(template) % args
-            except (TypeError, ValueError) as exc:
-                raise EntryError(f"{path}: !Format {template!r}: {exc}.") from None
+            return _format(str(template), args, path)
         if isinstance(value, dict):
             return {k: self.resolve(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
         if isinstance(value, list):
@@ -682,6 +738,34 @@ class Importer:
         return self.resolve(raw, "") if isinstance(raw, dict) else {}
 
 
+# One %-conversion: %[(key)][flags][width][.precision][length]type
+_CONVERSION = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d*))?[hlL]?(.)", re.S)
+
+
+def _format(template: str, args: tuple, path: str) -> str:
+    """authentik's !Format (Python's %), with widths and precisions bounded: "%999999999s" would
+    build a gigabyte of spaces from a dozen bytes."""
+    for match in _CONVERSION.finditer(template):
+        for number in match.group(1, 2):
+            if number == "*":
+                raise EntryError(f"{path}: !Format {_short(template)}: a width or precision taken "
+                                 "from the arguments (*) is not supported.")
+            if number and int(number) > MAX_FORMAT_WIDTH:
+                raise EntryError(f"{path}: !Format {_short(template)}: widths and precisions "
+                                 f"above {MAX_FORMAT_WIDTH} are not supported.")
+    try:
+        result = template % args
+    except (TypeError, ValueError, KeyError) as exc:
+        raise EntryError(f"{path}: !Format {_short(template)}: {exc}.") from None
+    if len(result) > MAX_FORMAT_RESULT:
+        raise EntryError(f"{path}: !Format gives more than {MAX_FORMAT_RESULT} characters.")
+    return result
+
+
+def _short(text: str, limit: int = 60) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "…")
+
+
 FIND_FIELDS = {
     FLOW: (Flow, {"slug": "slug", "name": "name"}),
     PROMPT: (Prompt, {"name": "name", "field_key": "field_key"}),
@@ -717,6 +801,24 @@ def _jsonable(value, path: str):
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     raise EntryError(f"{path}: expected a plain value, found a reference to {value!r}.")
+
+
+def _check_column_sizes(plan: _Plan) -> None:
+    """Every imported value fits its column: text within the column's String(length) (or
+    MAX_TEXT where it has none), JSON within MAX_JSON. One check for every model, read from the
+    models, so a new column is covered without a new number here."""
+    columns = plan.model.__table__.columns
+    for key, value in {**plan.where, **plan.values}.items():
+        column = columns.get(key)
+        if column is None or value is None:  # a relationship (flow, prompts), or not given
+            continue
+        if isinstance(column.type, JSON):
+            if len(json.dumps(value, default=str)) > MAX_JSON:
+                raise EntryError(f"{key}: larger than {MAX_JSON // 1024} kB.")
+        elif isinstance(value, str):
+            limit = getattr(column.type, "length", None) or MAX_TEXT
+            if len(value) > limit:
+                raise EntryError(f"{key}: longer than {limit} characters.")
 
 
 def _text(values: dict, key: str, *, max_length: int | None = None) -> str | None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, inspect, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
@@ -44,12 +45,15 @@ class Step:
 
 def start(
     flow: Flow, token: str | None, *, current_user: User | None, lifetime: timedelta,
-    token_digest: str | None = None,
+    token_digest: str | None = None, store: bool = True,
 ) -> tuple[FlowSession, str]:
     """Begin a flow for a visitor, with the invitation of a link (its token, or its digest once
-    the link was checked). Opening a link never consumes the invitation."""
+    the link was checked). Opening a link never consumes the invitation.
+
+    With `store=False` the session is planned but not written: a visitor who only opens the
+    flow's page (or a crawler, or a flood of GETs) leaves no row behind. The executor stores it
+    when the flow really starts: before a stage that needs it, or on the first POST."""
     now = utcnow()
-    db.session.execute(delete(FlowSession).where(FlowSession.expires_at < now))
     key = tokens.new_token()
     invitation = find_by_token(token) if token else find_by_digest(token_digest)
     session = FlowSession(
@@ -59,14 +63,23 @@ def start(
         invitation_id=invitation.id if invitation else None,
         prompt_data={},
         fixed_fields=[],
+        position=0,  # set here: column defaults apply only when the row is written
+        created_at=now,
         expires_at=now + lifetime,
     )
-    db.session.add(session)
     ctx = FlowContext(flow=flow, session=session,
                       current_user_id=current_user.id if current_user else None)
     session.plan = planner.plan(flow, ctx)
-    db.session.commit()
+    if store:
+        _store(session)
     return session, key
+
+
+def _store(session: FlowSession) -> None:
+    """Write a new flow session (and clear expired ones while at it)."""
+    db.session.execute(delete(FlowSession).where(FlowSession.expires_at < utcnow()))
+    db.session.add(session)
+    db.session.commit()
 
 
 def load(key: str | None, flow: Flow) -> FlowSession | None:
@@ -90,6 +103,8 @@ class FlowExecutor:
         """`superuser`: the visitor's grants make them a superuser (by their own flag or a group);
         the caller knows, and flows that require a superuser need it."""
         self.session = session
+        self.stored = not inspect(session).transient  # see start(store=False)
+        self.on_store: Callable[[], None] | None = None  # the web layer remembers the key then
         self.superuser = superuser and current_user is not None
         self.flow = session.flow
         self.ctx = FlowContext(
@@ -119,6 +134,8 @@ class FlowExecutor:
                 self._advance()
                 continue
             stage = stage_type_for(binding.stage)
+            if stage.needs_stored_session:
+                self.store()
             if stage.interactive:
                 errors = self.session.errors or {}
                 form = stage.form(self.ctx)
@@ -141,6 +158,7 @@ class FlowExecutor:
 
     def submit(self, binding_id: int | None, formdata) -> Step:
         """Handle a page's POST; a stale page (another tab, the back button) just re-shows."""
+        self.store()
         binding = self._current_binding()
         if binding is None or binding.id != binding_id:
             return self.step()
@@ -168,6 +186,14 @@ class FlowExecutor:
             return None
         self.ctx.binding = binding
         return stage_type_for(binding.stage)
+
+    def store(self) -> None:
+        """The flow has really started: write its session, if that was left for now."""
+        if not self.stored:
+            _store(self.session)
+            self.stored = True
+            if self.on_store is not None:
+                self.on_store()
 
     # -- internals --------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from sqlalchemy import func, select
 
 from ..extensions import db
 from ..models import Group, Invitation, User
+from .attributes import parse_attributes
 from .service import (
     InvitationStatus,
     _status_clause,
@@ -69,8 +70,6 @@ def _parse_lines(lines: list[str]) -> list[Row]:
 
 
 def _parse_csv(text: str, header: list[str]) -> list[Row]:
-    from ..admin.forms import parse_attributes
-
     unknown = [h for h in header if h and h not in COLUMNS]
     if unknown:
         raise UploadRejected(f"Line 1: unknown column {unknown[0]!r}; the columns are "

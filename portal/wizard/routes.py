@@ -62,12 +62,21 @@ def _visitor():
 
 
 def _start(flow: Flow, token: str | None, token_digest: str | None = None):
+    """A new flow session. With a link already checked (its digest) it is stored at once;
+    otherwise it stays in memory until the flow really starts (a stage that writes, or a page's
+    form taken: see executor.start), so visits without a good link write no flow session."""
+    store = token_digest is not None
     flow_session, key = executor.start(
         flow, token, current_user=_visitor(), token_digest=token_digest,
-        lifetime=current_app.config["FLOW_SESSION_LIFETIME_DELTA"],
+        lifetime=current_app.config["FLOW_SESSION_LIFETIME_DELTA"], store=store,
     )
-    _remember(flow.slug, key)
-    return _executor(flow_session)
+    wizard = _executor(flow_session)
+    if store:
+        _remember(flow.slug, key)
+    else:
+        _remember(flow.slug, None)  # an ended session's key would make the first POST "ended"
+        wizard.on_store = lambda: _remember(flow.slug, key)
+    return wizard
 
 
 def _executor(flow_session) -> FlowExecutor:
@@ -133,21 +142,29 @@ def _flow(slug: str):
         return render_error(404, "This sign-up page does not exist",
                             "Check the link, or ask the person who invited you for a new one.")
     if request.method == "GET" and token is not None:
-        step = _start(flow, token).step()  # a bad link (or a signed-in visitor): the stages say why
+        wizard = _start(flow, token)  # a bad link (or a signed-in visitor): the stages say why
+        step = wizard.step()
         if step.kind == "page":
             # Take the token out of the address bar; the server-side session carries it on.
+            wizard.store()
             return redirect(url_for("wizard.flow", slug=slug))
         return _render(flow, step)
 
     flow_session = executor.load(_key(slug), flow)
     if flow_session is None:
-        if request.method == "POST":
+        if request.method == "POST" and _key(slug) is not None:
             return render_error(
                 400, "Your sign-up session has ended",
                 "It expired or was finished in another window. Open your invitation link again "
                 "to start over.",
             )
         wizard = _start(flow, None, _take_invited(slug))
+        if request.method == "POST":
+            # The first POST of a page whose GET stored nothing: the flow starts now, and runs
+            # up to that page again before taking the form (a refusal is shown instead).
+            first = wizard.step()
+            if first.kind != "page":
+                return _render(flow, first)
     else:
         wizard = _executor(flow_session)
 

@@ -43,6 +43,10 @@ class StageType:
     description: ClassVar[str] = ""  # one line for the admin's "create a stage" page
     interactive: ClassVar[bool] = False
     template: ClassVar[str | None] = None
+    # Running this stage (or showing its page) writes rows that belong to the flow session, or
+    # acts for the visitor: the flow has really started, so its session is stored first. A stage
+    # that only reads sets False, and a visitor who merely opens the flow's page writes nothing.
+    needs_stored_session: ClassVar[bool] = True
 
     def __init__(self, stage) -> None:
         self.stage = stage

@@ -29,6 +29,7 @@ class ConsentStage(StageType):
     description = "A text to accept with a checkbox; each acceptance is recorded with its version."
     interactive = True
     template = "flow/consent.html"
+    needs_stored_session = False  # showing the page only reads; its POST stores the session
 
     @property
     def text(self) -> str:

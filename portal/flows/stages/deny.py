@@ -11,6 +11,7 @@ class DenyStage(StageType):
     type_name = "deny"
     label = "Deny"
     description = "Ends the flow with a message (usually behind a condition)."
+    needs_stored_session = False  # it only reads
 
     def run(self, ctx) -> Deny:
         message = str(self.options.get("deny_message") or "").strip() or DEFAULT_MESSAGE

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...audit import Action, record_event
+from ...audit import Action, record_event_once
 from ...invitations.service import refusal_for
 from .base import Deny, Next, StageType
 
@@ -11,6 +11,7 @@ class InvitationStage(StageType):
     type_name = "invitation"
     label = "Invitation"
     description = "Admits only visitors with a valid invitation for this flow, and applies its values."
+    needs_stored_session = False  # it only reads (a refusal is audited, at most once a minute)
 
     def run(self, ctx) -> Next | Deny:
         if ctx.invitation is None and not ctx.session.token_supplied and self.options.get(
@@ -30,8 +31,16 @@ class InvitationStage(StageType):
 
 
 def record_refusal(ctx, reason: str) -> None:
-    """Log a refused use; the flow's own commit (ending the session) keeps it."""
-    record_event(Action.INVITATION_REFUSED, ip=ctx.client_ip, obj=ctx.invitation,
-                 object_type="" if ctx.invitation else "invitation",
-                 object_repr="" if ctx.invitation else "(unknown link)",
-                 detail={"reason": reason, "flow": ctx.flow.slug})
+    """Log a refused use of a link; the flow's own commit (ending the session) keeps it.
+
+    Opening the flow without any link is no use of one: the page says an invitation is needed
+    and nothing is logged, so anonymous visits write nothing. A refused link is logged at most
+    once a minute per (reason, address, flow, invitation), so retrying one bad link cannot grow
+    the log by a row per request.
+    """
+    if ctx.invitation is None and not ctx.session.token_supplied:
+        return
+    record_event_once(Action.INVITATION_REFUSED, ip=ctx.client_ip, obj=ctx.invitation,
+                      object_type="" if ctx.invitation else "invitation",
+                      object_repr="" if ctx.invitation else "(unknown link)",
+                      key={"reason": reason, "flow": ctx.flow.slug})

@@ -16,6 +16,7 @@ class PromptStage(StageType):
     description = "A page of fields (prompts) for the invitee to fill in."
     interactive = True
     template = "flow/prompt.html"
+    needs_stored_session = False  # showing the page only reads; its POST stores the session
 
     @property
     def prompts(self):
