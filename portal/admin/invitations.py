@@ -403,7 +403,11 @@ def _wants_json() -> bool:
 
 def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
     """Create the valid rows; the page's script sends them in slices (start, count) to show
-    progress, a plain form post sends them all at once."""
+    progress, a plain form post sends them all at once.
+
+    Each slice counts only its own rows' problems: the whole list is checked again on every
+    request, so by then the rows earlier slices created are "already invited". The script adds
+    the slices' counts up (created_so_far, skipped_so_far) for the summary after the last one."""
     start = request.form.get("start", 0, type=db_int)
     count = request.form.get("count", type=db_int)
     part = rows[start:start + count] if count else rows
@@ -414,13 +418,14 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
         message=(form.message.data or "").strip(), groups=_groups_by_id(form.groups.data),
     )
     deliver_after_response(_queued_ids(created))
+    skipped = sum(1 for r in part if not r.ok)
     last = not count or start + count >= len(rows)
     if last:
         _flash_created(len(created) + request.form.get("created_so_far", 0, type=db_int), emailed)
-        skipped = sum(1 for r in rows if not r.ok)
-        if skipped:
-            flash(f"{skipped} row(s) with a problem were skipped.", "info")
+        skipped_in_all = skipped + request.form.get("skipped_so_far", 0, type=db_int)
+        if skipped_in_all:
+            flash(f"{skipped_in_all} row(s) with a problem were skipped.", "info")
     if _wants_json():
-        return jsonify(created=len(created), processed=min(len(rows), start + len(part)),
-                       total=len(rows))
+        return jsonify(created=len(created), skipped=skipped,
+                       processed=min(len(rows), start + len(part)), total=len(rows))
     return redirect(url_for("admin.invitations", sort="-created"))

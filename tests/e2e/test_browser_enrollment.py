@@ -51,14 +51,14 @@ def test_admin_invites_copies_the_link_and_invitee_enrolls(app, admin, page, new
     invitee.goto(link)
     expect(invitee).to_have_url(re.compile(re.escape(FLOW_PATH) + "$"))  # token out of the address bar
     expect(invitee.get_by_role("heading", name="Welcome! Set up your account")).to_be_visible()
-    expect(invitee.get_by_text("Step 1 of 2")).to_be_visible()
+    expect(invitee.get_by_text("Step 1 of 2", exact=True)).to_be_visible()
     screenshot(invitee, "05-wizard-step-1")
     invitee.get_by_label("Username").fill("newbie")
     invitee.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
     invitee.get_by_label("Password (repeat)").fill(NEW_PASSWORD)
     invitee.get_by_role("button", name="Continue").click()
 
-    expect(invitee.get_by_text("Step 2 of 2")).to_be_visible()
+    expect(invitee.get_by_text("Step 2 of 2", exact=True)).to_be_visible()
     invitee.get_by_label("Name").fill("Nia Newbie")
     invitee.get_by_label("Email").fill("nia@example.com")
     invitee.get_by_role("button", name="Finish").click()
@@ -96,7 +96,7 @@ def test_a_mistake_on_a_prompt_page_is_shown_at_its_field(page, invitation_link,
     page.get_by_role("button", name="Continue").click()
 
     # Still step 1; the summary is announced and takes focus; the error sits at its field.
-    expect(page.get_by_text("Step 1 of 2")).to_be_visible()
+    expect(page.get_by_text("Step 1 of 2", exact=True)).to_be_visible()
     summary = page.get_by_role("alert").filter(has_text="Please correct")
     expect(summary).to_be_focused()
     repeat = page.get_by_label("Password (repeat)")
@@ -116,7 +116,7 @@ def test_a_mistake_on_a_prompt_page_is_shown_at_its_field(page, invitation_link,
     page.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
     repeat.fill(NEW_PASSWORD)
     page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_text("Step 2 of 2")).to_be_visible()
+    expect(page.get_by_text("Step 2 of 2", exact=True)).to_be_visible()
     expect(page.get_by_role("alert")).to_have_count(0)
 
 
@@ -154,7 +154,7 @@ def test_the_wizard_can_be_completed_with_the_keyboard_alone(app, page, invitati
     keyboard.type(NEW_PASSWORD)
     keyboard.press("Enter")  # submits the form from a text field
 
-    expect(page.get_by_text("Step 2 of 2")).to_be_visible()
+    expect(page.get_by_text("Step 2 of 2", exact=True)).to_be_visible()
     _tab_to(page, "Name")
     keyboard.type("Kim Keys")
     _tab_to(page, "Email")
