@@ -42,6 +42,11 @@ def humanize_duration(value: timedelta) -> str:
 
 
 def register(app: Flask) -> None:
+    from .access import is_admin, is_superuser
+
+    # "Is this person an admin / a superuser" has one answer (portal.access); pages ask it too.
+    app.add_template_global(is_admin, "is_admin")
+    app.add_template_global(is_superuser, "is_superuser")
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(humanize_delta, "fromnow")
     app.add_template_filter(humanize_duration, "duration")

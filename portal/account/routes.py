@@ -2,6 +2,7 @@ from flask import Blueprint, redirect, render_template, url_for
 from flask_login import current_user, login_required
 
 from ..auth.forms import LogoutForm
+from ..auth.routes import home_for
 
 bp = Blueprint("account", __name__)
 
@@ -10,9 +11,7 @@ bp = Blueprint("account", __name__)
 def home():
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
-    if current_user.is_superuser:
-        return redirect(url_for("admin.dashboard"))
-    return redirect(url_for("account.index"))
+    return redirect(home_for(current_user))
 
 
 @bp.route("/account/")
