@@ -9,7 +9,7 @@ from portal.auth.service import create_user
 from portal.extensions import db
 from portal.models import User
 
-from .conftest import TEST_PASSWORD
+from .conftest import TEST_PASSWORD, numbers_in
 from .test_access import _member
 
 
@@ -72,3 +72,63 @@ def test_the_account_flag_and_the_group_both_show_as_superuser(app, client, auth
     assert badges == {"admin": True, "grouped": True, "plain": False}
     shown = client.get(f"/admin/users/{admin}").get_data(as_text=True)
     assert "<dt>Superuser</dt><dd>Yes (the account itself)</dd>" in shown
+
+
+def _stat(page: str, label: str) -> int | None:
+    """The number of a dashboard tile (None when the tile is not shown)."""
+    return numbers_in(page, f'<span class="stat-value">{{}}</span> {label}')
+
+
+def _recent(page: str) -> list[tuple[str, str]]:
+    """(user, invitation) of each row of "Recent enrollments"."""
+    section = page.split("<h2>Recent enrollments</h2>", 1)[1]
+    return [(re.sub(r"<[^>]+>", "", user).strip(), re.sub(r"<[^>]+>", "", invitation).strip())
+            for user, invitation in re.findall(r"<tr>\s*<td>(.*?)</td>\s*<td>(.*?)</td>", section, re.S)]
+
+
+def test_the_dashboard_counts_only_what_a_namespace_limited_admin_may_see(app, client, auth, admin,
+                                                                         make_invitation):
+    from datetime import timedelta
+
+    from portal.models import Flow, FlowDesignation, Invitation, InvitationUse, utcnow
+
+    with app.app_context():
+        db.session.add(Flow(slug="sales-team", name="Sales", title="Join sales",
+                            designation=FlowDesignation.ENROLLMENT))
+        db.session.commit()
+    sales = [make_invitation(name=f"sales-{n}", flow_slug="sales-team")[0] for n in range(2)]
+    other = [make_invitation(name=f"other-{n}")[0] for n in range(3)]
+    make_invitation(name="sales-expired", flow_slug="sales-team", expires_in=timedelta(seconds=-1))
+    with app.app_context():
+        for number, (invitation_id, username) in enumerate(
+                [(sales[0], "sally"), (other[0], "olga"), (other[1], "oscar")]):
+            user = create_user(username=username, email=f"{username}@example.com",
+                               password=TEST_PASSWORD)
+            invitation = db.session.get(Invitation, invitation_id)
+            invitation.use_count += 1  # multi-use: still pending
+            db.session.add(InvitationUse(invitation=invitation, user=user,
+                                         used_at=utcnow() - timedelta(minutes=number)))
+        db.session.commit()
+    _member(app, "seller", permissions=["invitations:manage"], namespaces=["sales"])
+
+    auth.login("seller")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert _stat(page, "pending invitations") == 2
+    assert _stat(page, "users") is None and _stat(page, "flows") is None
+    assert _recent(page) == [("sally", "sales-0")]
+
+    auth.logout()
+    auth.login()  # the superuser sees every namespace
+    page = client.get("/admin/").get_data(as_text=True)
+    assert _stat(page, "pending invitations") == 5
+    assert _stat(page, "users") == 5  # admin, seller and the three who enrolled
+    assert _recent(page) == [("sally", "sales-0"), ("olga", "other-0"), ("oscar", "other-1")]
+
+
+def test_an_admin_without_invitations_sees_no_enrollments(app, client, auth, admin, make_invitation):
+    make_invitation(name="someone's")
+    _member(app, "auditor", permissions=["audit:view"])
+    auth.login("auditor")
+    page = client.get("/admin/").get_data(as_text=True)
+    assert _stat(page, "pending invitations") is None
+    assert "Recent enrollments" not in page
