@@ -1,4 +1,5 @@
-"""Where an admin lands and what they see first: one "is an admin" answer, the dashboard's scope."""
+"""What a new admin hits first: where they land (one "is an admin" answer), the dashboard's scope,
+and the create-invitation form's two modes."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import re
 from portal.access import is_admin, is_superuser
 from portal.auth.service import create_user
 from portal.extensions import db
-from portal.models import User
+from portal.models import Invitation, User
 
-from .conftest import TEST_PASSWORD, numbers_in
+from .conftest import TEST_PASSWORD, numbers_in, submit
 from .test_access import _member
+from .test_admin import _future
 
 
 def _header_links(page: str) -> list[str]:
@@ -132,3 +134,95 @@ def test_an_admin_without_invitations_sees_no_enrollments(app, client, auth, adm
     page = client.get("/admin/").get_data(as_text=True)
     assert _stat(page, "pending invitations") is None
     assert "Recent enrollments" not in page
+
+
+# -- the create form: one mode at a time ---------------------------------------------------------
+
+
+def _mode_of(page: str) -> tuple[str, str]:
+    """(the tab marked current, the kind the form posts)."""
+    tab = re.search(r'<nav class="tabs"[^>]*>.*?<a href="[^"]*" aria-current="page">([^<]+)</a>',
+                    page, re.S).group(1)
+    kind = re.search(r'<input[^>]*name="kind"[^>]*>', page).group(0)
+    assert 'type="hidden"' in kind
+    return tab, re.search(r'value="([^"]*)"', kind).group(1)
+
+
+def _fields(page: str) -> set[str]:
+    form = re.search(r'<form method="post" novalidate class="card">(.*?)</form>', page, re.S).group(1)
+    return set(re.findall(r'<(?:input|textarea|select)[^>]*name="([^"]+)"', form)) - {"csrf_token", "submit"}
+
+
+# (No groups exist in these tests, so the groups field has no checkboxes.)
+LINK_FIELDS = {"kind", "name", "expires", "flow", "attributes", "single_use", "max_uses",
+               "allowed_domains"}
+PEOPLE_FIELDS = {"kind", "to", "cc", "bcc", "name", "expires", "flow", "attributes", "message"}
+
+
+def test_without_a_mail_server_the_form_opens_on_the_shareable_link(app, client, auth, admin):
+    auth.login()
+    page = client.get("/admin/invitations/new").get_data(as_text=True)
+    assert _mode_of(page) == ("One link to share", "link")
+    assert _fields(page) == LINK_FIELDS  # no To, CC or BCC
+    assert 'href="/admin/invitations/new?mode=people"' in page
+    # authentik's documented steps: Name, Expires, Flow, Attributes, Single use, Create.
+    created = submit(client, "/admin/invitations/new", {
+        "kind": "link", "name": "first-try", "expires": _future(), "flow": "1",
+        "attributes": "department: Research", "single_use": "y"})
+    html = created.get_data(as_text=True)
+    assert created.request.path.startswith("/admin/invitations/") and "Invitation created" in html
+    assert re.search(r'id="invitation-link"[^>]*value="http://portal\.test/if/flow/'
+                     r'default-enrollment-flow/\?itoken=', html)
+    with app.app_context():
+        invitation = db.session.scalar(db.select(Invitation).filter_by(name="first-try"))
+        assert (invitation.single_use, invitation.email, invitation.attributes) == (
+            True, None, {"department": "Research"})
+    # Specific people is one click away, and shows only its own fields.
+    people = client.get("/admin/invitations/new?mode=people").get_data(as_text=True)
+    assert _mode_of(people) == ("Specific people", "recipients")
+    assert _fields(people) == PEOPLE_FIELDS
+    # Without a mail server the next visit opens on the link again.
+    assert _mode_of(client.get("/admin/invitations/new").get_data(as_text=True))[1] == "link"
+
+
+def test_with_a_mail_server_the_form_remembers_the_admins_last_choice(app_factory):
+    app = app_factory(MAIL_SERVER="127.0.0.1")
+    with app.app_context():
+        create_user(username="admin", email="admin@example.com", password=TEST_PASSWORD,
+                    superuser=True)
+    client = app.test_client()
+    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    new = "/admin/invitations/new"
+    assert _mode_of(client.get(new).get_data(as_text=True))[1] == "recipients"
+    assert _mode_of(client.get(f"{new}?mode=link").get_data(as_text=True))[1] == "link"
+    assert _mode_of(client.get(new).get_data(as_text=True))[1] == "link"  # the tab chosen
+    submit(client, new, {"kind": "link", "name": "shared", "expires": _future(), "flow": "1"})
+    assert _mode_of(client.get(new).get_data(as_text=True))[1] == "link"  # the kind created
+    assert _mode_of(client.get(f"{new}?mode=people").get_data(as_text=True))[1] == "recipients"
+    assert _mode_of(client.get(new).get_data(as_text=True))[1] == "recipients"
+
+
+def test_a_post_without_a_mode_or_in_people_mode_without_addresses(app, client, auth, admin):
+    auth.login()
+    # No mode (a script, an older page): a link, as before.
+    submit(client, "/admin/invitations/new", {"name": "scripted", "expires": _future(), "flow": "1"})
+    # People mode still asks for an address, on the people tab.
+    page = submit(client, "/admin/invitations/new", {"kind": "recipients", "expires": _future(),
+                                                     "flow": "1"}).get_data(as_text=True)
+    assert "Enter at least one address" in page
+    assert _mode_of(page) == ("Specific people", "recipients")
+    with app.app_context():
+        assert db.session.scalars(db.select(Invitation.name)).all() == ["scripted"]
+
+
+def test_duplicating_opens_on_the_sources_mode(app, client, auth, admin, make_invitation):
+    personal, _ = make_invitation(name="for-nia", email="nia@example.com")
+    shared, _ = make_invitation(name="for-all", single_use=True)
+    auth.login()
+    page = client.get(f"/admin/invitations/new?from={personal}").get_data(as_text=True)
+    assert _mode_of(page) == ("Specific people", "recipients") and "nia@example.com" in page
+    page = client.get(f"/admin/invitations/new?from={shared}").get_data(as_text=True)
+    assert _mode_of(page) == ("One link to share", "link")
+    assert re.search(r'<input[^>]*checked[^>]*name="single_use"|name="single_use"[^>]*checked', page)
+    # The other tab keeps the source's settings.
+    assert f'href="/admin/invitations/new?mode=people&amp;from={shared}"' in page
