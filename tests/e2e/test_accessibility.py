@@ -58,6 +58,7 @@ def test_admin_pages_have_no_serious_accessibility_violation(app, admin, page, s
         (f"/admin/invitations/{invitation_id}", "invitation detail"),
         (f"/admin/invitations/{invitation_id}/edit", "invitation edit form"),
         (f"/admin/invitations/{invitation_id}/delete", "invitation delete confirmation"),
+        ("/admin/invitations/new?mode=people", "invitation create form for specific people"),
         ("/admin/invitations/bulk", "bulk invite form"),
         (f"/admin/invitations/{invitation_id}/resend", "resend form"),
         ("/admin/users/", "user list"),
