@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from babel.dates import format_timedelta
+from babel.lists import format_list
 from flask import Flask
 
 
@@ -13,35 +15,45 @@ def format_datetime(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M UTC") -> 
     return value.astimezone(UTC).strftime(fmt)
 
 
+# The pages and emails are written in English; Babel words the amounts (plural rules included).
+LOCALE = "en"
+# A unit is used once the amount reaches two of it: 7 days stay "7 days" (not "1 week"), 36 hours
+# stay "36 hours"; Babel rounds to the nearest, so a P7D invitation reads "in 7 days" from the
+# moment it is made, not "in 6 days" as soon as a second has passed.
+THRESHOLD = 2
+
+
 def humanize_delta(value: datetime | None) -> str:
-    """'in 6 days', '3 hours ago': how far a moment is from now."""
+    """'in 7 days', '3 hours ago': how far a moment is from now."""
     if value is None:
         return "never"
-    seconds = (value - datetime.now(UTC)).total_seconds()
-    future = seconds >= 0
-    seconds = abs(seconds)
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            count = int(seconds // size)
-            text = f"{count} {unit}{'s' if count != 1 else ''}"
-            break
-    else:
-        text = "less than a minute"
-    return f"in {text}" if future else f"{text} ago"
+    return format_timedelta(value - datetime.now(UTC), threshold=THRESHOLD, add_direction=True,
+                            locale=LOCALE)
 
 
 def humanize_duration(value: timedelta) -> str:
-    """'1 hour 30 minutes': a duration in words, for emails and pages."""
+    """'1 hour 30 minutes': a duration in words, exact to the minute, for emails and pages."""
     seconds = int(value.total_seconds())
     parts = []
     for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
         count, seconds = divmod(seconds, size)
         if count:
-            parts.append(f"{count} {unit}{'s' if count != 1 else ''}")
-    return " ".join(parts) or "less than a minute"
+            parts.append(_amount(count * size, unit))
+    return format_list(parts, style="unit-narrow", locale=LOCALE) if parts else _amount(seconds, "second")
+
+
+def _amount(seconds: int, unit: str) -> str:
+    """The amount in exactly this unit ("10 days", never rounded to "1 week")."""
+    return format_timedelta(timedelta(seconds=seconds), granularity=unit, threshold=float("inf"),
+                            locale=LOCALE)
 
 
 def register(app: Flask) -> None:
+    from .access import is_admin, is_superuser
+
+    # "Is this person an admin / a superuser" has one answer (portal.access); pages ask it too.
+    app.add_template_global(is_admin, "is_admin")
+    app.add_template_global(is_superuser, "is_superuser")
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(humanize_delta, "fromnow")
     app.add_template_filter(humanize_duration, "duration")

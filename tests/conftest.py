@@ -78,6 +78,23 @@ def csrf_from(html: str) -> str:
     return match.group(1) or match.group(2)
 
 
+def numbers_in(text: str, pattern: str):
+    """The whole numbers written at the `{}` places of `pattern`, where it first occurs in `text`:
+    an int for one place, a tuple for several, None when the words are not there at all.
+
+    Numbers are compared whole, never as substrings: on a page that says "201 row(s) with a
+    problem", numbers_in(page, "{} row(s) with a problem") is 201, so `== 1` fails as it should.
+    """
+    places = pattern.count("{}")
+    assert places, "the pattern needs a {} where the number goes"
+    regex = r"(?<!\d)(\d+)(?!\d)".join(re.escape(part) for part in pattern.split("{}"))
+    match = re.search(regex, text)
+    if match is None:
+        return None
+    found = tuple(int(value) for value in match.groups())
+    return found[0] if places == 1 else found
+
+
 def submit(client, url: str, data: dict, *, follow_redirects: bool = True, page_url: str | None = None):
     """GET the page, read its CSRF token, POST the form: what a browser does."""
     page = client.get(page_url or url)

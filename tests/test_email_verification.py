@@ -26,7 +26,7 @@ from portal.models import (
     utcnow,
 )
 
-from .conftest import TEST_PASSWORD, csrf_from, database_url, path_of, submit
+from .conftest import TEST_PASSWORD, csrf_from, database_url, numbers_in, path_of, submit
 from .mailserver import SmtpServer, text_of
 from .test_enrollment import NEW_PASSWORD
 
@@ -100,7 +100,8 @@ def user(app) -> User:
 def test_link_arrives_and_activates_the_account(mail_app, smtp):
     client = mail_app.test_client()
     page = reach_email_stage(mail_app, client).get_data(as_text=True)
-    assert "Check your email" in page and "vera@example.com" in page and "45 minutes" in page
+    assert "Check your email" in page and "vera@example.com" in page
+    assert numbers_in(page, "{} minutes") == 45
     assert len(smtp.messages) == 1
     message = smtp.messages[0]
     assert message["To"] == "vera@example.com" and message["Subject"] == "Please confirm"
@@ -114,18 +115,32 @@ def test_link_arrives_and_activates_the_account(mail_app, smtp):
     waiting = submit(client, FLOW_URL, {}).get_data(as_text=True)
     assert "not seen the link opened yet" in waiting
 
-    # The link, opened on another device, activates the account.
+    # The link, opened on another device: a mail scanner opens it first, then the person does.
+    # Opening only asks; nothing is used up, however often.
     phone = mail_app.test_client()
-    opened = phone.get(path_of(smtp.link()))
-    assert opened.status_code == 200
-    assert "Your email address is confirmed" in opened.get_data(as_text=True)
-    assert "Your account is now active" in opened.get_data(as_text=True)
+    link = path_of(smtp.link())
+    for _ in range(2):
+        opened = phone.get(link)
+        assert opened.status_code == 200
+        shown = opened.get_data(as_text=True)
+        assert "Confirm that <strong>vera@example.com</strong> is your address" in shown
+        assert re.search(r'<button type="submit"[^>]*>Confirm my address</button>', shown)
+    assert user(mail_app).active is False
+    with mail_app.app_context():
+        assert db.session.scalar(select(ActionToken)).used_at is None
+    # The button's POST confirms the address and activates the account.
+    confirmed = submit(phone, link, {})
+    assert confirmed.status_code == 200
+    assert "Your email address is confirmed" in confirmed.get_data(as_text=True)
+    assert "Your account is now active" in confirmed.get_data(as_text=True)
     assert user(mail_app).active is True
     with mail_app.app_context():
+        assert db.session.scalar(select(ActionToken)).used_at is not None
         assert smtp.link().split("token=")[1] not in str(db.session.scalars(select(ActionToken.digest)).all())
-    # A second use is refused.
-    again = phone.get(path_of(smtp.link()))
+    # A second use is refused, opened or confirmed.
+    again = phone.get(link)
     assert again.status_code == 410 and "already used" in again.get_data(as_text=True)
+    assert phone.post(link, data={"csrf_token": csrf_from(shown)}).status_code == 410
     # Back in the first window, Continue (on the page still open there) finishes and signs in.
     done = client.post(FLOW_URL, data={"csrf_token": csrf_from(waiting), "binding": re.search(
         r'name="binding" value="(\d+)"', waiting).group(1)}, follow_redirects=True)
@@ -135,9 +150,25 @@ def test_link_arrives_and_activates_the_account(mail_app, smtp):
 def test_link_in_the_same_browser_continues_the_flow(mail_app, smtp):
     client = mail_app.test_client()
     reach_email_stage(mail_app, client)
-    done = client.get(path_of(smtp.link()), follow_redirects=True)
+    link = path_of(smtp.link())
+    client.get(link)
+    client.get(link)
+    assert "Check your email" in client.get(FLOW_URL).get_data(as_text=True)  # still waiting
+    assert user(mail_app).active is False
+    done = submit(client, link, {})
     assert done.request.path == "/account/"
     assert user(mail_app).active is True
+
+
+def test_confirming_needs_csrf(mail_app, smtp):
+    client = mail_app.test_client()
+    reach_email_stage(mail_app, client)
+    link = path_of(smtp.link())
+    assert client.post(link).status_code == 400
+    assert user(mail_app).active is False
+    with mail_app.app_context():
+        assert db.session.scalar(select(ActionToken)).used_at is None
+    assert submit(client, link, {}).request.path == "/account/"
 
 
 def test_resend_waits_for_the_minimum_interval_and_replaces_the_link(mail_app, smtp):
@@ -155,7 +186,11 @@ def test_resend_waits_for_the_minimum_interval_and_replaces_the_link(mail_app, s
     assert len(smtp.messages) == 2 and smtp.link() != first
     # The earlier link no longer works; the new one does.
     assert mail_app.test_client().get(path_of(first)).status_code == 410
+    assert submit(mail_app.test_client(), path_of(first), {}, page_url=path_of(smtp.link())
+                  ).status_code == 410
     assert mail_app.test_client().get(path_of(smtp.link())).status_code == 200
+    assert "Your email address is confirmed" in submit(
+        mail_app.test_client(), path_of(smtp.link()), {}).get_data(as_text=True)
 
 
 def test_resend_is_rate_limited(mail_app, smtp):
@@ -194,7 +229,10 @@ def test_expired_link_is_refused(mail_app, smtp):
 
 @pytest.mark.parametrize("token", ["", "x" * 500, "not-a-token"])
 def test_bad_tokens_are_refused(mail_app, token):
-    response = mail_app.test_client().get(f"{FLOW_URL}verify-email?token={token}")
+    client = mail_app.test_client()
+    response = client.get(f"{FLOW_URL}verify-email?token={token}")
+    assert response.status_code == 410
+    response = submit(client, f"{FLOW_URL}verify-email?token={token}", {}, page_url="/auth/login")
     assert response.status_code == 410
 
 
@@ -222,7 +260,7 @@ def test_smtp_down_queues_the_email_and_it_arrives_later(tmp_path):
         with app.app_context():
             assert len(deliver(due_only=False).sent) == 1
         assert len(inbox.messages) == 1
-        done = client.get(path_of(inbox.link()), follow_redirects=True)
+        done = submit(client, path_of(inbox.link()), {})
         assert done.request.path == "/account/" and "Welcome, Vera" in done.get_data(as_text=True)
     finally:
         inbox.stop()

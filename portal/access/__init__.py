@@ -82,7 +82,7 @@ def grants_for(user: User | None) -> Grants:
     groups = db.session.scalars(
         select(Group).join(Group.users).where(User.id == user.id).options(selectinload(Group.roles))
     ).all()
-    grants = Grants(superuser=any(g.is_superuser for g in groups))
+    grants = Grants(superuser=is_superuser(user, groups))
     for group in groups:
         for role in group.roles:
             for permission in role.permissions or []:
@@ -93,6 +93,33 @@ def grants_for(user: User | None) -> Grants:
                 elif grants.scopes.get(permission, set()) is not ALL:
                     grants.scopes.setdefault(permission, set()).update(role.namespaces)
     return grants
+
+
+def is_superuser(user: User, groups=None) -> bool:
+    """Superuser by the account's own flag or through a superuser group (`groups`, when the
+    caller has them loaded; else the user's). What pages show as "superuser" reads this."""
+    groups = user.groups if groups is None else groups
+    return bool(user.is_superuser) or any(g.is_superuser for g in groups)
+
+
+def request_grants(user: User | None) -> Grants:
+    """grants_for(user), computed once per request (kept on flask.g, per user)."""
+    from flask import g, has_request_context
+
+    if not has_request_context():
+        return grants_for(user)
+    key = user.id if user is not None and getattr(user, "is_authenticated", False) else None
+    cache = g.setdefault("_grants_by_user", {})
+    if key not in cache:
+        cache[key] = grants_for(user)
+    return cache[key]
+
+
+def is_admin(user: User | None) -> bool:
+    """May this user use the admin area at all: a superuser (flag or group) or anyone holding an
+    admin permission through their groups' roles. The one answer for the home redirect, the
+    navigation, the account page and the admin area's own guard."""
+    return request_grants(user).any_admin
 
 
 def assignable_groups(grants: Grants) -> list[Group]:

@@ -4,6 +4,7 @@ from flask_login import current_user, login_required
 
 from ..auth import service as accounts
 from ..auth.forms import ChangePasswordForm, LogoutForm, SignOutEverywhereForm
+from ..auth.routes import home_for
 from ..auth.sessions import sign_in, sign_out
 
 bp = Blueprint("account", __name__)
@@ -13,9 +14,7 @@ bp = Blueprint("account", __name__)
 def home():
     if not current_user.is_authenticated:
         return redirect(url_for("auth.login"))
-    if current_user.is_superuser:
-        return redirect(url_for("admin.dashboard"))
-    return redirect(url_for("account.index"))
+    return redirect(home_for(current_user))
 
 
 @bp.route("/account/")

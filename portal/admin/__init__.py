@@ -2,19 +2,17 @@
 
 from functools import wraps
 
-from flask import Blueprint, abort, g, request
+from flask import Blueprint, abort, request
 from flask_login import current_user, login_required
 
-from ..access import FLOWS_MANAGE, Grants, grants_for
+from ..access import FLOWS_MANAGE, Grants, is_admin, request_grants
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
 def grants() -> Grants:
     """The signed-in user's permissions, computed once per request."""
-    if "grants" not in g:
-        g.grants = grants_for(current_user if current_user.is_authenticated else None)
-    return g.grants
+    return request_grants(current_user if current_user.is_authenticated else None)
 
 
 def permission_required(permission: str | None, *, everywhere: bool = False):
@@ -30,7 +28,7 @@ def permission_required(permission: str | None, *, everywhere: bool = False):
         @login_required
         def wrapped(*args, **kwargs):
             if permission is None:
-                allowed = grants().any_admin
+                allowed = is_admin(current_user)
             elif everywhere:
                 allowed = grants().can_everywhere(permission)
             else:

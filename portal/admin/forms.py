@@ -9,8 +9,8 @@ from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
+    HiddenField,
     IntegerField,
-    RadioField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -148,20 +148,24 @@ class InvitationForm(FlaskForm):
         return self.expires.data.replace(tzinfo=UTC)
 
 
-class NewInvitationForm(InvitationForm):
-    """Creating: to specific people (one invitation each, emailed) or one link for a group."""
+# The create form's two modes (its tabs): the kind it posts, and the tab's name in ?mode=.
+INVITATION_KINDS = {"link": "One link to share", "recipients": "Specific people"}
+MODE_OF_KIND = {"link": "link", "recipients": "people"}
 
-    kind = RadioField("Who is it for?", choices={
-        "recipients": "Specific people: one personal link each, sent by email",
-        "link": "One link to share with a group of people",
-    })
+
+class NewInvitationForm(InvitationForm):
+    """Creating: one link for a group, or to specific people (one invitation each, emailed).
+
+    The page shows one mode at a time, chosen by tabs that are plain links; the form carries the
+    mode in a hidden field, so it works without JavaScript and a post says which it is."""
+
+    kind = HiddenField()
     to = TextAreaField("To", validators=[Length(max=20000), AddressList()], render_kw={"rows": 2},
                        description="One or more addresses, separated by commas or new lines. "
                                    "Each gets their own invitation, usable only with that address.")
     cc = StringField("CC", validators=[Length(max=2000), AddressList(10)])
     bcc = StringField("BCC", validators=[Length(max=2000), AddressList(10)])
     submit = SubmitField("Create invitation")
-    field_order = ("kind", "to", "cc", "bcc", "name")
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -169,7 +173,7 @@ class NewInvitationForm(InvitationForm):
         self.name.flags.required = False
         self.name.description = ("For you and other admins. Optional for specific people "
                                  "(their address is used).")
-        if self.is_submitted() and not self.kind.data:
+        if self.is_submitted() and self.kind.data not in INVITATION_KINDS:
             self.kind.data = "link"  # a POST without a choice (scripts, older clients): a link
 
     def validate(self, extra_validators=None) -> bool:

@@ -11,6 +11,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    session,
     stream_with_context,
     url_for,
 )
@@ -40,6 +41,8 @@ from ..pagination import paginate
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
 from .forms import (
+    INVITATION_KINDS,
+    MODE_OF_KIND,
     BulkActionForm,
     BulkInvitationForm,
     ConfirmForm,
@@ -145,18 +148,36 @@ def invitations_links_csv():
                     headers={"Content-Disposition": f'attachment; filename="invitation-links-{stamp}.csv"'})
 
 
+MODE_SESSION_KEY = "invitation_create_mode"  # the admin's last choice of tab
+
+
+def _opening_kind() -> str:
+    """The tab the create form opens on: the one clicked (?mode=, remembered), else the shareable
+    link when no mail server is configured (authentik's steps then end in a link on the first
+    try), else the admin's last choice, else specific people."""
+    asked = {mode: kind for kind, mode in MODE_OF_KIND.items()}.get(request.args.get("mode", ""))
+    if asked:
+        session[MODE_SESSION_KEY] = asked
+        return asked
+    if not mail_configured():
+        return "link"
+    remembered = session.get(MODE_SESSION_KEY)
+    return remembered if remembered in INVITATION_KINDS else "recipients"
+
+
 @bp.route("/invitations/new", methods=["GET", "POST"])
 @manage
 def invitation_create():
     groups = assignable_groups(grants())
     form = NewInvitationForm(flows=_enrollment_flows(), groups=groups)
+    source = request.args.get("from", type=db_int)
     if request.method == "GET":
         form.expires.data = _default_expiry()
-        form.kind.data = "recipients"
-        source = request.args.get("from", type=db_int)
+        form.kind.data = _opening_kind()
         if source:  # "duplicate": the same settings, a new link
-            _fill_from(form, _get_invitation(source))
+            _fill_from(form, _get_invitation(source), keep_kind="mode" in request.args)
     if form.validate_on_submit():
+        session[MODE_SESSION_KEY] = form.kind.data
         options = dict(
             flow=db.session.get(Flow, form.flow.data),
             expires_at=form.expires_at,
@@ -184,11 +205,15 @@ def invitation_create():
             flash("Invitation created. Copy the link below and share it with the people you invite.",
                   "success")
         return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
-    return render_template("admin/invitations/form.html", form=form, invitation=None,
+    tabs = [(kind, label, url_for("admin.invitation_create", mode=MODE_OF_KIND[kind],
+                                  **({"from": source} if source else {})))
+            for kind, label in INVITATION_KINDS.items()]
+    return render_template("admin/invitations/form.html", form=form, invitation=None, tabs=tabs,
                            mail_configured=mail_configured())
 
 
-def _fill_from(form: NewInvitationForm, source: Invitation) -> None:
+def _fill_from(form: NewInvitationForm, source: Invitation, *, keep_kind: bool = False) -> None:
+    """The source's settings; its kind too, unless the admin just chose a tab."""
     form.name.data = source.name
     form.flow.data = source.flow_id
     form.attributes.data = service.attributes_as_yaml(source.attributes)
@@ -201,8 +226,8 @@ def _fill_from(form: NewInvitationForm, source: Invitation) -> None:
         form.to.data = source.email
         form.cc.data = ", ".join(source.cc or [])
         form.bcc.data = ", ".join(source.bcc or [])
-    else:
-        form.kind.data = "link"
+    if not keep_kind:
+        form.kind.data = "recipients" if source.email else "link"
 
 
 def _flash_created(count: int, emailed: bool) -> None:
@@ -403,7 +428,11 @@ def _wants_json() -> bool:
 
 def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
     """Create the valid rows; the page's script sends them in slices (start, count) to show
-    progress, a plain form post sends them all at once."""
+    progress, a plain form post sends them all at once.
+
+    Each slice counts only its own rows' problems: the whole list is checked again on every
+    request, so by then the rows earlier slices created are "already invited". The script adds
+    the slices' counts up (created_so_far, skipped_so_far) for the summary after the last one."""
     start = request.form.get("start", 0, type=db_int)
     count = request.form.get("count", type=db_int)
     part = rows[start:start + count] if count else rows
@@ -414,13 +443,14 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
         message=(form.message.data or "").strip(), groups=_groups_by_id(form.groups.data),
     )
     deliver_after_response(_queued_ids(created))
+    skipped = sum(1 for r in part if not r.ok)
     last = not count or start + count >= len(rows)
     if last:
         _flash_created(len(created) + request.form.get("created_so_far", 0, type=db_int), emailed)
-        skipped = sum(1 for r in rows if not r.ok)
-        if skipped:
-            flash(f"{skipped} row(s) with a problem were skipped.", "info")
+        skipped_in_all = skipped + request.form.get("skipped_so_far", 0, type=db_int)
+        if skipped_in_all:
+            flash(f"{skipped_in_all} row(s) with a problem were skipped.", "info")
     if _wants_json():
-        return jsonify(created=len(created), processed=min(len(rows), start + len(part)),
-                       total=len(rows))
+        return jsonify(created=len(created), skipped=skipped,
+                       processed=min(len(rows), start + len(part)), total=len(rows))
     return redirect(url_for("admin.invitations", sort="-created"))

@@ -26,9 +26,9 @@ def safe_next(target: str | None) -> str | None:
 
 
 def home_for(user) -> str:
-    from ..access import grants_for
+    from ..access import is_admin
 
-    return url_for("admin.dashboard") if grants_for(user).any_admin else url_for("account.index")
+    return url_for("admin.dashboard") if is_admin(user) else url_for("account.index")
 
 
 @bp.route("/login", methods=["GET", "POST"])

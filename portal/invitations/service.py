@@ -16,7 +16,7 @@ from ..audit import Action, record_event
 from ..extensions import db
 from ..mail import cancel_queued, enqueue, mail_configured
 from ..mail.messages import invitation_email
-from ..models import Flow, FlowSession, Group, Invitation, OutboxMessage, User, utcnow
+from ..models import Flow, FlowSession, Group, Invitation, InvitationUse, OutboxMessage, User, utcnow
 from ..security import tokens
 
 TOKEN_PURPOSE = "invitation"  # noqa: S105 (a label, not a secret)
@@ -415,10 +415,25 @@ _USABLE_INVITATION = (
 )
 
 
-def pending_count() -> int:
-    return db.session.scalar(
-        select(func.count(Invitation.id)).where(*_valid_clause(utcnow()))
+def pending_count(flow_ids: set[int] | None = None) -> int:
+    """Pending invitations; `flow_ids` limits them as it limits list_query (None: every flow)."""
+    query = select(func.count(Invitation.id)).where(*_valid_clause(utcnow()))
+    if flow_ids is not None:
+        query = query.where(Invitation.flow_id.in_(flow_ids))
+    return db.session.scalar(query)
+
+
+def recent_uses(flow_ids: set[int] | None = None, limit: int = 10) -> list[InvitationUse]:
+    """The latest enrollments through invitations, newest first, with their user and invitation;
+    `flow_ids` limits them as it limits list_query (None: every flow)."""
+    query = (
+        select(InvitationUse).join(InvitationUse.invitation)
+        .options(selectinload(InvitationUse.user), selectinload(InvitationUse.invitation))
+        .order_by(InvitationUse.used_at.desc(), InvitationUse.id.desc()).limit(limit)
     )
+    if flow_ids is not None:
+        query = query.where(Invitation.flow_id.in_(flow_ids))
+    return list(db.session.scalars(query))
 
 
 def _status_clause(status: InvitationStatus, now: datetime):

@@ -193,19 +193,36 @@ def email_resend(slug: str):
     return redirect(url_for("wizard.flow", slug=slug))
 
 
-@bp.route("/if/flow/<slug>/verify-email")
+@bp.route("/if/flow/<slug>/verify-email", methods=["GET", "POST"])
+@no_referrer
 def verify_email(slug: str):
-    """The link from the verification email: confirms the address, then continues the flow."""
-    result = email_stage.verify(request.args.get("token"))
-    if not result.ok:
-        return render_error(410, "This link has expired or was already used",
-                            "Go back to the sign-up page and choose “Send again” for a new link.")
+    """The link from the verification email. Opening it (GET) only shows a "Confirm my address"
+    button, as an invitation link only reads: mail scanners and link previews open links and
+    must not use them up. The button's POST (CSRF-checked like every form) confirms the address,
+    then continues the flow."""
+    token = request.args.get("token")
     flow = _get_flow(slug)
-    mine = executor.load(_key(slug), flow) if flow is not None else None
+    if flow is None:
+        return render_error(404, "This sign-up page does not exist",
+                            "Check the link, or ask the person who invited you for a new one.")
+    if request.method == "GET":
+        address = email_stage.address_to_confirm(token)
+        if address is None:
+            return _verification_link_gone()
+        return render_template("flow/verify_email.html", flow=flow, address=address)
+    result = email_stage.verify(token)
+    if not result.ok:
+        return _verification_link_gone()
+    mine = executor.load(_key(slug), flow)
     if mine is not None and result.flow_session is not None and mine.id == result.flow_session.id:
         flash("Your email address is confirmed.", "success")
         return redirect(url_for("wizard.flow", slug=slug))
     return render_template("flow/verified.html", flow=flow, result=result)
+
+
+def _verification_link_gone():
+    return render_error(410, "This link has expired or was already used",
+                        "Go back to the sign-up page and choose “Send again” for a new link.")
 
 
 def _render(flow: Flow, step: Step):

@@ -41,6 +41,7 @@ document.addEventListener("submit", async (event) => {
   progress.hidden = false;
   bar.max = total;
   let created = 0;
+  let skipped = 0;
   const slice = 200;
   for (let start = 0; start < total; start += slice) {
     const data = new FormData(form);
@@ -49,6 +50,7 @@ document.addEventListener("submit", async (event) => {
     data.set("start", String(start));
     data.set("count", String(slice));
     data.set("created_so_far", String(created));
+    data.set("skipped_so_far", String(skipped));
     let answer;
     try {
       const response = await fetch(form.action || window.location.href, {
@@ -61,6 +63,7 @@ document.addEventListener("submit", async (event) => {
       return;
     }
     created += answer.created;
+    skipped += answer.skipped;
     bar.value = Math.min(total, start + slice);
     progress.lastChild.textContent = ` Processed ${bar.value} of ${total} rows; ${created} invitations created…`;
   }

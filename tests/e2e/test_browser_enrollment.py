@@ -28,7 +28,8 @@ def test_admin_invites_copies_the_link_and_invitee_enrolls(app, admin, page, new
     page.get_by_role("link", name="Create invitation").click()
     expect(page.get_by_role("heading", name="Create invitation")).to_be_visible()
     expect(page.get_by_label("Expires (UTC)")).not_to_have_value("")  # pre-filled
-    page.get_by_label("One link to share with a group of people").check()
+    # No mail server: the form opens on the shareable link.
+    expect(page.get_by_role("link", name="One link to share")).to_have_attribute("aria-current", "page")
     page.get_by_label("Name", exact=True).fill("welcome-nia")
     page.get_by_label("Flow").select_option(label="Default enrollment Flow (default-enrollment-flow)")
     page.get_by_label("Attributes").fill("department: Research\nlocation:\n  city: Oslo\n")
@@ -51,14 +52,14 @@ def test_admin_invites_copies_the_link_and_invitee_enrolls(app, admin, page, new
     invitee.goto(link)
     expect(invitee).to_have_url(re.compile(re.escape(FLOW_PATH) + "$"))  # token out of the address bar
     expect(invitee.get_by_role("heading", name="Welcome! Set up your account")).to_be_visible()
-    expect(invitee.get_by_text("Step 1 of 2")).to_be_visible()
+    expect(invitee.get_by_text("Step 1 of 2", exact=True)).to_be_visible()
     screenshot(invitee, "05-wizard-step-1")
     invitee.get_by_label("Username").fill("newbie")
     invitee.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
     invitee.get_by_label("Password (repeat)").fill(NEW_PASSWORD)
     invitee.get_by_role("button", name="Continue").click()
 
-    expect(invitee.get_by_text("Step 2 of 2")).to_be_visible()
+    expect(invitee.get_by_text("Step 2 of 2", exact=True)).to_be_visible()
     invitee.get_by_label("Name").fill("Nia Newbie")
     invitee.get_by_label("Email").fill("nia@example.com")
     invitee.get_by_role("button", name="Finish").click()
@@ -88,6 +89,59 @@ def test_admin_invites_copies_the_link_and_invitee_enrolls(app, admin, page, new
     screenshot(page, "02-dashboard")
 
 
+def test_a_new_admin_following_authentiks_steps_gets_a_link_on_the_first_try(
+        app, admin, page, new_context, live_server, sign_in):
+    """authentik's documentation: Create, then Name, Expires, Flow, Attributes, Single use, Create.
+    No mail server is configured (a new portal has none); nothing else is touched."""
+    sign_in(page)
+    page.get_by_role("link", name="Create invitation").click()
+    page.get_by_label("Name", exact=True).fill("first-try")
+    page.get_by_label("Expires (UTC)").fill("2099-12-31T12:00")
+    page.get_by_label("Flow").select_option(label="Default enrollment Flow (default-enrollment-flow)")
+    page.get_by_label("Attributes").fill("department: Research\n")
+    page.get_by_label("Single use").check()
+    page.get_by_role("button", name="Create invitation").click()
+
+    expect(page.get_by_role("status")).to_contain_text("Invitation created")
+    expect(page.get_by_role("alert")).to_have_count(0)
+    link = page.get_by_label("Invitation link").input_value()
+    assert link.startswith(f"{live_server}{FLOW_PATH}?itoken=")
+
+    # The link works: another browser enrolls with it.
+    invitee = new_context().new_page()
+    invitee.goto(link)
+    expect(invitee.get_by_text("Step 1 of 2", exact=True)).to_be_visible()
+    invitee.get_by_label("Username").fill("first.try")
+    invitee.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
+    invitee.get_by_label("Password (repeat)").fill(NEW_PASSWORD)
+    invitee.get_by_role("button", name="Continue").click()
+    invitee.get_by_label("Name").fill("First Try")
+    invitee.get_by_label("Email").fill("first@example.com")
+    invitee.get_by_role("button", name="Finish").click()
+    expect(invitee).to_have_url(f"{live_server}/account/")
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(username="first.try"))
+        assert user.attributes == {"department": "Research"}
+        invitation = db.session.scalar(select(Invitation).filter_by(name="first-try"))
+        assert (invitation.single_use, invitation.use_count, invitation.email) == (True, 1, None)
+
+
+def test_the_create_form_shows_one_mode_at_a_time(admin, new_context, sign_in):
+    """The tabs are links: each shows only its own fields, with or without JavaScript."""
+    for javascript in (True, False):
+        tab = new_context(java_script_enabled=javascript).new_page()
+        sign_in(tab)
+        tab.goto("/admin/invitations/new")
+        expect(tab.get_by_label("Single use")).to_be_visible()
+        expect(tab.get_by_label("To", exact=True)).to_have_count(0)
+        tab.get_by_role("link", name="Specific people").click()
+        expect(tab.get_by_role("link", name="Specific people")).to_have_attribute("aria-current", "page")
+        expect(tab.get_by_label("To", exact=True)).to_be_visible()
+        expect(tab.get_by_label("Single use")).to_have_count(0)
+        tab.get_by_role("link", name="One link to share").click()
+        expect(tab.get_by_label("Single use")).to_be_visible()
+
+
 def test_a_mistake_on_a_prompt_page_is_shown_at_its_field(page, invitation_link, screenshot):
     page.goto(invitation_link())
     page.get_by_label("Username").fill("careful.carl")
@@ -96,7 +150,7 @@ def test_a_mistake_on_a_prompt_page_is_shown_at_its_field(page, invitation_link,
     page.get_by_role("button", name="Continue").click()
 
     # Still step 1; the summary is announced and takes focus; the error sits at its field.
-    expect(page.get_by_text("Step 1 of 2")).to_be_visible()
+    expect(page.get_by_text("Step 1 of 2", exact=True)).to_be_visible()
     summary = page.get_by_role("alert").filter(has_text="Please correct")
     expect(summary).to_be_focused()
     repeat = page.get_by_label("Password (repeat)")
@@ -116,7 +170,7 @@ def test_a_mistake_on_a_prompt_page_is_shown_at_its_field(page, invitation_link,
     page.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
     repeat.fill(NEW_PASSWORD)
     page.get_by_role("button", name="Continue").click()
-    expect(page.get_by_text("Step 2 of 2")).to_be_visible()
+    expect(page.get_by_text("Step 2 of 2", exact=True)).to_be_visible()
     expect(page.get_by_role("alert")).to_have_count(0)
 
 
@@ -154,7 +208,7 @@ def test_the_wizard_can_be_completed_with_the_keyboard_alone(app, page, invitati
     keyboard.type(NEW_PASSWORD)
     keyboard.press("Enter")  # submits the form from a text field
 
-    expect(page.get_by_text("Step 2 of 2")).to_be_visible()
+    expect(page.get_by_text("Step 2 of 2", exact=True)).to_be_visible()
     _tab_to(page, "Name")
     keyboard.type("Kim Keys")
     _tab_to(page, "Email")

@@ -1,5 +1,7 @@
-"""Email verification stage (authentik's EmailStage): sends a one-time link; opening it confirms
-the address and, with `activate_user_on_success`, activates the account written earlier.
+"""Email verification stage (authentik's EmailStage): sends a one-time link; opening it and
+choosing "Confirm my address" confirms the address and, with `activate_user_on_success`,
+activates the account written earlier. Opening the link alone uses nothing up: mail scanners
+and link previews open links too.
 
 The invitee waits on a page that offers "Send again" (rate limited) and "Continue". The link's
 token is an ActionToken tied to the flow session; only its digest is stored.
@@ -115,6 +117,16 @@ def last_sent(session: FlowSession):
                                              ActionToken.flow_session_id == session.id)
         .order_by(ActionToken.created_at.desc()).limit(1)
     )
+
+
+def address_to_confirm(token: str | None) -> str | None:
+    """The address an unused, unexpired link would confirm ("" when the flow noted none), or None
+    for a link that no longer works. Only reads: the page that asks "Confirm my address?"."""
+    row = find_action_token(PURPOSE, token)
+    if row is None:
+        return None
+    session = db.session.get(FlowSession, row.flow_session_id) if row.flow_session_id else None
+    return str(noted(session, SENT_TO) or "") if session is not None else ""
 
 
 def verify(token: str | None) -> Verification:
