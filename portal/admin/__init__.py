@@ -5,7 +5,7 @@ from functools import wraps
 from flask import Blueprint, abort, g, request
 from flask_login import current_user, login_required
 
-from ..access import FLOWS_MANAGE, Grants, grants_for
+from ..access import FLOWS_MANAGE, CeilingError, Grants, grants_for
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -65,6 +65,17 @@ def admins_only(view):
 @bp.app_context_processor
 def _inject_grants():
     return {"admin_grants": grants}
+
+
+@bp.errorhandler(CeilingError)
+def _beyond_ceiling(error: CeilingError):
+    """Every path the privilege ceiling refuses answers alike: 403, naming the group. Checks
+    run before anything is written; the rollback is for a check made after a flush."""
+    from ..errors import render_error
+    from ..extensions import db
+
+    db.session.rollback()
+    return render_error(403, "Beyond what you may give", str(error))
 
 
 def client_ip() -> str | None:
