@@ -5,7 +5,7 @@ from functools import wraps
 from flask import Blueprint, abort, request
 from flask_login import current_user, login_required
 
-from ..access import FLOWS_MANAGE, Grants, is_admin, request_grants
+from ..access import FLOWS_MANAGE, CeilingError, Grants, is_admin, request_grants
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -65,10 +65,19 @@ def _inject_grants():
     return {"admin_grants": grants}
 
 
+@bp.errorhandler(CeilingError)
+def _beyond_ceiling(error: CeilingError):
+    """Every path the privilege ceiling refuses answers alike: 403, naming the group. Checks
+    run before anything is written; the rollback is for a check made after a flush."""
+    from ..errors import render_error
+    from ..extensions import db
+
+    db.session.rollback()
+    return render_error(403, "Beyond what you may give", str(error))
+
+
 def client_ip() -> str | None:
     return request.remote_addr
-
-
 
 
 from . import (  # noqa: E402,F401  (routes attach to bp)

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from ..access import ACCESS_MANAGE, PERMISSIONS, role_within, within
+from ..access import ACCESS_MANAGE, PERMISSIONS, group_change_refusal, role_within, within
 from ..audit import Action, record_event
 from ..extensions import db
 from ..models import Group, Role
@@ -85,10 +85,10 @@ def group_edit(group_id: int | None = None):
     group = db.get_or_404(Group, group_id) if group_id else None
     form = GroupForm(obj=group)
     if form.validate_on_submit():
-        touches_superuser = form.is_superuser.data or (group is not None and group.is_superuser)
-        if touches_superuser and not grants().superuser:
-            form.is_superuser.errors.append("Only a superuser can make a superuser group or change "
-                                            "one.")
+        # The same rule the blueprint importer applies to groups.
+        refusal = group_change_refusal(grants(), group, make_superuser=form.is_superuser.data)
+        if refusal:
+            form.is_superuser.errors.append(refusal[0].upper() + refusal[1:] + ".")
         else:
             group = group or Group(attributes={})
             group.name = form.name.data.strip()

@@ -4,12 +4,13 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
+from ..access import CeilingError, check_flow_change
 from ..extensions import db
 from ..flows import editor
 from ..flows.planner import describe_condition
 from ..models import Flow, FlowStageBinding, Invitation, Stage
 from ..numbers import db_int
-from . import bp, manage_flows
+from . import bp, grants, manage_flows
 from .editing import confirm_delete
 from .flow_forms import BindingForm, FlowForm
 from .forms import ConfirmForm
@@ -20,10 +21,19 @@ def _stages():
 
 
 def _binding(flow_id: int, binding_id: int) -> FlowStageBinding:
+    """The binding, if this admin may change its flow (the privilege ceiling, else 403)."""
     binding = db.get_or_404(FlowStageBinding, binding_id)
     if binding.flow_id != flow_id:
         abort(404)
+    check_flow_change(grants(), flows=[binding.flow])
     return binding
+
+
+def _changeable_flow(flow_id: int) -> Flow:
+    """The flow, if this admin may change it: nothing it can assign is beyond their ceiling."""
+    flow = db.get_or_404(Flow, flow_id)
+    check_flow_change(grants(), flows=[flow])
+    return flow
 
 
 @bp.route("/flows/")
@@ -59,14 +69,19 @@ def flow_detail(flow_id: int):
         select(Flow).where(Flow.id == flow_id)
         .options(selectinload(Flow.bindings).selectinload(FlowStageBinding.stage))
     ) or abort(404)
+    try:
+        check_flow_change(grants(), flows=[flow])
+        locked = None
+    except CeilingError as exc:  # shown read-only, saying why
+        locked = str(exc)
     return render_template("admin/flows/detail.html", flow=flow, action_form=ConfirmForm(),
-                           describe=describe_condition)
+                           describe=describe_condition, locked=locked)
 
 
 @bp.route("/flows/<int:flow_id>/edit", methods=["GET", "POST"])
 @manage_flows
 def flow_edit(flow_id: int):
-    flow = db.get_or_404(Flow, flow_id)
+    flow = _changeable_flow(flow_id)
     form = FlowForm(obj=flow, instance=flow)
     if form.validate_on_submit():
         editor.update(flow, **form.values)
@@ -78,7 +93,7 @@ def flow_edit(flow_id: int):
 @bp.route("/flows/<int:flow_id>/delete", methods=["GET", "POST"])
 @manage_flows
 def flow_delete(flow_id: int):
-    flow = db.get_or_404(Flow, flow_id)
+    flow = _changeable_flow(flow_id)
     return confirm_delete(
         flow, what="flow", name=flow.slug, used_by=editor.flow_usage(flow),
         consequence="Its stage bindings and every invitation for it are deleted too; their links "
@@ -89,13 +104,15 @@ def flow_delete(flow_id: int):
 @bp.route("/flows/<int:flow_id>/bindings/new", methods=["GET", "POST"])
 @manage_flows
 def binding_create(flow_id: int):
-    flow = db.get_or_404(Flow, flow_id)
+    flow = _changeable_flow(flow_id)
     form = BindingForm(stages=_stages())
     if request.method == "GET":
         form.order.data = editor.next_order(flow)
         form.stage.data = request.args.get("stage", type=db_int)
     if form.validate_on_submit():
-        editor.add_binding(flow, db.session.get(Stage, form.stage.data), **form.binding_values)
+        stage = db.session.get(Stage, form.stage.data)
+        check_flow_change(grants(), flows=[flow], adding=[stage])
+        editor.add_binding(flow, stage, **form.binding_values)
         flash("Stage added to the flow.", "success")
         return redirect(url_for("admin.flow_detail", flow_id=flow.id))
     return render_template("admin/flows/binding.html", form=form, flow=flow, binding=None)
@@ -109,7 +126,9 @@ def binding_edit(flow_id: int, binding_id: int):
     if request.method == "GET":
         form.load(binding)
     if form.validate_on_submit():
-        editor.update(binding, stage=db.session.get(Stage, form.stage.data), **form.binding_values)
+        stage = db.session.get(Stage, form.stage.data)
+        check_flow_change(grants(), flows=[binding.flow], adding=[stage])
+        editor.update(binding, stage=stage, **form.binding_values)
         flash("Binding saved.", "success")
         return redirect(url_for("admin.flow_detail", flow_id=flow_id))
     return render_template("admin/flows/binding.html", form=form, flow=binding.flow, binding=binding)

@@ -1,4 +1,10 @@
-"""Invitations: list, create (to people or as a link), bulk, and the lifecycle actions."""
+"""Invitations: list, create (to people or as a link), bulk, and the lifecycle actions.
+
+The privilege ceiling (portal.access.ceiling) holds on every action: an admin may create, see the
+link of, resend, extend, edit, duplicate, revoke or delete an invitation only if every group it
+can lead to (its own, and every group its flow can assign) is one they may give. Lists still show
+the other invitations of their namespaces, read-only: no link, no actions, and the reason.
+"""
 
 from datetime import UTC, timedelta
 
@@ -19,7 +25,13 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from ..access import INVITATIONS_MANAGE, assignable_groups
+from ..access import (
+    INVITATIONS_MANAGE,
+    assignable_groups,
+    check_invitation,
+    flows_within_ceiling,
+    invitation_refusals,
+)
 from ..extensions import db
 from ..invitations import bulk, service
 from ..mail import mail_configured
@@ -67,6 +79,20 @@ def _enrollment_flows():
     return [f for f in flows if _flow_allowed(f)]
 
 
+def _invitable_flows():
+    """The enrollment flows offered on the forms: those whose every group the admin may give."""
+    return flows_within_ceiling(grants(), _enrollment_flows())
+
+
+def _check_posted_flow() -> None:
+    """A hand-made POST naming a flow the form did not offer is refused with the group named
+    (CeilingError: 403), not only as "not a valid choice"."""
+    flow_id = request.form.get("flow", type=db_int) if request.method == "POST" else None
+    flow = db.session.get(Flow, flow_id) if flow_id else None
+    if flow is not None and _flow_allowed(flow):
+        check_invitation(grants(), flow=flow)
+
+
 def _allowed_flow_ids() -> set[int] | None:
     """None when the admin may manage invitations of every flow."""
     if grants().namespaces(INVITATIONS_MANAGE) is None:
@@ -74,13 +100,17 @@ def _allowed_flow_ids() -> set[int] | None:
     return {f.id for f in db.session.scalars(select(Flow)) if _flow_allowed(f)}
 
 
-def _get_invitation(invitation_id: int) -> Invitation:
+def _get_invitation(invitation_id: int, *, to_manage: bool = True) -> Invitation:
+    """The invitation if its flow is in the admin's namespaces (else 404); `to_manage`: and if
+    every group it can lead to is within their ceiling (else 403 naming the group)."""
     invitation = db.get_or_404(
         Invitation, invitation_id,
         options=[selectinload(Invitation.uses).selectinload(InvitationUse.user)],
     )
     if not _flow_allowed(invitation.flow):
         abort(404)
+    if to_manage:
+        check_invitation(grants(), invitation)
     return invitation
 
 
@@ -117,6 +147,7 @@ def invitations():
         flows=_enrollment_flows(), creators=creators, statuses=list(service.InvitationStatus),
         emails=service.latest_emails([i.id for i in page.items]), bulk_form=BulkActionForm(),
         args={k: v for k, v in args.items() if k != "page"},
+        locked=invitation_refusals(grants(), page.items),
     )
 
 
@@ -139,9 +170,15 @@ def invitations_links_csv():
     query = service.list_query(**{**_list_filters(), "status": "pending"},
                                flow_ids=_allowed_flow_ids())
     root = base_url()
+    admin = grants()
 
     def rows():
-        yield from service.links_csv(db.session.scalars(query), root)
+        invitations = db.session.scalars(query)
+        if not admin.superuser:  # links beyond the admin's ceiling are never exported
+            invitations = list(invitations)
+            hidden = invitation_refusals(admin, invitations)
+            invitations = [i for i in invitations if i.id not in hidden]
+        yield from service.links_csv(invitations, root)
 
     stamp = utcnow().strftime("%Y%m%d-%H%M%S")
     return Response(stream_with_context(rows()), mimetype="text/csv",
@@ -169,7 +206,8 @@ def _opening_kind() -> str:
 @manage
 def invitation_create():
     groups = assignable_groups(grants())
-    form = NewInvitationForm(flows=_enrollment_flows(), groups=groups)
+    form = NewInvitationForm(flows=_invitable_flows(), groups=groups)
+    _check_posted_flow()
     source = request.args.get("from", type=db_int)
     if request.method == "GET":
         form.expires.data = _default_expiry()
@@ -243,15 +281,17 @@ def _flash_created(count: int, emailed: bool) -> None:
 @bp.route("/invitations/<int:invitation_id>")
 @manage
 def invitation_detail(invitation_id: int):
-    invitation = _get_invitation(invitation_id)
+    invitation = _get_invitation(invitation_id, to_manage=False)
+    locked = invitation_refusals(grants(), [invitation]).get(invitation.id)
     status = service.status_of(invitation)
     link = (
         service.invitation_link(invitation, base_url())
-        if status is service.InvitationStatus.VALID else None
+        if status is service.InvitationStatus.VALID and locked is None else None
     )
     return render_template(
         "admin/invitations/detail.html", invitation=invitation, status=status, link=link,
         action_form=ConfirmForm(), mail_configured=mail_configured(),
+        locked=str(locked) if locked else None,
     )
 
 
@@ -259,8 +299,9 @@ def invitation_detail(invitation_id: int):
 @manage
 def invitation_edit(invitation_id: int):
     invitation = _get_invitation(invitation_id)
-    form = InvitationForm(flows=_enrollment_flows(), groups=assignable_groups(grants()),
+    form = InvitationForm(flows=_invitable_flows(), groups=assignable_groups(grants()),
                           original_expiry=invitation.expires_at)
+    _check_posted_flow()
     if invitation.email:  # recipient-bound: one use, one address
         del form.single_use, form.max_uses, form.allowed_domains
     if request.method == "GET":
@@ -377,6 +418,11 @@ def invitations_bulk_action():
         return redirect(url_for("admin.invitations"))
     chosen = [i for i in db.session.scalars(
         select(Invitation).where(Invitation.id.in_(form.ids.data))) if _flow_allowed(i.flow)]
+    locked = invitation_refusals(grants(), chosen)
+    if locked:  # read-only to this admin (the privilege ceiling): left as they are
+        chosen = [i for i in chosen if i.id not in locked]
+        flash(f"{len(locked)} invitation(s) left unchanged: {next(iter(locked.values()))}",
+              "warning")
     if form.action.data == "delete":
         count = service.delete_many(chosen, actor=current_user, ip=client_ip())
         flash(f"{count} invitation(s) deleted.", "success")
@@ -390,7 +436,8 @@ def invitations_bulk_action():
 @manage
 def invitations_bulk():
     groups = assignable_groups(grants())
-    form = BulkInvitationForm(flows=_enrollment_flows(), groups=groups)
+    form = BulkInvitationForm(flows=_invitable_flows(), groups=groups)
+    _check_posted_flow()
     rows, error = None, None
     if request.method == "GET":
         form.expires.data = _default_expiry()

@@ -3,12 +3,11 @@
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from ..access import assignable_groups
+from ..access import assignable_groups, check_flow_change
 from ..extensions import db
 from ..flows import editor
 from ..flows.stages import STAGE_TYPES
-from ..flows.stages.user_write import find_group
-from ..models import FlowStageBinding, Group, Prompt, Stage
+from ..models import FlowStageBinding, Prompt, Stage
 from ..numbers import db_int
 from . import bp, grants, manage_flows
 from .editing import confirm_delete
@@ -21,18 +20,16 @@ def _form_for(kind: str, stage: Stage | None = None):
     if cls is PromptStageForm:
         extra["prompts"] = db.session.scalars(select(Prompt).order_by(Prompt.name)).all()
     if cls is UserWriteStageForm:
-        extra["groups"] = _groups_for_new_users(stage)
+        # Only groups the admin may give; a stage already giving another one is not theirs to
+        # edit at all (the privilege ceiling refuses it before the form is built).
+        extra["groups"] = assignable_groups(grants())
     return cls(instance=stage, **extra)
 
 
-def _groups_for_new_users(stage: Stage | None) -> list[Group]:
-    """Groups the admin may give every new user; the stage's current one stays selectable, so
-    an admin who could not choose it can still edit the stage's other options."""
-    groups = assignable_groups(grants())
-    current = find_group((stage.options or {}).get("create_users_group")) if stage else None
-    if current is not None and current not in groups:
-        groups = sorted([*groups, current], key=lambda g: g.name)
-    return groups
+def _check_new_options(kind: str, form, stage: Stage | None = None) -> None:
+    """The privilege ceiling, on the stage as the form would leave it (a transient copy)."""
+    after = Stage(type=kind, name=form.name.data, options=form.options(stage.options if stage else {}))
+    check_flow_change(grants(), stages=[stage] if stage else [], adding=[after])
 
 
 def _save(stage: Stage, form) -> None:
@@ -64,6 +61,7 @@ def stage_types():
 def stage_create(kind: str):
     form = _form_for(kind)
     if form.validate_on_submit():
+        _check_new_options(kind, form)
         stage = Stage(type=kind, options={})
         db.session.add(stage)
         _save(stage, form)
@@ -82,10 +80,12 @@ def stage_edit(stage_id: int):
     stage = db.get_or_404(Stage, stage_id)
     if stage.type not in STAGE_FORMS:
         abort(404)
+    check_flow_change(grants(), stages=[stage])  # it, and every flow using it, within the ceiling
     form = _form_for(stage.type, stage)
     if request.method == "GET":
         form.load(stage)
     if form.validate_on_submit():
+        _check_new_options(stage.type, form, stage)
         _save(stage, form)
         flash("Stage saved.", "success")
         return redirect(url_for("admin.stages"))
@@ -97,6 +97,7 @@ def stage_edit(stage_id: int):
 @manage_flows
 def stage_delete(stage_id: int):
     stage = db.get_or_404(Stage, stage_id)
+    check_flow_change(grants(), stages=[stage])
     return confirm_delete(
         stage, what="stage", name=stage.name, used_by=editor.stage_usage(stage),
         consequence="It is removed from every flow that uses it.",

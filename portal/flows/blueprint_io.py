@@ -21,7 +21,14 @@ import yaml
 from sqlalchemy import JSON, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from ..access import Grants, may_assign
+from ..access import (
+    INVITATIONS_MANAGE,
+    CeilingError,
+    Grants,
+    check_flow_change,
+    check_invitation,
+    group_change_refusal,
+)
 from ..extensions import db
 from ..invitations import service as invitations
 from ..models import (
@@ -458,8 +465,10 @@ class Importer:
     """Applies one blueprint document in the current database transaction.
 
     `actor`: the grants of whoever imports. A blueprint can do nothing its importer could not do
-    by hand: only a superuser makes, changes or deletes superuser groups or puts new users in a
-    group that grants more than the importer holds.
+    by hand: every entry that creates, changes or deletes a flow, binding, stage or invitation
+    passes the privilege ceiling (portal.access.ceiling) on the row before and after, as the
+    editors do; invitations also need "invitations: manage" for their flow; groups follow the
+    group editor's rule (access.group_change_refusal).
     """
 
     def __init__(self, document: dict, *, actor: Grants, context: dict | None = None,
@@ -630,6 +639,7 @@ class Importer:
         plan = HANDLERS[entry.model](self, entry)
         _check_column_sizes(plan)
         existing = self._find(plan)
+        refused_before = self._ceiling_refusal(existing)  # judged on the row as it is now
         change = Change(entry.number, entry.model, UNCHANGED, plan.label, notes=plan.notes)
         if entry.state == "absent":
             if existing is not None:
@@ -659,9 +669,35 @@ class Importer:
                 db.session.flush()
                 change.action = UPDATE
                 change.details = changed
+        if change.action in (CREATE, UPDATE, DELETE):  # a mere mention of a row changes nothing
+            refusal = refused_before or (None if change.action == DELETE
+                                         else self._ceiling_refusal(entry.obj))
+            if refusal:
+                raise EntryError(refusal)  # the whole import is rolled back
         self.report.changes.append(change)
         if isinstance(entry.obj, Flow):
             self.report.flow_slugs.append(entry.obj.slug)
+
+    def _ceiling_refusal(self, obj) -> str | None:
+        """What the privilege ceiling says about this row as the database holds it now (after a
+        flush: with the entry applied); None when the importer may change it."""
+        if self.actor.superuser or obj is None:
+            return None
+        try:
+            if isinstance(obj, Flow):
+                check_flow_change(self.actor, flows=[obj])
+            elif isinstance(obj, FlowStageBinding):
+                check_flow_change(self.actor, flows=[obj.flow])
+            elif isinstance(obj, Stage):
+                check_flow_change(self.actor, stages=[obj])
+            elif isinstance(obj, Invitation):
+                if not self.actor.can(INVITATIONS_MANAGE, obj.flow.slug):
+                    return (f"you may not manage invitations of the flow “{obj.flow.slug}” "
+                            "(“invitations: manage” is needed for it).")
+                check_invitation(self.actor, obj)
+        except CeilingError as exc:
+            return str(exc)
+        return None
 
     def _find(self, plan: _Plan):
         rows = db.session.scalars(select(plan.model).filter_by(**plan.where).limit(2)).all()
@@ -954,24 +990,24 @@ def _group(importer: Importer, entry: _Entry) -> _Plan:
     })
     notes += _notes_for(attrs, {"name", "is_superuser", "attributes"},
                         "ignored; groups in the portal have a name, a superuser flag and attributes")
-    if not importer.actor.superuser:
-        _refuse_superuser_group_change(entry, where, values)
+    _refuse_group_change(importer.actor, entry, where, values)
     return _Plan(Group, f"group {where['name']!r}", where, values, notes=notes)
 
 
-def _refuse_superuser_group_change(entry: _Entry, where: dict, values: dict) -> None:
-    """For importers who are not superusers: superuser groups are neither made nor touched."""
+def _refuse_group_change(actor: Grants, entry: _Entry, where: dict, values: dict) -> None:
+    """A blueprint changes a group only if its importer could in the group editor (the same
+    rule); an unchanged mention of a group is only a reference."""
     existing = db.session.scalars(select(Group).filter_by(**where).limit(1)).first()
     creates = existing is None and entry.state != "absent"
-    updates = existing is not None and entry.state == "present"
-    if values.get("is_superuser") and (creates or (updates and not existing.is_superuser)):
-        raise EntryError("is_superuser: only a superuser can make a superuser group.")
-    if existing is not None and existing.is_superuser and (
-        entry.state == "absent"
-        or (updates and any(getattr(existing, k) != v for k, v in values.items()))
-    ):
-        raise EntryError(f"only a superuser can change or delete the superuser group "
-                         f"{existing.name!r}.")
+    updates = existing is not None and entry.state == "present" and any(
+        getattr(existing, k) != v for k, v in values.items())
+    deletes = existing is not None and entry.state == "absent"
+    if not (creates or updates or deletes):
+        return
+    make_superuser = bool(values.get("is_superuser")) and not deletes
+    refusal = group_change_refusal(actor, existing, make_superuser=make_superuser)
+    if refusal:
+        raise EntryError(f"{refusal}.")
 
 
 def _prompt(importer: Importer, entry: _Entry) -> _Plan:
@@ -1045,10 +1081,7 @@ def _stage(importer: Importer, entry: _Entry) -> _Plan:
             values["prompts"] = list(dict.fromkeys(fields))
     if kind == "user_write":
         group = _ref(options, "create_users_group", Group, "a group")
-        if group is not None:
-            if not may_assign(importer.actor, group):
-                raise EntryError(f"create_users_group: you cannot put new users in the group "
-                                 f"{group.name!r}: it grants more than you hold.")
+        if group is not None:  # the privilege ceiling weighs it when the entry is applied
             options["create_users_group"] = group.id
         mode = options.get("user_creation_mode")
         if mode not in (None, "always_create"):

@@ -61,6 +61,11 @@ class StageType:
     def submit(self, ctx: FlowContext, form) -> Result:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def assigned_groups(self) -> list:
+        """Groups this stage puts people in: what the privilege ceiling (portal.access.ceiling)
+        weighs before an admin may bind or change it. Most stages assign none."""
+        return []
+
     def field_keys(self) -> set[str]:
         """Field keys this stage asks for; used to send the invitee back to the right page."""
         return set()

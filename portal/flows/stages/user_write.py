@@ -28,6 +28,10 @@ class UserWriteStage(StageType):
     label = "User write"
     description = "Creates the account from the answers and consumes the invitation."
 
+    def assigned_groups(self) -> list[Group]:
+        group = find_group(self.options.get("create_users_group"))
+        return [group] if group is not None else []
+
     def run(self, ctx) -> Next | Retry | Deny:
         if ctx.session.user_id is not None:  # already written (e.g. a reload after a crash)
             return Next()

@@ -1,0 +1,216 @@
+"""The privilege ceiling: nobody makes anyone a member of a group they may not assign themselves.
+
+`may_assign` answers it for one group an admin ticks. A person can end up in a group by other
+paths too, and every one of them is weighed here:
+
+- a flow puts each person it signs up in the groups of its stages (a user-write stage's
+  `create_users_group`; `StageType.assigned_groups` says what each stage type assigns);
+- an invitation leads to its own groups plus every group its flow can assign.
+
+The rule (one decision for the flow editor, the stage editor, the blueprint importer and every
+invitation action): a non-superuser may create, change or delete a flow, its bindings (add,
+remove, re-order, condition), a stage's options, or an invitation, only if every group involved,
+before and after the change, is one they may assign. So a flow that can hand out more than an
+admin holds is read-only to them as a whole, whatever the change: removing its invitation stage,
+ticking "continue without invitation", changing who may start it, or binding its superuser's
+user-write stage into an open flow of their own. This is deliberately coarser than asking "does
+this change open a way in?": that question has many answers (conditions, order, authentication,
+options) and any one missed would be a hole; "do not touch what hands out more than you hold"
+has one. The refusal names the first group beyond the ceiling.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+
+from ..extensions import db
+from ..models import Flow, FlowStageBinding, Group, Invitation, Stage
+from . import ACCESS_MANAGE, Grants, assignable_groups
+
+
+class CeilingError(PermissionError):
+    """Refused: the change involves a group beyond the admin's ceiling (named in the message)."""
+
+    def __init__(self, group: Group, source: str) -> None:
+        self.group, self.source = group, source
+        super().__init__(
+            f"{source} can put people in the group “{group.name}”, which grants more than you "
+            f"may give. Only an admin who may give “{group.name}” can change this.")
+
+
+# -- what a stage, a flow, an invitation can assign ---------------------------------------------
+
+
+def stage_groups(stage: Stage) -> list[Group]:
+    """The groups a stage puts people in (a transient Stage with new options works too)."""
+    from ..flows.stages import stage_type_for  # the stages import services that import access
+
+    try:
+        return stage_type_for(stage).assigned_groups()
+    except LookupError:  # an unknown type runs nothing, so assigns nothing
+        return []
+
+
+def groups_by_flow(flow_ids: Iterable[int | None]) -> dict[int, list[Group]]:
+    """Every group each flow can assign through the stages bound to it, whatever their order or
+    condition (one query for all the flows; a flow that assigns nothing maps to [])."""
+    ids = {i for i in flow_ids if i is not None}
+    found: dict[int, list[Group]] = {i: [] for i in ids}
+    if not ids:
+        return found
+    rows = db.session.execute(
+        select(FlowStageBinding.flow_id, Stage).join(FlowStageBinding.stage)
+        .where(FlowStageBinding.flow_id.in_(ids)).order_by(FlowStageBinding.order, Stage.id))
+    for flow_id, stage in rows:
+        found[flow_id].extend(g for g in stage_groups(stage) if g not in found[flow_id])
+    return found
+
+
+def flow_groups(flow: Flow) -> list[Group]:
+    """Every group a flow can assign (reads the database, so flushed changes count)."""
+    return groups_by_flow([flow.id]).get(flow.id, []) if flow.id is not None else []
+
+
+def flows_using(stage: Stage) -> list[Flow]:
+    if stage.id is None:
+        return []
+    return list(db.session.scalars(
+        select(Flow).join(FlowStageBinding).where(FlowStageBinding.stage_id == stage.id)
+        .distinct().order_by(Flow.slug)))
+
+
+def invitation_groups(invitation: Invitation) -> list[Group]:
+    """Every group an invitation can lead to: its own and every group its flow can assign."""
+    own = list(invitation.groups)
+    return own + [g for g in flow_groups(invitation.flow) if g not in own]
+
+
+# -- the decision ---------------------------------------------------------------------------------
+
+
+def ensure_within_ceiling(grants: Grants, sources: Iterable[tuple[str, Group | None]]) -> None:
+    """The one decision: raise CeilingError for the first (where, group) the admin may not
+    assign. Superusers may assign every group."""
+    if grants.superuser:
+        return
+    allowed: set[int] | None = None
+    for source, group in sources:
+        if group is None:
+            continue
+        if allowed is None:  # looked up once, and only when there is a group to weigh
+            allowed = {g.id for g in assignable_groups(grants)}
+        if group.id not in allowed:
+            raise CeilingError(group, source)
+
+
+def check_flow_change(grants: Grants, *, flows: Iterable[Flow] = (), stages: Iterable[Stage] = (),
+                      adding: Iterable[Stage] = ()) -> None:
+    """May this admin make a change to flows and stages? CeilingError names the group if not.
+
+    `flows`: flows created, changed or deleted, or whose bindings change: what they assign now.
+    `stages`: stages whose options change, or deleted: what they assign and what every flow
+    using them assigns. `adding`: stages as the change leaves them (a stage being bound, a
+    stage's new options): what the change adds. Pass the state before the change and what it
+    adds, or call it again after a flush with the state after.
+    """
+    if grants.superuser:
+        return
+    ensure_within_ceiling(grants, _flow_sources(flows, stages, adding))
+
+
+def _flow_sources(flows, stages, adding):
+    for flow in flows:
+        for group in flow_groups(flow):
+            yield f"The flow “{flow.slug}”", group
+    for stage in [*stages, *adding]:
+        for group in stage_groups(stage):
+            yield f"The stage “{stage.name}”", group
+    for stage in stages:
+        for flow in flows_using(stage):
+            for group in flow_groups(flow):
+                yield f"The flow “{flow.slug}” (it uses the stage “{stage.name}”)", group
+
+
+def flow_within_ceiling(grants: Grants, flow: Flow) -> bool:
+    try:
+        check_flow_change(grants, flows=[flow])
+    except CeilingError:
+        return False
+    return True
+
+
+def flows_within_ceiling(grants: Grants, flows: Iterable[Flow]) -> list[Flow]:
+    """The flows an invitation by this admin may lead to (for the form's flow choices), with a
+    fixed number of queries."""
+    flows = list(flows)
+    if grants.superuser:
+        return flows
+    allowed = {g.id for g in assignable_groups(grants)}
+    by_flow = groups_by_flow(f.id for f in flows)
+    return [f for f in flows if all(g.id in allowed for g in by_flow.get(f.id, []))]
+
+
+def check_invitation(grants: Grants, invitation: Invitation | None = None, *,
+                     flow: Flow | None = None, groups: Iterable[Group] | None = None) -> None:
+    """May this admin create, see the link of, resend, extend, edit, duplicate, revoke or delete
+    this invitation? Every group it can lead to must be within their ceiling.
+
+    Give `invitation` for an existing one; `flow` and `groups` for the invitation as it is about
+    to be (a new one, or an edit's new flow and groups): both are weighed when both are given.
+    """
+    if grants.superuser:
+        return
+    refusal = invitation_refusals(grants, [invitation] if invitation is not None else [],
+                                  extra=(flow, list(groups or ())))
+    if refusal:
+        raise next(iter(refusal.values()))
+
+
+def invitation_refusals(grants: Grants, invitations: Iterable[Invitation], *,
+                        extra: tuple[Flow | None, list[Group]] | None = None,
+                        ) -> dict[int | None, CeilingError]:
+    """For a list page or an export: the refusal of each invitation beyond the ceiling, by id,
+    with a fixed number of queries (the flows' groups are looked up together). `extra` is an
+    invitation not stored yet, as (flow, groups), reported under the id None."""
+    if grants.superuser:
+        return {}
+    invitations = list(invitations)
+    candidates = [(i.id, i.flow, list(i.groups)) for i in invitations]
+    if extra is not None:
+        candidates.append((None, *extra))
+    by_flow = groups_by_flow(flow.id for _, flow, _ in candidates if flow is not None)
+    refusals: dict[int | None, CeilingError] = {}
+    allowed = {g.id for g in assignable_groups(grants)}
+    for key, flow, own in candidates:
+        sources = [("This invitation", g) for g in own]
+        if flow is not None:
+            sources += [(f"Its flow “{flow.slug}”", g) for g in by_flow.get(flow.id, [])]
+        for source, group in sources:
+            if group.id not in allowed:
+                refusals[key] = CeilingError(group, source)
+                break
+    return refusals
+
+
+# -- groups themselves ------------------------------------------------------------------------
+
+
+def group_change_refusal(grants: Grants, group: Group | None, *, make_superuser: bool) -> str | None:
+    """Why this admin may not create (`group` None), change or delete a group; None if they may.
+
+    The group editor and the blueprint importer ask the same question: only a superuser makes a
+    superuser group or touches one; changing or deleting any other existing group needs "Access"
+    everywhere. Creating a plain group needs nothing more: it grants nothing until a role is bound.
+    """
+    if grants.superuser:
+        return None
+    if group is not None and group.is_superuser:
+        return f"only a superuser can change or delete the superuser group “{group.name}”"
+    if make_superuser:
+        return "only a superuser can make a superuser group"
+    if group is not None and not grants.can_everywhere(ACCESS_MANAGE):
+        return (f"only an admin who may edit groups (“Access” for every namespace) can change or "
+                f"delete the group “{group.name}”")
+    return None
