@@ -91,6 +91,13 @@ class Config:
     OUTBOX_RETRY_MAX_SECONDS: Env[int] = 3600
     OUTBOX_LEASE_SECONDS: Env[int] = 300
 
+    # TOTP authenticators: authentik's defaults, which every authenticator app understands.
+    # A device keeps the values it was enrolled with; the issuer shown in the app is SITE_NAME.
+    MFA_TOTP_DIGITS = 6
+    MFA_TOTP_PERIOD = 30
+    MFA_TOTP_ALGORITHM = "sha1"
+    MFA_RECOVERY_CODE_COUNT = 10
+
     # Seconds an invitee waits before asking for another verification email.
     EMAIL_RESEND_MIN_INTERVAL: Env[int] = 60
 

@@ -122,6 +122,14 @@ def is_admin(user: User | None) -> bool:
     return request_grants(user).any_admin
 
 
+def may_manage_account(actor: User | None, target: User) -> bool:
+    """May `actor` change someone else's account (deactivate it, remove an authenticator)?
+    Users: manage, and a superuser's account only by a superuser: whoever could weaken a
+    superuser's sign-in would otherwise hold more than their own permissions."""
+    grants = grants_for(actor)
+    return grants.can(USERS_MANAGE) and (grants.superuser or not is_superuser(target))
+
+
 def assignable_groups(grants: Grants) -> list[Group]:
     """Groups this admin may hand out on invitations and new users.
 

@@ -37,6 +37,12 @@ class Action:
     SIGN_IN_SUCCEEDED = "sign_in.succeeded"
     SIGN_IN_FAILED = "sign_in.failed"
     FLOW_IMPORTED = "flow.imported"
+    MFA_DEVICE_ADDED = "mfa.device_added"
+    MFA_DEVICE_CONFIRMED = "mfa.device_confirmed"
+    MFA_DEVICE_REMOVED = "mfa.device_removed"
+    MFA_RECOVERY_CODES_GENERATED = "mfa.recovery_codes_generated"
+    MFA_RECOVERY_CODE_USED = "mfa.recovery_code_used"
+    MFA_VERIFICATION_FAILED = "mfa.verification_failed"
     ROLE_SAVED = "role.saved"
     GROUP_SAVED = "group.saved"
 

@@ -280,16 +280,16 @@ def set_active(user: User, active: bool, *, actor: User, ip: str | None = None) 
     Nobody deactivates themselves (the last admin could lock everyone out), and only a
     superuser may change a superuser's account.
     """
-    from ..access import grants_for
+    from ..access import is_superuser, may_manage_account
     from ..audit import Action, record_event
 
     if user.id == actor.id:
         raise AccountError("You cannot deactivate your own account.")
-    # The account's superuser standing as grants_for sees it when active (an inactive account
-    # has no grants, and reactivating one must not be a way around this rule).
-    target_superuser = user.is_superuser or any(g.is_superuser for g in user.groups)
-    if target_superuser and not grants_for(actor).superuser:
-        raise AccountError("Only a superuser may change a superuser's account.")
+    # The account's superuser standing is read from its flag and groups, not its grants (an
+    # inactive account has no grants, and reactivating one must not be a way around this rule).
+    if not may_manage_account(actor, user):
+        raise AccountError("Only a superuser may change a superuser's account." if is_superuser(user)
+                           else "You may not change this account.")
     if user.active == active:
         return
     user.active = active

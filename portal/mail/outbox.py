@@ -8,10 +8,7 @@ lease runs out and another sender retries the row.
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import hashlib
-import hmac
 import logging
 import secrets
 import smtplib
@@ -20,7 +17,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
 from flask_mail import Connection, Message
 from sqlalchemy import delete, or_, select, update
@@ -28,6 +24,7 @@ from sqlalchemy.exc import OperationalError
 
 from ..extensions import db
 from ..models import Invitation, OutboxMessage, OutboxStatus, utcnow
+from ..security import sealing
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +34,18 @@ def mail_configured() -> bool:
     return bool(current_app.config.get("MAIL_SERVER"))
 
 
-def _fernet() -> Fernet:
-    secret = current_app.config["SECRET_KEY"].encode()
-    key = hmac.new(secret, b"portal-outbox-bodies", hashlib.sha256).digest()
-    return Fernet(base64.urlsafe_b64encode(key))
+# The label keeps the key that bodies queued before the sealing module existed were sealed with.
+BODY_SEAL = b"portal-outbox-bodies"
 
 
 def _seal(text: str) -> str:
-    return _fernet().encrypt(text.encode()).decode() if text else ""
+    return sealing.seal(BODY_SEAL, text)
 
 
 def _open(sealed: str) -> str:
-    if not sealed:
-        return ""
     try:
-        return _fernet().decrypt(sealed.encode()).decode()
-    except InvalidToken:
+        return sealing.unseal(BODY_SEAL, sealed)
+    except sealing.SealError:
         raise DeliveryError("the message cannot be decrypted (was SECRET_KEY changed?)") from None
 
 

@@ -14,6 +14,7 @@ from .flows import (
     prompt_stage_fields,
 )
 from .invitations import Invitation, InvitationUse, invitation_groups
+from .mfa import RecoveryCode, TOTPDevice
 from .outbox import OutboxMessage, OutboxStatus
 from .tokens import ActionToken, TokenPurpose
 from .types import utcnow
@@ -22,6 +23,6 @@ from .users import Group, User, UserType, user_groups
 __all__ = [
     "AuditEvent", "OutboxMessage", "OutboxStatus", "Role", "group_roles", "invitation_groups",
     "ActionToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
-    "FlowStageBinding", "Group", "Invitation", "InvitationUse", "Prompt", "Stage",
-    "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
+    "FlowStageBinding", "Group", "Invitation", "InvitationUse", "Prompt", "RecoveryCode", "Stage",
+    "TOTPDevice", "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
 ]

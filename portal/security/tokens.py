@@ -38,3 +38,9 @@ def _key(purpose: str) -> bytes:
 def derive_token(purpose: str, salt: str) -> str:
     mac = hmac.new(_key(purpose), bytes.fromhex(salt), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(mac).rstrip(b"=").decode()
+
+
+def keyed_digest(purpose: str, value: str) -> str:
+    """HMAC-SHA256 of `value` under the key for `purpose`: a digest that a copy of the database
+    alone cannot test guesses against (single-use codes are looked up by it)."""
+    return hmac.new(_key(purpose), value.encode(), hashlib.sha256).hexdigest()
