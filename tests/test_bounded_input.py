@@ -17,7 +17,7 @@ from portal.extensions import db
 from portal.invitations.attributes import parse_attributes
 from portal.models import Invitation
 
-from .conftest import submit
+from .conftest import TEST_PASSWORD, submit
 from .test_admin import _flow_id, _future
 
 
@@ -234,3 +234,78 @@ def test_an_oversized_post_gets_the_friendly_413_page_at_once(app, client):
     fits_html = fits.get_data(as_text=True)
     fits.close()
     assert fits.status_code == 200 and "Please correct" not in fits_html
+
+
+# -- the bulk CSV: one limit (BULK_INVITE_MAX_BYTES) for the paste, the upload and Werkzeug --------
+
+
+def _paste_of(size: int, addresses: int = 300) -> str:
+    """`addresses` clean lines, padded with a line of spaces (skipped) to exactly `size` bytes."""
+    text = "".join(f"person{n}@example.com\n" for n in range(addresses))
+    return text + " " * (size - len(text.encode()))
+
+
+def _bulk_post(client, data: dict) -> tuple[int, str]:
+    """As the browser sends it: multipart (the form has a file input), the file left empty.
+    The response is closed at once: it holds the test client's spooled copy of a large body."""
+    response = submit(client, "/admin/invitations/bulk", {
+        "upload": (io.BytesIO(b""), ""), "flow": "1", "expires": _future(), "preview": "Preview",
+        **data})
+    html = response.get_data(as_text=True)
+    response.close()
+    return response.status_code, html
+
+
+def test_the_largest_allowed_paste_previews_and_one_byte_more_is_a_field_error(app, client, auth,
+                                                                              admin):
+    limit = app.config["BULK_INVITE_MAX_BYTES"]
+    assert limit == 2 * 1024 * 1024 and app.config["MAX_FORM_MEMORY_SIZE"] > limit
+    auth.login()
+    status, html = _bulk_post(client, {"text": _paste_of(limit)})
+    assert status == 200, html[:500]
+    assert re.search(r"Preview: 300 of 300 rows will be invited<", html)
+    status, html = _bulk_post(client, {"text": _paste_of(limit + 1)})
+    assert status == 200
+    assert "The pasted text is larger than 2 MB (2,097,152 bytes); split it." in html
+    assert "Preview:" not in html
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Invitation.id))) == 0
+
+
+def test_a_paste_far_above_the_limit_gets_a_413_that_names_the_field_limit(app, client, auth,
+                                                                          admin):
+    auth.login()
+    status, html = _bulk_post(client, {"text": _paste_of(3 * app.config["BULK_INVITE_MAX_BYTES"])})
+    assert status == 413
+    assert "A text field in what you sent is larger than the portal accepts (at most 2 MB in one " \
+           "field)" in html
+
+
+def test_an_upload_over_the_limit_is_refused_with_the_limit(app_factory):
+    app = app_factory(BULK_INVITE_MAX_BYTES=100_000)
+    assert app.config["MAX_FORM_MEMORY_SIZE"] == 100_000 + 64 * 1024
+    from .test_sessions import signed_in
+
+    with app.app_context():
+        from portal.auth import service as accounts
+
+        accounts.create_user(username="admin", email="admin@example.com",
+                             password=TEST_PASSWORD, superuser=True)
+    client = signed_in(app)
+    fits = submit(client, "/admin/invitations/bulk", {
+        "upload": (io.BytesIO(_paste_of(100_000, 10).encode()), "people.csv"), "flow": "1",
+        "expires": _future(), "preview": "Preview"}).get_data(as_text=True)
+    assert re.search(r"Preview: 10 of 10 rows will be invited<", fits)
+    too_big = submit(client, "/admin/invitations/bulk", {
+        "upload": (io.BytesIO(_paste_of(100_001, 10).encode()), "people.csv"), "flow": "1",
+        "expires": _future(), "preview": "Preview"}).get_data(as_text=True)
+    assert "The file is larger than 97 kB (100,000 bytes); split it." in too_big
+    _, pasted = _bulk_post(client, {"text": _paste_of(100_001, 10)})
+    assert "The pasted text is larger than 97 kB (100,000 bytes); split it." in pasted
+
+
+def test_bulk_limit_must_fit_below_the_request_limit():
+    import config as settings
+
+    with pytest.raises(settings.SettingError, match="BULK_INVITE_MAX_BYTES=20000000 leaves no room"):
+        settings.load({"BULK_INVITE_MAX_BYTES": 20_000_000})
