@@ -157,7 +157,14 @@ class FlowExecutor:
             self._advance()
 
     def submit(self, binding_id: int | None, formdata) -> Step:
-        """Handle a page's POST; a stale page (another tab, the back button) just re-shows."""
+        """Handle a page's POST; a stale page (another tab, the back button) just re-shows.
+
+        The flow's authentication is checked before the stage sees the form, as step() checks
+        it before a page: a copied cookie whose sign-in ended (or a demoted admin) still holds
+        the flow session, and must not get a form taken (terms recorded, answers stored)."""
+        denied = self._check_authentication()
+        if denied:
+            return self._deny(denied)
         self.store()
         binding = self._current_binding()
         if binding is None or binding.id != binding_id:
