@@ -53,6 +53,42 @@ def test_attributes_refuse_aliases_and_bound_depth_and_size(text, problem):
     assert problem in str(refused.value)
 
 
+@pytest.mark.parametrize("text, problem", [
+    ("n: .inf", "n: numbers must be finite (not .inf or .nan)."),
+    ("deep: {n: [1, .nan]}", "deep.n.1: numbers must be finite (not .inf or .nan)."),
+    ("n: 1.0e+999", "n: numbers must be finite"),
+    ('t: "a\\0b"', "t: text may not contain NUL characters."),
+    ('"k\\0": 1', "The key 'k\\x00': text may not contain NUL characters."),
+    ('t: "\\ud800"', "t: text contains a character that is not valid Unicode."),
+    ("n: " + "9" * 5000, "Line 1, column 4: numbers are limited to 19 digits."),
+    ("n: 0x" + "f" * 20_000, "Line 1, column 4: numbers are limited to 19 digits."),
+    ("n: " + ":".join(["59"] * 3000), "Line 1, column 4: numbers are limited to 19 digits."),
+    ("n: 9223372036854775808", "numbers are limited to 19 digits."),
+])
+def test_attributes_refuse_what_json_columns_cannot_hold(text, problem):
+    """Valid YAML that PostgreSQL's JSON refuses (a 400 instead of a field error) or that
+    cannot be written out as UTF-8 or as a number's text."""
+    with pytest.raises(ValueError) as refused:
+        parse_attributes(text)
+    assert problem in str(refused.value)
+    assert parse_attributes("n: 9223372036854775807\nf: 1.5e+300") == {
+        "n": 9223372036854775807, "f": 1.5e300}
+
+
+def test_a_nan_attribute_in_the_invitation_form_is_a_field_error(app, client, auth, admin):
+    auth.login()
+    html = client.get("/admin/invitations/new").get_data(as_text=True)
+    page = submit(client, "/admin/invitations/new", {
+        "kind": "link", "name": "nan", "expires": _future(), "flow": _flow_id(html),
+        "attributes": "score: .nan"})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "score: numbers must be finite (not .inf or .nan)." in text
+    assert _textarea(text, "attributes") == "score: .nan"
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Invitation.id))) == 0
+
+
 def test_plain_attributes_still_parse():
     assert parse_attributes("team: red\ntags: [a, b]\nstart: 2030-01-02\n") == {
         "team": "red", "tags": ["a", "b"], "start": "2030-01-02"}
