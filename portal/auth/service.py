@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -102,8 +103,11 @@ def username_problem(username: str, email: str | None) -> str | None:
     email=None only where the address is not known yet; the user write checks again with it.
     """
     username = (username or "").strip()
-    if (EMAIL_SHAPED in username and email is not None
-            and username.casefold() != email.strip().casefold()):
+    # Compared in NFKC form: a fullwidth "＠" (U+FF20) or small "﹫" (U+FE6B) reads as "@" in
+    # every list and mail, so "ceo＠example.com" is as email-shaped as the real thing.
+    shown_as = unicodedata.normalize("NFKC", username)
+    if (EMAIL_SHAPED in shown_as and email is not None
+            and shown_as.casefold() != unicodedata.normalize("NFKC", email.strip()).casefold()):
         return "A username may contain @ only if it is the email address of this account."
     if username and username_exists(username):
         return "This username is already taken."
