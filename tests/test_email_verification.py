@@ -285,3 +285,40 @@ def test_bad_token_expiry(value):
 def test_flows_are_found_by_slug(mail_app):
     with mail_app.app_context():
         assert db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+
+
+def test_a_deactivated_account_is_not_brought_back_by_its_old_links(mail_app, smtp):
+    """The admin let the person in, then deactivated the account: the verification link sent
+    before, and the flow still open in their browser, end with it."""
+    client = mail_app.test_client()
+    waiting = reach_email_stage(mail_app, client).get_data(as_text=True)
+    link = path_of(smtp.link())
+    with mail_app.app_context():
+        admin = db.session.scalar(select(User).filter_by(username="admin"))
+        person = db.session.scalar(select(User).filter_by(username="verifier"))
+        accounts.set_active(person, True, actor=admin)
+        accounts.set_active(person, False, actor=admin)
+    phone = mail_app.test_client()
+    opened = phone.get(link)
+    assert opened.status_code == 410
+    token = csrf_from(phone.get("/auth/login").get_data(as_text=True))
+    assert phone.post(link, data={"csrf_token": token}).status_code == 410
+    assert user(mail_app).active is False
+    # Continue in the first window: the flow is over, nobody is signed in.
+    done = client.post(FLOW_URL, data={"csrf_token": csrf_from(waiting), "binding": re.search(
+        r'name="binding" value="(\d+)"', waiting).group(1)}, follow_redirects=True)
+    assert done.status_code == 400 and "Your sign-up session has ended" in done.get_data(as_text=True)
+    assert client.get("/account/").status_code == 302
+
+
+def test_a_set_password_link_dies_with_deactivation(app, client, admin):
+    from portal.models import TokenPurpose
+
+    with app.app_context():
+        sam = accounts.create_user(username="sam", email="sam@example.com", password=TEST_PASSWORD)
+        token = accounts.issue_action_token(TokenPurpose.SET_PASSWORD, timedelta(hours=1), user=sam)
+        accounts.set_active(sam, False, actor=db.session.get(User, admin))
+    page = client.get(f"/auth/set-password?token={token}")
+    assert page.status_code == 404 and "This link is not valid" in page.get_data(as_text=True)
+    with app.app_context():
+        assert accounts.authenticate("sam", TEST_PASSWORD) is None

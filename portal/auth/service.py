@@ -58,6 +58,20 @@ def end_sessions(user: User) -> None:
     user.session_generation = (user.session_generation or 0) + 1
 
 
+def end_pending_steps(user: User) -> None:
+    """Deactivation also ends what was sent or started before it, in the caller's transaction:
+    a verification link would activate the account again, a set-password link would set a
+    password, and an unfinished flow would go on to sign the person in."""
+    from ..models import FlowSession
+
+    now = utcnow()
+    db.session.execute(update(ActionToken).where(ActionToken.user_id == user.id,
+                                                 ActionToken.used_at.is_(None)).values(used_at=now))
+    db.session.execute(update(FlowSession).where(FlowSession.user_id == user.id,
+                                                 FlowSession.finished_at.is_(None))
+                       .values(finished_at=now))
+
+
 # -- sign-in identifiers ----------------------------------------------------------------------
 
 EMAIL_SHAPED = "@"
@@ -298,6 +312,8 @@ def set_active(user: User, active: bool, *, actor: User, ip: str | None = None) 
         return
     user.active = active
     end_sessions(user)
+    if not active:
+        end_pending_steps(user)
     record_event(Action.USER_ACTIVATED if active else Action.USER_DEACTIVATED,
                  actor=actor, ip=ip, obj=user)
     db.session.commit()
