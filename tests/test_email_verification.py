@@ -322,3 +322,30 @@ def test_a_set_password_link_dies_with_deactivation(app, client, admin):
     assert page.status_code == 404 and "This link is not valid" in page.get_data(as_text=True)
     with app.app_context():
         assert accounts.authenticate("sam", TEST_PASSWORD) is None
+
+
+def test_send_again_checks_the_flows_sign_in_like_every_page(mail_app, smtp):
+    """A flow for signed-in people: a copy of the cookie, once its sign-in has ended, cannot
+    make the portal mail the address again."""
+    from portal.models import FlowAuthentication
+
+    from .test_sessions import _replaying
+
+    with mail_app.app_context():
+        flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+        flow.authentication = FlowAuthentication.REQUIRE_AUTHENTICATED
+        db.session.commit()
+    client = mail_app.test_client()
+    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    assert "Check your email" in reach_email_stage(mail_app, client).get_data(as_text=True)
+    assert len(smtp.messages) == 1
+    thief = _replaying(client)
+    submit(client, "/auth/logout", {}, page_url="/account/")
+    with mail_app.app_context():  # past the minimum interval
+        for token in db.session.scalars(select(ActionToken)):
+            token.created_at -= timedelta(seconds=61)
+        db.session.commit()
+    token = csrf_from(thief.get("/auth/login").get_data(as_text=True))
+    page = thief.post("/if/flow/default-enrollment-flow/email/resend", data={"csrf_token": token})
+    assert page.status_code == 403 and "Sign in required" in page.get_data(as_text=True)
+    assert len(smtp.messages) == 1

@@ -186,6 +186,12 @@ class FlowExecutor:
         self._advance()
         return self.step()
 
+    def refusal(self) -> Step | None:
+        """The flow's authentication refused (and the flow ended), for a stage's own action
+        such as "send again": the same check as before a page or a form."""
+        denied = self._check_authentication()
+        return self._deny(denied) if denied else None
+
     def current_stage(self) -> StageType | None:
         """The stage the invitee is on, with the context set, for stage-specific actions."""
         binding = self._current_binding()
