@@ -71,8 +71,12 @@ class Config:
     WTF_CSRF_TIME_LIMIT = None  # tied to the session instead, so a slow typist is not refused
     # The largest request body, refused (the friendly 413 page) before it is read: room for a
     # page of file prompts (each at most 5 MB, flows.prompts.FILE_MAX_SIZE_LIMIT) and far above
-    # a blueprint (256 kB). Werkzeug's MAX_FORM_MEMORY_SIZE still caps each text field.
+    # a blueprint (256 kB).
     MAX_CONTENT_LENGTH: Env[int] = 16 * 1024 * 1024
+    # The largest bulk-invite CSV, pasted or uploaded (bytes of UTF-8). The one number for it:
+    # the form, the upload check and Werkzeug's MAX_FORM_MEMORY_SIZE (which caps each text part
+    # of a multipart form, the paste among them) are all derived from it in resolve.
+    BULK_INVITE_MAX_BYTES: Env[int] = 2 * 1024 * 1024
 
     MAIL_SERVER: Env[str] = ""
     MAIL_PORT: Env[int] = 25
@@ -209,6 +213,7 @@ def resolve(config: dict) -> dict:
         or config.get("DATABASE_URL")
         or f"sqlite:///{Path(config['INSTANCE_PATH']) / 'portal.db'}"
     )
+    config["MAX_FORM_MEMORY_SIZE"] = form_memory_size(config)
     for name in DURATIONS:
         value = config[name]
         config[name + "_DELTA"] = parse_duration(name, value) if isinstance(value, str) else value
@@ -230,6 +235,24 @@ def base_url_setting(config: Mapping[str, Any]) -> str:
     if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
         raise SettingError(f"BASE_URL={value!r} must look like https://portal.example.com")
     return value
+
+
+# Room beside the largest paste in one multipart text part, so a paste a little too large gets
+# the form's own error ("larger than 2 MB") rather than the 413 page.
+FORM_MEMORY_SLACK = 64 * 1024
+
+
+def form_memory_size(config: Mapping[str, Any]) -> int:
+    """Werkzeug's cap on one text field of a multipart form: just above BULK_INVITE_MAX_BYTES
+    (the largest text field the portal takes); never beyond MAX_CONTENT_LENGTH."""
+    largest = config["BULK_INVITE_MAX_BYTES"]
+    if not isinstance(largest, int) or largest < 1:
+        raise SettingError(f"BULK_INVITE_MAX_BYTES={largest!r} must be a positive number of bytes")
+    limit = config.get("MAX_CONTENT_LENGTH")
+    if limit and largest + FORM_MEMORY_SLACK > limit:
+        raise SettingError(f"BULK_INVITE_MAX_BYTES={largest} leaves no room below "
+                           f"MAX_CONTENT_LENGTH={limit}: raise MAX_CONTENT_LENGTH or lower it")
+    return largest + FORM_MEMORY_SLACK
 
 
 def trusted_hosts(base_url: str, extra: str | list[str] | None) -> list[str]:

@@ -76,7 +76,15 @@ def register(app: Flask) -> None:
         fits, so the visitor knows what to change."""
         limit = app.config.get("MAX_CONTENT_LENGTH")
         title, message = MESSAGES[413]
-        if limit:
+        size = request.content_length
+        if limit and size is not None and size <= limit:
+            # The whole request fits: one text field passed MAX_FORM_MEMORY_SIZE (derived from
+            # BULK_INVITE_MAX_BYTES), or the form had too many parts.
+            field_limit = app.config.get("MAX_FORM_MEMORY_SIZE") or 0
+            message = ("A text field in what you sent is larger than the portal accepts "
+                       f"(at most {_megabytes(field_limit)} in one field). Go back and send less "
+                       "at once.")
+        elif limit:
             message = message.replace("accepts.", f"accepts (at most {_megabytes(limit)} at once).")
         return render_error(413, title, message)
 

@@ -60,15 +60,16 @@ def test_an_open_flow_is_stored_on_its_first_post_only(app, client):
 
 
 def test_a_stage_that_writes_stores_the_session_first(app, client):
-    """No page before the user write: the flow really starts on the GET, and the user exists."""
+    """No page before the user write: the flow really starts on the GET (its session is
+    stored), and the user write refuses, since nothing asked for a username."""
     url = make_flow(app, "instant", [{"type": "user_write", "name": "instant-write"}])
     response = client.get(url)
-    assert response.status_code == 200
-    assert "Your account has been created" in response.get_data(as_text=True)
+    assert response.status_code == 503
+    assert "This sign-up page cannot create accounts yet" in response.get_data(as_text=True)
     with app.app_context():
         flow_session = db.session.scalar(select(FlowSession))
-        assert flow_session.finished_at is not None and flow_session.user_id is not None
-        assert db.session.scalar(select(func.count(User.id))) == 1
+        assert flow_session.finished_at is not None and flow_session.user_id is None
+        assert db.session.scalar(select(func.count(User.id))) == 0
     assert _rows(app)[0] == 1
 
 

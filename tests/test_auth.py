@@ -192,3 +192,54 @@ def test_admin_create_user_refuses_a_username_that_is_another_address(app, clien
     with app.app_context():
         assert db.session.scalars(select(User.username).order_by(User.id)).all() == [
             "admin", "eve@example.com"]
+
+
+LOOKALIKES = ["ceo\uff20example.com", "ceo\ufe6bexample.com", "\uff43\uff45\uff4f@example.com"]
+
+
+def test_usernames_that_only_look_like_another_address_are_refused(app, client, auth, admin):
+    """Fullwidth and small commercial at signs (and fullwidth letters) read as the real address
+    in every list and email: the same rule as for "@"."""
+    from portal.auth import service
+
+    with app.app_context():
+        for lookalike in LOOKALIKES:
+            assert "may contain @" in service.username_problem(lookalike, "eve@example.com")
+        assert service.username_problem("ceo\uff20example.com", "CEO@example.com") is None
+    auth.login()  # the admin form's pattern lets fullwidth letters through, the rule does not
+    page = submit(client, "/admin/users/new", {"username": LOOKALIKES[2], "email": "eve@example.com"})
+    assert re.search(SQUAT, page.get_data(as_text=True))
+    with app.app_context():
+        assert db.session.scalars(select(User.username)).all() == ["admin"]
+
+
+def test_a_username_prompt_of_any_type_and_fixed_data_follow_the_rule(app, client, admin,
+                                                                     make_invitation):
+    """The rule lives in the user write: a plain text prompt keyed `username`, or an
+    invitation's fixed data, cannot name someone else's address either."""
+    from .conftest import path_of
+    from .flowkit import make_flow
+
+    url = make_flow(app, "texty", [
+        {"type": "prompt", "name": "texty-fields", "prompts": [
+            {"field_key": "username", "type": "text", "required": True},
+            {"field_key": "email", "type": "email", "required": True}]},
+        {"type": "user_write", "name": "texty-write"}])
+    for squat in ("Admin@Example.com", *LOOKALIKES):  # a text prompt has no pattern at all
+        page = submit(app.test_client(), url, {"username": squat, "email": "eve@example.com"})
+        assert re.search(SQUAT, page.get_data(as_text=True)), squat
+    own = submit(app.test_client(), url, {"username": "Eve@Example.com", "email": "eve@example.com"})
+    assert own.status_code == 200 and "Your account has been created" in own.get_data(as_text=True)
+    make_flow(app, "fixedy", [
+        {"type": "invitation", "name": "fixedy-invitation"},
+        {"type": "prompt", "name": "fixedy-fields", "prompts": [
+            {"field_key": "email", "type": "email", "required": True}]},
+        {"type": "user_write", "name": "fixedy-write"}])
+    _, link = make_invitation(flow_slug="fixedy", attributes={"username": "boss@example.com"})
+    fixed = app.test_client()
+    fixed.get(path_of(link))
+    page = submit(fixed, "/if/flow/fixedy/", {"email": "mallory@example.com"})
+    assert "may contain @ only if it is the email address of this account" in page.get_data(
+        as_text=True)
+    with app.app_context():
+        assert sorted(db.session.scalars(select(User.username)).all()) == ["Eve@Example.com", "admin"]

@@ -17,7 +17,7 @@ from portal.extensions import db
 from portal.invitations.attributes import parse_attributes
 from portal.models import Invitation
 
-from .conftest import submit
+from .conftest import TEST_PASSWORD, submit
 from .test_admin import _flow_id, _future
 
 
@@ -51,6 +51,42 @@ def test_attributes_refuse_aliases_and_bound_depth_and_size(text, problem):
         parse_attributes(text)
     assert time.perf_counter() - started < 2
     assert problem in str(refused.value)
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("n: .inf", "n: numbers must be finite (not .inf or .nan)."),
+    ("deep: {n: [1, .nan]}", "deep.n.1: numbers must be finite (not .inf or .nan)."),
+    ("n: 1.0e+999", "n: numbers must be finite"),
+    ('t: "a\\0b"', "t: text may not contain NUL characters."),
+    ('"k\\0": 1', "The key 'k\\x00': text may not contain NUL characters."),
+    ('t: "\\ud800"', "t: text contains a character that is not valid Unicode."),
+    ("n: " + "9" * 5000, "Line 1, column 4: numbers are limited to 19 digits."),
+    ("n: 0x" + "f" * 20_000, "Line 1, column 4: numbers are limited to 19 digits."),
+    ("n: " + ":".join(["59"] * 3000), "Line 1, column 4: numbers are limited to 19 digits."),
+    ("n: 9223372036854775808", "numbers are limited to 19 digits."),
+])
+def test_attributes_refuse_what_json_columns_cannot_hold(text, problem):
+    """Valid YAML that PostgreSQL's JSON refuses (a 400 instead of a field error) or that
+    cannot be written out as UTF-8 or as a number's text."""
+    with pytest.raises(ValueError) as refused:
+        parse_attributes(text)
+    assert problem in str(refused.value)
+    assert parse_attributes("n: 9223372036854775807\nf: 1.5e+300") == {
+        "n": 9223372036854775807, "f": 1.5e300}
+
+
+def test_a_nan_attribute_in_the_invitation_form_is_a_field_error(app, client, auth, admin):
+    auth.login()
+    html = client.get("/admin/invitations/new").get_data(as_text=True)
+    page = submit(client, "/admin/invitations/new", {
+        "kind": "link", "name": "nan", "expires": _future(), "flow": _flow_id(html),
+        "attributes": "score: .nan"})
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200
+    assert "score: numbers must be finite (not .inf or .nan)." in text
+    assert _textarea(text, "attributes") == "score: .nan"
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Invitation.id))) == 0
 
 
 def test_plain_attributes_still_parse():
@@ -234,3 +270,78 @@ def test_an_oversized_post_gets_the_friendly_413_page_at_once(app, client):
     fits_html = fits.get_data(as_text=True)
     fits.close()
     assert fits.status_code == 200 and "Please correct" not in fits_html
+
+
+# -- the bulk CSV: one limit (BULK_INVITE_MAX_BYTES) for the paste, the upload and Werkzeug --------
+
+
+def _paste_of(size: int, addresses: int = 300) -> str:
+    """`addresses` clean lines, padded with a line of spaces (skipped) to exactly `size` bytes."""
+    text = "".join(f"person{n}@example.com\n" for n in range(addresses))
+    return text + " " * (size - len(text.encode()))
+
+
+def _bulk_post(client, data: dict) -> tuple[int, str]:
+    """As the browser sends it: multipart (the form has a file input), the file left empty.
+    The response is closed at once: it holds the test client's spooled copy of a large body."""
+    response = submit(client, "/admin/invitations/bulk", {
+        "upload": (io.BytesIO(b""), ""), "flow": "1", "expires": _future(), "preview": "Preview",
+        **data})
+    html = response.get_data(as_text=True)
+    response.close()
+    return response.status_code, html
+
+
+def test_the_largest_allowed_paste_previews_and_one_byte_more_is_a_field_error(app, client, auth,
+                                                                              admin):
+    limit = app.config["BULK_INVITE_MAX_BYTES"]
+    assert limit == 2 * 1024 * 1024 and app.config["MAX_FORM_MEMORY_SIZE"] > limit
+    auth.login()
+    status, html = _bulk_post(client, {"text": _paste_of(limit)})
+    assert status == 200, html[:500]
+    assert re.search(r"Preview: 300 of 300 rows will be invited<", html)
+    status, html = _bulk_post(client, {"text": _paste_of(limit + 1)})
+    assert status == 200
+    assert "The pasted text is larger than 2 MB (2,097,152 bytes); split it." in html
+    assert "Preview:" not in html
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Invitation.id))) == 0
+
+
+def test_a_paste_far_above_the_limit_gets_a_413_that_names_the_field_limit(app, client, auth,
+                                                                          admin):
+    auth.login()
+    status, html = _bulk_post(client, {"text": _paste_of(3 * app.config["BULK_INVITE_MAX_BYTES"])})
+    assert status == 413
+    assert "A text field in what you sent is larger than the portal accepts (at most 2 MB in one " \
+           "field)" in html
+
+
+def test_an_upload_over_the_limit_is_refused_with_the_limit(app_factory):
+    app = app_factory(BULK_INVITE_MAX_BYTES=100_000)
+    assert app.config["MAX_FORM_MEMORY_SIZE"] == 100_000 + 64 * 1024
+    from .test_sessions import signed_in
+
+    with app.app_context():
+        from portal.auth import service as accounts
+
+        accounts.create_user(username="admin", email="admin@example.com",
+                             password=TEST_PASSWORD, superuser=True)
+    client = signed_in(app)
+    fits = submit(client, "/admin/invitations/bulk", {
+        "upload": (io.BytesIO(_paste_of(100_000, 10).encode()), "people.csv"), "flow": "1",
+        "expires": _future(), "preview": "Preview"}).get_data(as_text=True)
+    assert re.search(r"Preview: 10 of 10 rows will be invited<", fits)
+    too_big = submit(client, "/admin/invitations/bulk", {
+        "upload": (io.BytesIO(_paste_of(100_001, 10).encode()), "people.csv"), "flow": "1",
+        "expires": _future(), "preview": "Preview"}).get_data(as_text=True)
+    assert "The file is larger than 97 kB (100,000 bytes); split it." in too_big
+    _, pasted = _bulk_post(client, {"text": _paste_of(100_001, 10)})
+    assert "The pasted text is larger than 97 kB (100,000 bytes); split it." in pasted
+
+
+def test_bulk_limit_must_fit_below_the_request_limit():
+    import config as settings
+
+    with pytest.raises(settings.SettingError, match="BULK_INVITE_MAX_BYTES=20000000 leaves no room"):
+        settings.load({"BULK_INVITE_MAX_BYTES": 20_000_000})

@@ -285,3 +285,67 @@ def test_bad_token_expiry(value):
 def test_flows_are_found_by_slug(mail_app):
     with mail_app.app_context():
         assert db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+
+
+def test_a_deactivated_account_is_not_brought_back_by_its_old_links(mail_app, smtp):
+    """The admin let the person in, then deactivated the account: the verification link sent
+    before, and the flow still open in their browser, end with it."""
+    client = mail_app.test_client()
+    waiting = reach_email_stage(mail_app, client).get_data(as_text=True)
+    link = path_of(smtp.link())
+    with mail_app.app_context():
+        admin = db.session.scalar(select(User).filter_by(username="admin"))
+        person = db.session.scalar(select(User).filter_by(username="verifier"))
+        accounts.set_active(person, True, actor=admin)
+        accounts.set_active(person, False, actor=admin)
+    phone = mail_app.test_client()
+    opened = phone.get(link)
+    assert opened.status_code == 410
+    token = csrf_from(phone.get("/auth/login").get_data(as_text=True))
+    assert phone.post(link, data={"csrf_token": token}).status_code == 410
+    assert user(mail_app).active is False
+    # Continue in the first window: the flow is over, nobody is signed in.
+    done = client.post(FLOW_URL, data={"csrf_token": csrf_from(waiting), "binding": re.search(
+        r'name="binding" value="(\d+)"', waiting).group(1)}, follow_redirects=True)
+    assert done.status_code == 400 and "Your sign-up session has ended" in done.get_data(as_text=True)
+    assert client.get("/account/").status_code == 302
+
+
+def test_a_set_password_link_dies_with_deactivation(app, client, admin):
+    from portal.models import TokenPurpose
+
+    with app.app_context():
+        sam = accounts.create_user(username="sam", email="sam@example.com", password=TEST_PASSWORD)
+        token = accounts.issue_action_token(TokenPurpose.SET_PASSWORD, timedelta(hours=1), user=sam)
+        accounts.set_active(sam, False, actor=db.session.get(User, admin))
+    page = client.get(f"/auth/set-password?token={token}")
+    assert page.status_code == 404 and "This link is not valid" in page.get_data(as_text=True)
+    with app.app_context():
+        assert accounts.authenticate("sam", TEST_PASSWORD) is None
+
+
+def test_send_again_checks_the_flows_sign_in_like_every_page(mail_app, smtp):
+    """A flow for signed-in people: a copy of the cookie, once its sign-in has ended, cannot
+    make the portal mail the address again."""
+    from portal.models import FlowAuthentication
+
+    from .test_sessions import _replaying
+
+    with mail_app.app_context():
+        flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+        flow.authentication = FlowAuthentication.REQUIRE_AUTHENTICATED
+        db.session.commit()
+    client = mail_app.test_client()
+    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    assert "Check your email" in reach_email_stage(mail_app, client).get_data(as_text=True)
+    assert len(smtp.messages) == 1
+    thief = _replaying(client)
+    submit(client, "/auth/logout", {}, page_url="/account/")
+    with mail_app.app_context():  # past the minimum interval
+        for token in db.session.scalars(select(ActionToken)):
+            token.created_at -= timedelta(seconds=61)
+        db.session.commit()
+    token = csrf_from(thief.get("/auth/login").get_data(as_text=True))
+    page = thief.post("/if/flow/default-enrollment-flow/email/resend", data={"csrf_token": token})
+    assert page.status_code == 403 and "Sign in required" in page.get_data(as_text=True)
+    assert len(smtp.messages) == 1

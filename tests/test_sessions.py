@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 
 from portal.audit import Action
 from portal.auth import service as accounts
 from portal.extensions import db
 from portal.models import AuditEvent, TokenPurpose, User
 
-from .conftest import TEST_PASSWORD, submit
+from .conftest import TEST_PASSWORD, csrf_from, submit
 
 NEW_PASSWORD = "quiet-lantern-meadow-77"
 DAY = 24 * 3600
@@ -251,3 +253,114 @@ def test_session_rules_without_http(app, admin):
         assert accounts.load_user(f"{admin}:1") is user
         for bad in (str(admin), f"{admin}:", f"x:{admin}", "", f"{admin}:1:2"):
             assert accounts.load_user(bad) is None, bad
+
+
+# -- every kind of page: a copied cookie opens none of them once its session has ended --------------
+
+
+def _replaying(client):
+    """A thief's browser holding a copy of the cookie (it keeps what the server sends back)."""
+    thief = client.application.test_client()
+    thief.set_cookie("session", client.get_cookie("session", domain="portal.test").value,
+                     domain="portal.test")
+    return thief
+
+
+def _ended(app, how: str, client, user_id: int):
+    """End the session `client` holds, one of the ways a session ends."""
+    if how == "sign-out":
+        submit(client, "/auth/logout", {}, page_url="/account/")
+    elif how == "everywhere":
+        submit(client, "/account/sign-out-everywhere", {}, page_url="/account/")
+    elif how == "password":
+        submit(client, "/account/password", {"current_password": TEST_PASSWORD,
+                                              "password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD})
+    elif how == "deactivated":
+        with app.app_context():
+            accounts.set_active(db.session.get(User, user_id), False, actor=db.session.get(
+                User, accounts.find_user("root").id))
+
+
+@pytest.mark.parametrize("how", ["sign-out", "everywhere", "password", "deactivated"])
+def test_copied_cookie_opens_no_download_json_slice_or_admin_page(app, how):
+    from portal.models import Invitation
+
+    with app.app_context():
+        accounts.create_user(username="root", email="root@example.com", password=TEST_PASSWORD,
+                             superuser=True)
+        admin_id = accounts.create_user(username="ops", email="ops@example.com",
+                                        password=TEST_PASSWORD, superuser=True).id
+    client = signed_in(app, login="ops")
+    thief = _replaying(client)
+    bulk_page = thief.get("/admin/invitations/bulk").get_data(as_text=True)  # a token, while valid
+    assert thief.get("/admin/audit/export.csv").status_code == 200
+    _ended(app, how, client, admin_id)
+    for path in ("/admin/", "/account/", "/admin/invitations/links.csv", "/admin/audit/export.csv",
+                 "/admin/users/", "/account/password"):
+        response = thief.get(path)
+        assert response.status_code == 302, path
+        assert response.headers["Location"].startswith("/auth/login"), path
+    from .test_admin import _future
+
+    slice_ = thief.post("/admin/invitations/bulk", headers={"Accept": "application/json"}, data={
+        "csrf_token": csrf_from(bulk_page), "text": "stolen@example.com", "flow": "1",
+        "expires": _future(), "confirm": "Create", "start": "0", "count": "200"})
+    assert slice_.status_code in (302, 400) and b"created" not in slice_.data
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Invitation.id))) == 0
+
+
+def _members_flow(app, authentication) -> str:
+    """A two-page flow for signed-in people: a question, then terms whose acceptance is stored."""
+    from .flowkit import make_flow
+
+    url = make_flow(app, "members", [
+        {"type": "prompt", "name": "members-question",
+         "prompts": [{"field_key": "answer", "type": "text", "required": True}]},
+        {"type": "consent", "name": "members-terms", "options": {"consent_text": "House rules."}},
+    ], authentication=authentication)
+    return url
+
+
+ENDINGS = ["sign-out", "everywhere", "password", "deactivated"]
+
+
+@pytest.mark.parametrize("authentication,how", [
+    *((rule, how) for rule in ("require_authenticated", "require_superuser") for how in ENDINGS),
+    ("require_superuser", "demoted"),  # still signed in, but no longer in the superuser group
+])
+def test_copied_cookie_cannot_go_on_with_a_flow_that_needs_a_sign_in(app, how, authentication):
+    """The flow session the signed-in person started is in the copied cookie too: neither its
+    page nor its form may be used once the sign-in ended (or no longer makes a superuser)."""
+    from portal.models import ConsentRecord, Group
+
+    with app.app_context():
+        accounts.create_user(username="root", email="root@example.com", password=TEST_PASSWORD,
+                             superuser=True)
+        staff = Group(name="staff", is_superuser=True)
+        user = User(username="ops", email="ops@example.com", attributes={}, groups=[staff],
+                    password_hash=accounts.hash_password(TEST_PASSWORD))
+        db.session.add(user)
+        db.session.commit()
+        user_id = user.id
+    url = _members_flow(app, authentication)
+    client = signed_in(app, login="ops")
+    first = submit(client, url, {"answer": "forty-two"})
+    html = first.get_data(as_text=True)
+    assert first.status_code == 200 and "House rules." in html, html
+    terms = {"csrf_token": csrf_from(html), "accept": "y",
+             "binding": re.search(r'name="binding" value="(\d+)"', html).group(1)}
+    thief = _replaying(client)
+    if how == "demoted":
+        with app.app_context():
+            db.session.get(User, user_id).groups = []
+            db.session.commit()
+    else:
+        _ended(app, how, client, user_id)
+    expected = "Administrators only" if how == "demoted" else "Sign in required"
+    posted = thief.post(url, data=terms)
+    assert posted.status_code == 403 and expected in posted.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(ConsentRecord.id))) == 0
+    shown = thief.get(url)
+    assert shown.status_code in (403, 200) and "House rules." not in shown.get_data(as_text=True)

@@ -4,6 +4,7 @@ import re
 from datetime import UTC, datetime
 
 from email_validator import EmailNotValidError, validate_email
+from flask import current_app
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
@@ -190,7 +191,7 @@ class NewInvitationForm(InvitationForm):
 
 class BulkInvitationForm(FlaskForm):
     text = TextAreaField(
-        "Addresses or CSV", validators=[Length(max=2_000_000)], render_kw={"rows": 10, "spellcheck": "false"},
+        "Addresses or CSV", render_kw={"rows": 10, "spellcheck": "false"},
         description="Paste one address per line (\"Name <address>\" works too), or CSV with a header "
                     "line: email, name, groups (separated by ;), attributes (a JSON object).",
     )
@@ -211,6 +212,20 @@ class BulkInvitationForm(FlaskForm):
     def validate_expires(self, field):
         if field.data is not None and field.data.replace(tzinfo=UTC) <= datetime.now(UTC):
             raise ValidationError("Choose a moment in the future.")
+
+    def validate_text(self, field):
+        problem = bulk_size_problem(len((field.data or "").encode("utf-8")), "The pasted text")
+        if problem:
+            raise ValidationError(problem)
+
+
+def bulk_size_problem(size: int, what: str) -> str | None:
+    """Why a bulk CSV of this many bytes is refused (BULK_INVITE_MAX_BYTES), or None."""
+    limit = current_app.config["BULK_INVITE_MAX_BYTES"]
+    if size <= limit:
+        return None
+    shown = f"{limit / 1024 / 1024:g} MB" if limit >= 1024 * 1024 else f"{limit // 1024} kB"
+    return f"{what} is larger than {shown} ({limit:,} bytes); split it."
 
 
 class ExpiryForm(FlaskForm):

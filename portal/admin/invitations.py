@@ -61,10 +61,10 @@ from .forms import (
     ExpiryForm,
     InvitationForm,
     NewInvitationForm,
+    bulk_size_problem,
 )
 
 PER_PAGE = 25
-MAX_UPLOAD_BYTES = 2 * 1024 * 1024
 manage = permission_required(INVITATIONS_MANAGE)
 
 
@@ -444,10 +444,9 @@ def invitations_bulk():
     elif form.validate_on_submit():
         upload = form.upload.data
         if upload and upload.filename:
-            raw = upload.read(MAX_UPLOAD_BYTES + 1)
-            if len(raw) > MAX_UPLOAD_BYTES:
-                error = "The file is larger than 2 MB; split it."
-            else:
+            raw = upload.read(current_app.config["BULK_INVITE_MAX_BYTES"] + 1)
+            error = bulk_size_problem(len(raw), "The file")
+            if error is None:
                 try:
                     form.text.data = raw.decode("utf-8-sig")
                 except UnicodeDecodeError as exc:

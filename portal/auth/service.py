@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
@@ -57,6 +58,20 @@ def end_sessions(user: User) -> None:
     user.session_generation = (user.session_generation or 0) + 1
 
 
+def end_pending_steps(user: User) -> None:
+    """Deactivation also ends what was sent or started before it, in the caller's transaction:
+    a verification link would activate the account again, a set-password link would set a
+    password, and an unfinished flow would go on to sign the person in."""
+    from ..models import FlowSession
+
+    now = utcnow()
+    db.session.execute(update(ActionToken).where(ActionToken.user_id == user.id,
+                                                 ActionToken.used_at.is_(None)).values(used_at=now))
+    db.session.execute(update(FlowSession).where(FlowSession.user_id == user.id,
+                                                 FlowSession.finished_at.is_(None))
+                       .values(finished_at=now))
+
+
 # -- sign-in identifiers ----------------------------------------------------------------------
 
 EMAIL_SHAPED = "@"
@@ -102,8 +117,11 @@ def username_problem(username: str, email: str | None) -> str | None:
     email=None only where the address is not known yet; the user write checks again with it.
     """
     username = (username or "").strip()
-    if (EMAIL_SHAPED in username and email is not None
-            and username.casefold() != email.strip().casefold()):
+    # Compared in NFKC form: a fullwidth "＠" (U+FF20) or small "﹫" (U+FE6B) reads as "@" in
+    # every list and mail, so "ceo＠example.com" is as email-shaped as the real thing.
+    shown_as = unicodedata.normalize("NFKC", username)
+    if (EMAIL_SHAPED in shown_as and email is not None
+            and shown_as.casefold() != unicodedata.normalize("NFKC", email.strip()).casefold()):
         return "A username may contain @ only if it is the email address of this account."
     if username and username_exists(username):
         return "This username is already taken."
@@ -294,6 +312,8 @@ def set_active(user: User, active: bool, *, actor: User, ip: str | None = None) 
         return
     user.active = active
     end_sessions(user)
+    if not active:
+        end_pending_steps(user)
     record_event(Action.USER_ACTIVATED if active else Action.USER_DEACTIVATED,
                  actor=actor, ip=ip, obj=user)
     db.session.commit()

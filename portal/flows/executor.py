@@ -157,7 +157,14 @@ class FlowExecutor:
             self._advance()
 
     def submit(self, binding_id: int | None, formdata) -> Step:
-        """Handle a page's POST; a stale page (another tab, the back button) just re-shows."""
+        """Handle a page's POST; a stale page (another tab, the back button) just re-shows.
+
+        The flow's authentication is checked before the stage sees the form, as step() checks
+        it before a page: a copied cookie whose sign-in ended (or a demoted admin) still holds
+        the flow session, and must not get a form taken (terms recorded, answers stored)."""
+        denied = self._check_authentication()
+        if denied:
+            return self._deny(denied)
         self.store()
         binding = self._current_binding()
         if binding is None or binding.id != binding_id:
@@ -178,6 +185,12 @@ class FlowExecutor:
             return self._deny(result)
         self._advance()
         return self.step()
+
+    def refusal(self) -> Step | None:
+        """The flow's authentication refused (and the flow ended), for a stage's own action
+        such as "send again": the same check as before a page or a form."""
+        denied = self._check_authentication()
+        return self._deny(denied) if denied else None
 
     def current_stage(self) -> StageType | None:
         """The stage the invitee is on, with the context set, for stage-specific actions."""

@@ -9,6 +9,7 @@ are refused outright (not counted), and the text, its nesting and its number of 
 from __future__ import annotations
 
 import json
+import math
 from datetime import date, datetime
 
 import yaml
@@ -16,6 +17,7 @@ import yaml
 MAX_CHARS = 64 * 1024  # an invitation's fixed data is a handful of keys; this is generous
 MAX_DEPTH = 20  # nested mappings and lists
 MAX_VALUES = 5000  # scalars, mappings and lists together
+MAX_INT = 2**63 - 1  # what every consumer of the JSON (a database's bigint, a script) can hold
 
 
 class _AttributesLoader(yaml.SafeLoader):
@@ -42,6 +44,19 @@ class _AttributesLoader(yaml.SafeLoader):
             return super().compose_node(parent, index)
         finally:
             self.depth -= 1
+
+
+    def construct_yaml_int(self, node):
+        try:
+            value = super().construct_yaml_int(node)
+        except ValueError:  # Python reads at most 4300 digits
+            value = None
+        if value is None or abs(value) > MAX_INT:
+            raise _Refused(node.start_mark, f"numbers are limited to {len(str(MAX_INT))} digits")
+        return value
+
+
+_AttributesLoader.add_constructor("tag:yaml.org,2002:int", _AttributesLoader.construct_yaml_int)
 
 
 class _Refused(yaml.YAMLError):
@@ -76,7 +91,34 @@ def parse_attributes(text: str) -> dict:
     bad_keys = [k for k in value if not isinstance(k, str)]
     if bad_keys:
         raise ValueError(f"Every key must be text; {bad_keys[0]!r} is not.")
+    problem = storable_problem(value)
+    if problem:
+        raise ValueError(problem)
     return json.loads(json.dumps(value, default=_jsonable))
+
+
+def storable_problem(value, where: str = "") -> str | None:
+    """Why this parsed value cannot be kept as JSON text everywhere, or None: infinities and
+    NaN are not JSON (PostgreSQL refuses them), NUL and lone surrogates (written as YAML
+    escapes, so past the NUL check on forms) cannot be stored or shown."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{where or 'A value'}: numbers must be finite (not .inf or .nan)."
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{where or 'A value'}: text may not contain NUL characters."
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return f"{where or 'A value'}: text contains a character that is not valid Unicode."
+    items = value.items() if isinstance(value, dict) else enumerate(value) \
+        if isinstance(value, list) else ()
+    for key, item in items:
+        label = f"{where}.{key}" if where else str(key)
+        problem = (storable_problem(key, f"The key {label!r}") if isinstance(key, str) else None) \
+            or storable_problem(item, label)
+        if problem:
+            return problem
+    return None
 
 
 def _jsonable(value):

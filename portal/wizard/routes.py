@@ -187,6 +187,9 @@ def email_resend(slug: str):
         return render_error(400, "Your sign-up session has ended",
                             "Open your invitation link again to start over.")
     wizard = _executor(flow_session)
+    refused = wizard.refusal()  # a copied cookie whose sign-in ended sends nothing
+    if refused is not None:
+        return _render(flow, refused)
     stage = wizard.current_stage()
     if isinstance(stage, email_stage.EmailStage):
         flash(stage.resend(wizard.ctx), "info")

@@ -46,6 +46,12 @@ class UserWriteStage(StageType):
         return Deny("Please try again", "The server is busy; reload this page to try again.", 503)
 
     def _write(self, ctx) -> Next | Retry | Deny:
+        if not str(ctx.prompt_data.get("username", "") or "").strip():
+            # Nothing asked for a username (a flow whose only stage writes, or a GET before any
+            # answer): refuse before the invitation or a nameless account is written.
+            return Deny("This sign-up page cannot create accounts yet",
+                        "It does not ask for a username. The administrator needs to add a "
+                        "username field to this flow.", 503)
         session = ctx.session
         invitation_id = session.invitation_id
         problem = email_problem(ctx.invitation, ctx.prompt_data.get("email"))
