@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.flows.blueprint_io import import_blueprint
+from portal.flows.blueprints import import_blueprint
 from portal.invitations import service
 from portal.models import Invitation, User
 

@@ -9,7 +9,7 @@ import yaml
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.flows.blueprint_io import BlueprintLoader, export_flow, flow_by_slug, import_blueprint
+from portal.flows.blueprints import BlueprintLoader, export_flow, flow_by_slug, import_blueprint
 from portal.invitations import service
 from portal.models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage
 

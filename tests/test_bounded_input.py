@@ -111,7 +111,7 @@ def _laughs_blueprint(levels: int = 9, fan: int = 9) -> str:
 
 
 def _refused_quickly(app, text: str) -> list[str]:
-    from portal.flows.blueprint_io import import_blueprint
+    from portal.flows.blueprints import import_blueprint
 
     from .blueprint_helpers import OPERATOR, row_counts
 
@@ -192,7 +192,7 @@ def test_a_billion_laughs_upload_is_refused_on_the_import_page(app, client, auth
 
 
 def test_modest_aliases_and_formats_still_import(app):
-    from portal.flows.blueprint_io import import_blueprint
+    from portal.flows.blueprints import import_blueprint
     from portal.models import Group
 
     from .blueprint_helpers import OPERATOR
@@ -212,7 +212,7 @@ def test_modest_aliases_and_formats_still_import(app):
 
 
 def test_an_oversized_post_gets_the_friendly_413_page_at_once(app, client):
-    from portal.flows.blueprint_io import MAX_BLUEPRINT_BYTES
+    from portal.flows.blueprints import MAX_BLUEPRINT_BYTES
     from portal.flows.prompts import FILE_MAX_SIZE_LIMIT
 
     from .test_prompt_types import file_flow, post, upload
