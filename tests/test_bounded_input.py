@@ -165,9 +165,12 @@ BIG = "&big " + "x" * 9000
      "entry 1 (authentik_stages_prompt.prompt): placeholder: !Format gives more than 10000 "
      "characters."),
     ("  - model: authentik_stages_deny.denystage\n    identifiers: {name: d}\n"
-     f"    attrs: {{deny_message: {BIG}, a: *big, b: *big, c: *big, d: *big, e: *big, f: *big, "
-     "g: *big}\n",
-     "entry 1 (authentik_stages_deny.denystage): options: larger than 64 kB."),
+     f"    attrs: {{deny_message: {BIG}}}\n",
+     "entry 1 (authentik_stages_deny.denystage): deny_message: longer than 5000 characters."),
+    # Each option within its bound, the stage's options together beyond the JSON column's.
+    ("  - model: authentik_stages_consent.consentstage\n    identifiers: {name: c}\n"
+     f"    attrs: {{consent_text: {'x' * 70_000}}}\n",
+     "entry 1 (authentik_stages_consent.consentstage): options: larger than 64 kB."),
 ])
 def test_hostile_entries_are_refused_with_the_entry_named(app, entry, error):
     assert _refused_quickly(app, f"version: 1\nentries:\n{entry}") == [error]

@@ -42,7 +42,7 @@ class Inbox(SmtpServer):
 
     def link(self, index=-1) -> str:
         text = text_of(self.messages[index])
-        return re.search(r"http://\S+/verify-email\?token=\S+", text).group(0)
+        return re.search(r"http://\S+/stage/\d+/verify\?token=\S+", text).group(0)
 
 
 @pytest.fixture

@@ -8,9 +8,10 @@ import yaml
 from sqlalchemy import func, select
 
 from ...extensions import db
-from ...models import Flow, Group
-from .handlers import BINDING, FLOW, GROUP, PROMPT, STAGE_TYPE_MODELS
-from .loader import BlueprintDumper, BlueprintError, KeyOf
+from ...models import Flow, Group, Prompt
+from ..stages import STAGE_TYPES
+from .handlers import BINDING, FLOW, GROUP, PROMPT
+from .loader import BlueprintDumper, BlueprintError, Find, KeyOf
 
 
 class _EntryIds:
@@ -33,6 +34,17 @@ class _EntryIds:
         return self.ids[key]
 
 
+def _stage_attrs(stage) -> dict:
+    """A stage's declared options, under authentik's attribute names; BlueprintError for a type
+    that has no authentik model."""
+    stage_type = STAGE_TYPES.get(stage.type)
+    if stage_type is None or not getattr(stage_type, "model", None):
+        raise BlueprintError([f"stage {stage.name!r} has type {stage.type!r}, which has no "
+                              "authentik equivalent."])
+    return {option.blueprint_attr: option.kind.export(option, option.kind.read(stage, option))
+            for option in stage_type.declared_options if option.kind.has(stage, option)}
+
+
 def export_flow(flow: Flow) -> str:
     """The flow with its stages, prompts, bindings and referenced groups, as blueprint YAML."""
     ids = _EntryIds()
@@ -42,18 +54,16 @@ def export_flow(flow: Flow) -> str:
                   "authentication": flow.authentication},
     }]
     stages = list(dict.fromkeys(b.stage for b in flow.bindings))
-    groups, prompts = [], []
-    for stage in stages:
-        group_id = (stage.options or {}).get("create_users_group")
-        if stage.type == "user_write" and group_id and (group := db.session.get(Group, group_id)):
-            groups.append(group)
-        prompts.extend(stage.prompts)
-    for group in dict.fromkeys(groups):
+    # Each stage's declared options as blueprint attributes, rows standing for references.
+    exported = {stage.id: _stage_attrs(stage) for stage in stages}
+    rows = [row for attrs in exported.values() for value in attrs.values()
+            for row in (value if isinstance(value, list) else [value])]
+    for group in dict.fromkeys(r for r in rows if isinstance(r, Group)):
         entries.append({"model": GROUP, "id": ids("group", group),
                         "identifiers": {"name": group.name},
                         "attrs": {"is_superuser": group.is_superuser,
                                   "attributes": dict(group.attributes or {})}})
-    for prompt in dict.fromkeys(prompts):
+    for prompt in dict.fromkeys(r for r in rows if isinstance(r, Prompt)):
         attrs = {"field_key": prompt.field_key, "label": prompt.label, "type": prompt.type,
                  "required": prompt.required, "placeholder": prompt.placeholder,
                  "initial_value": prompt.initial_value, "sub_text": prompt.help_text,
@@ -63,21 +73,21 @@ def export_flow(flow: Flow) -> str:
         attrs.update(prompt.options or {})
         entries.append({"model": PROMPT, "id": ids("prompt", prompt),
                         "identifiers": {"name": prompt.name}, "attrs": attrs})
+
+    def reference(value):
+        if isinstance(value, list):
+            return [reference(v) for v in value]
+        if isinstance(value, Group):
+            return KeyOf(ids("group", value))
+        if isinstance(value, Prompt):
+            return KeyOf(ids("prompt", value))
+        if isinstance(value, Flow):
+            return KeyOf("flow") if value is flow else Find(FLOW, (("slug", value.slug),))
+        return value
+
     for stage in stages:
-        model = STAGE_TYPE_MODELS.get(stage.type)
-        if model is None:
-            raise BlueprintError([f"stage {stage.name!r} has type {stage.type!r}, which has no "
-                                  "authentik equivalent."])
-        attrs = dict(stage.options or {})
-        if stage.type == "user_write" and attrs.get("create_users_group"):
-            group = db.session.get(Group, attrs["create_users_group"])
-            if group is None:
-                del attrs["create_users_group"]
-            else:
-                attrs["create_users_group"] = KeyOf(ids("group", group))
-        if stage.type == "prompt":
-            attrs["fields"] = [KeyOf(ids("prompt", p)) for p in stage.prompts]
-        entries.append({"model": model, "id": ids("stage", stage),
+        attrs = {key: reference(value) for key, value in exported[stage.id].items()}
+        entries.append({"model": STAGE_TYPES[stage.type].model, "id": ids("stage", stage),
                         "identifiers": {"name": stage.name}, "attrs": attrs})
     for binding in flow.bindings:
         entry: dict = {

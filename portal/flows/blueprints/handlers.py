@@ -25,43 +25,22 @@ from ...models import (
     Invitation,
     Prompt,
     Stage,
-    UserType,
 )
 from .. import planner
 from ..prompts import PROMPT_TYPES
+from ..stages import by_model
 
 if TYPE_CHECKING:
     from .importer import Importer
 
 # -- models ------------------------------------------------------------------------------------
 
-STAGE_MODELS = {
-    "authentik_stages_invitation.invitationstage": "invitation",
-    "authentik_stages_prompt.promptstage": "prompt",
-    "authentik_stages_user_write.userwritestage": "user_write",
-    "authentik_stages_user_login.userloginstage": "user_login",
-    "authentik_stages_email.emailstage": "email",
-    "authentik_stages_consent.consentstage": "consent",
-    "authentik_stages_deny.denystage": "deny",
-}
-STAGE_TYPE_MODELS = {kind: model for model, kind in STAGE_MODELS.items()}
 FLOW, BINDING = "authentik_flows.flow", "authentik_flows.flowstagebinding"
 PROMPT = "authentik_stages_prompt.prompt"
 GROUP, INVITATION = "authentik_core.group", "authentik_stages_invitation.invitation"
 
-# Options each stage type acts on; anything else is kept in Stage.options, and the report says so.
-STAGE_OPTIONS = {
-    "invitation": {"continue_flow_without_invitation"},
-    "prompt": set(),
-    "user_write": {"user_creation_mode", "create_users_as_inactive", "create_users_group", "user_type",
-                   "user_path_template"},
-    "user_login": {"session_duration"},
-    "email": {"use_global_settings", "token_expiry", "subject", "template", "activate_user_on_success",
-              "from_address"},
-    "consent": {"mode", "consent_expire_in", "consent_text", "consent_title", "consent_version",
-                "checkbox_label"},
-    "deny": {"deny_message"},
-}
+# Stage models are those of the registered stage types (StageType.model), and the attributes a
+# stage acts on are its declared options: neither is listed here.
 
 UNSUPPORTED_MODELS = {
     "authentik_policies_expression.expressionpolicy":
@@ -88,7 +67,7 @@ UNSUPPORTED_PREFIXES = {
 IGNORED_DEFAULTS = {
     "policy_engine_mode": "any", "invalid_response_action": "retry", "compatibility_mode": False,
     "layout": "stacked", "denied_action": "message_continue", "placeholder_expression": False,
-    "initial_value_expression": False,
+    "initial_value_expression": False, "validation_policies": [],
 }
 AUTHENTIK_PROMPT_TYPES = {
     "text", "text_area", "text_read_only", "text_area_read_only", "username", "email", "password",
@@ -101,7 +80,7 @@ STATES = {"present", "created", "must_created", "absent"}
 
 def unsupported_reason(model: str) -> str | None:
     """Why the portal skips entries of this model, or None if it imports them."""
-    if model in STAGE_MODELS or model in {FLOW, BINDING, PROMPT, GROUP, INVITATION}:
+    if by_model(model) is not None or model in {FLOW, BINDING, PROMPT, GROUP, INVITATION}:
         return None
     if model in UNSUPPORTED_MODELS:
         return UNSUPPORTED_MODELS[model]
@@ -376,7 +355,11 @@ def _prompt(importer: Importer, entry: _Entry) -> Plan:
 
 
 def _stage(importer: Importer, entry: _Entry) -> Plan:
-    kind = STAGE_MODELS[entry.model]
+    """Any stage model, from its type's declared options: each declared attribute is read by its
+    option (references resolved, validated by the option's own rule); every other attribute is
+    reported as not used and left out."""
+    stage_type = by_model(entry.model)
+    kind = stage_type.type_name
     notes: list[str] = []
     ids = _drop_pk(importer.values(entry, "identifiers"), notes)
     attrs = importer.values(entry, "attrs")
@@ -386,32 +369,31 @@ def _stage(importer: Importer, entry: _Entry) -> Plan:
         raise EntryError(f"identifiers.name: {where['name']!r} is already the name of a stage of "
                          f"type {other.type}.")
     values: dict = {}
-    options = {k: v for k, v in attrs.items() if k not in {"name", "fields", "validation_policies"}}
-    if kind == "prompt":
-        if attrs.get("validation_policies"):
-            notes.append("validation_policies: ignored; authentik policies are not imported")
-        if "fields" in attrs:
-            fields = attrs["fields"] or []
-            if not isinstance(fields, list) or not all(isinstance(f, Prompt) for f in fields):
-                raise EntryError("fields: expected a list of prompts (!KeyOf or !Find).")
-            values["prompts"] = list(dict.fromkeys(fields))
-    if kind == "user_write":
-        group = _ref(options, "create_users_group", Group, "a group")
-        if group is not None:  # the privilege ceiling weighs it when the entry is applied
-            options["create_users_group"] = group.id
-        mode = options.get("user_creation_mode")
-        if mode not in (None, "always_create"):
-            notes.append(f"user_creation_mode: {mode!r} is kept, but the portal's user write stage "
-                         "always creates a new user")
-        if options.get("user_type") not in (None, *UserType.CHOICES):
-            notes.append(f"user_type: {options['user_type']!r} is not a portal user type; "
-                         "new users become internal")
-    unused = sorted(set(options) - STAGE_OPTIONS[kind])
+    options: dict = {}
+    declared = {o.blueprint_attr: o for o in stage_type.declared_options}
+    for attr, value in attrs.items():
+        option = declared.get(attr)
+        if option is None:
+            continue
+        try:
+            stored, option_notes = option.from_blueprint(value)
+        except ValueError as exc:  # OptionError, or the option's own rule
+            message = str(exc)
+            raise EntryError(f"{attr}: {message if message.endswith('.') else message + '.'}") \
+                from None
+        notes += option_notes
+        if option.kind.stored_in_options():
+            options[option.key] = stored
+        else:  # kept elsewhere on the stage (the prompt stage's fields: its prompts)
+            values[option.kind.relation] = stored
+    unused = sorted(k for k in attrs if k not in declared and k != "name"
+                    and IGNORED_DEFAULTS.get(k, object()) != attrs[k])
     if unused:
-        notes.append(f"{', '.join(unused)}: kept in the stage's options, not used by the portal")
+        notes.append(f"{', '.join(unused)}: not used by the portal's {stage_type.label.lower()} "
+                     "stage (no option of it reads this); ignored")
     values["options"] = _jsonable(options, "attrs")
     return Plan(Stage, f"{kind} stage {where['name']!r}", where, values,
-                 build=lambda v: Stage(type=kind, **v), notes=notes)
+                build=lambda v: Stage(type=kind, **v), notes=notes)
 
 
 def _binding(importer: Importer, entry: _Entry) -> Plan:
@@ -485,6 +467,10 @@ def _invitation(importer: Importer, entry: _Entry) -> Plan:
 
 HANDLERS: dict[str, Callable[[Importer, _Entry], Plan]] = {
     FLOW: _flow, BINDING: _binding, PROMPT: _prompt, GROUP: _group, INVITATION: _invitation,
-    **dict.fromkeys(STAGE_MODELS, _stage),
 }
+
+
+def handler_for(model: str) -> Callable[[Importer, _Entry], Plan]:
+    """The handler of a model: its own, or the generic one of a registered stage type."""
+    return HANDLERS.get(model) or _stage
 

@@ -22,17 +22,18 @@ from ...access import (
     check_flow_change,
     check_invitation,
 )
+from ...access.ceiling import stage_groups
 from ...extensions import db
-from ...models import Flow, FlowDesignation, FlowStageBinding, Group, Invitation, Stage
+from ...models import Flow, FlowDesignation, FlowStageBinding, Invitation, Stage
+from ..stages import by_model
 from .handlers import (
     FIND_FIELDS,
-    HANDLERS,
-    STAGE_MODELS,
     STATES,
     EntryError,
     Plan,
     Skipped,
     _Entry,
+    handler_for,
     unsupported_reason,
 )
 from .loader import (
@@ -218,13 +219,11 @@ class Importer:
                     f"Flow {slug!r} has no invitation stage: anyone who knows its address can sign up. "
                     "Add an invitation stage to admit invitees only.")
             for binding in flow.bindings:
-                group_id = (binding.stage.options or {}).get("create_users_group")
-                group = db.session.get(Group, group_id) if binding.stage.type == "user_write" and \
-                    group_id else None
-                if group is not None and group.is_superuser:
-                    self.report.warnings.append(
-                        f"Flow {slug!r} puts every new user in the group {group.name!r}, which has "
-                        "superuser rights.")
+                for group in stage_groups(binding.stage):
+                    if group.is_superuser:
+                        self.report.warnings.append(
+                            f"Flow {slug!r} puts every new user in the group {group.name!r}, "
+                            "which has superuser rights.")
 
     def _label(self, entry: _Entry) -> str:
         ids = entry.raw.get("identifiers") if isinstance(entry.raw.get("identifiers"), dict) else {}
@@ -246,7 +245,7 @@ class Importer:
             values = self.resolve(conditions, "conditions")
             if not all(values if isinstance(values, list) else [values]):
                 raise Skipped("its conditions are false")
-        plan = HANDLERS[entry.model](self, entry)
+        plan = handler_for(entry.model)(self, entry)
         _check_column_sizes(plan)
         existing = self._find(plan)
         refused_before = self._ceiling_refusal(existing)  # judged on the row as it is now
@@ -359,13 +358,14 @@ class Importer:
         model = self.resolve(tag.model, path)
         if not isinstance(model, str):
             raise EntryError(f"{path}: !Find expects a model name first, such as authentik_flows.flow.")
-        lookup = FIND_FIELDS.get(model) or (FIND_FIELDS["stage"] if model in STAGE_MODELS else None)
+        stage_type = by_model(model)
+        lookup = FIND_FIELDS.get(model) or (FIND_FIELDS["stage"] if stage_type else None)
         if lookup is None:
             raise EntryError(f"{path}: !Find cannot look up {model!r}.")
         cls, fields = lookup
         query = select(cls)
-        if model in STAGE_MODELS:
-            query = query.filter_by(type=STAGE_MODELS[model])
+        if stage_type is not None:
+            query = query.filter_by(type=stage_type.type_name)
         for pair in tag.query:
             if len(pair) != 2:
                 raise EntryError(f"{path}: !Find expects [field, value] pairs.")

@@ -201,10 +201,12 @@ BlueprintLoader.add_multi_constructor("!", _construct_unknown)
 
 
 class BlueprintDumper(yaml.SafeDumper):
-    """Writes `!KeyOf` back as authentik expects it."""
+    """Writes `!KeyOf` and `!Find` back as authentik expects them."""
 
 
 BlueprintDumper.add_representer(KeyOf, lambda dumper, k: dumper.represent_scalar("!KeyOf", k.ref))
+BlueprintDumper.add_representer(Find, lambda dumper, f: dumper.represent_sequence(
+    "!Find", [f.model, *(list(pair) for pair in f.query)]))
 
 
 class BlueprintError(Exception):
