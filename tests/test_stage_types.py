@@ -221,3 +221,26 @@ entries:
         terms = db.session.scalar(select(Stage).filter_by(name="terms"))
         assert terms.options == {"consent_text": "Be nice."}
         assert db.session.scalar(select(Stage).filter_by(name="login")).options == {}
+
+
+def test_stages_hand_notices_to_the_step_not_to_flash(app):
+    """Driven without HTTP: the email stage's problem travels on the Step."""
+    from datetime import timedelta
+
+    from portal.flows import executor
+    from portal.flows.executor import FlowExecutor
+
+    from .flowkit import make_flow
+
+    make_flow(app, "notices", [{"type": "email", "name": "mail"}])
+    with app.app_context():
+        app.config["MAIL_SERVER"] = ""
+        flow = db.session.scalar(select(Flow).filter_by(slug="notices"))
+        session, _ = executor.start(flow, None, current_user=None, lifetime=timedelta(hours=1))
+        session.prompt_data = {"email": "vera@example.com"}
+        db.session.commit()
+        step = FlowExecutor(session, base_url="http://portal.test").step()
+        assert step.kind == "page"
+        assert step.notices == [("error", "This portal cannot send email yet. Ask the person who "
+                                          "invited you to configure its mail server, then open "
+                                          "your link again.")]
