@@ -178,7 +178,7 @@ def blueprints_cli() -> None:
 def blueprints_import(file: str, dry_run: bool, context: tuple[str, ...]) -> None:
     """Import FILE, all or nothing, and list what was created, updated, deleted or skipped."""
     from .access import Grants
-    from .flows.blueprint_io import import_blueprint
+    from .flows.blueprints import import_blueprint
 
     values = {}
     for pair in context:
@@ -207,7 +207,7 @@ def blueprints_import(file: str, dry_run: bool, context: tuple[str, ...]) -> Non
         raise click.ClickException("Nothing was imported.")
     if not dry_run:
         from .audit import record_import
-        from .flows.blueprint_io import flow_by_slug
+        from .flows.blueprints import flow_by_slug
 
         record_import([f for f in map(flow_by_slug, report.flow_slugs) if f], report)
     for warning in report.warnings:
@@ -222,7 +222,7 @@ def blueprints_import(file: str, dry_run: bool, context: tuple[str, ...]) -> Non
               help="Write to this file instead of standard output.")
 def blueprints_export(slug: str, output: str | None) -> None:
     """Export the flow SLUG as blueprint YAML."""
-    from .flows.blueprint_io import BlueprintError, export_flow, flow_by_slug
+    from .flows.blueprints import BlueprintError, export_flow, flow_by_slug
 
     flow = flow_by_slug(slug)
     if flow is None:

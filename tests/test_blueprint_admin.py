@@ -10,7 +10,7 @@ import yaml
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.flows.blueprint_io import BlueprintLoader, flow_by_slug
+from portal.flows.blueprints import BlueprintLoader, flow_by_slug
 from portal.models import Flow, Group, Invitation
 
 from .blueprint_helpers import BLUEPRINTS, blueprint_text, empty_database, needs_blueprints, row_counts

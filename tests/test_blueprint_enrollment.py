@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.flows.blueprint_io import import_blueprint
+from portal.flows.blueprints import import_blueprint
 from portal.invitations import service
 from portal.models import Invitation, User
 
@@ -167,7 +167,7 @@ def test_email_verification_flow_activates_the_account(tmp_path, smtp):  # noqa:
 
         [(recipients, message)] = smtp.messages
         assert recipients == ["vera@example.com"]
-        verify = re.search(r"http://portal\.test(/\S+/verify-email\?token=\S+)", text_of(message))
+        verify = re.search(r"http://portal\.test(/\S+/stage/\d+/verify\?token=\S+)", text_of(message))
         for _ in range(2):  # opening the link (a mail scanner, a preview) uses nothing up
             assert "Confirm my address" in client.get(verify.group(1)).get_data(as_text=True)
         assert _user(app, "vera")["active"] is False

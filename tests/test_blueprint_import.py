@@ -9,7 +9,7 @@ import yaml
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.flows.blueprint_io import BlueprintLoader, export_flow, flow_by_slug, import_blueprint
+from portal.flows.blueprints import BlueprintLoader, export_flow, flow_by_slug, import_blueprint
 from portal.invitations import service
 from portal.models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage
 
@@ -497,7 +497,7 @@ def test_round_trip_keeps_every_setting(app):
                     authentication="none")
         stages = [
             Stage(name="ask", type="prompt", options={}, prompts=[colour, terms]),
-            Stage(name="consent", type="consent", options={"mode": "always_require"}),
+            Stage(name="consent", type="consent", options={"consent_text": "Be nice."}),
             Stage(name="mail", type="email", options={"token_expiry": "minutes=30", "subject": "Hi"}),
             Stage(name="write", type="user_write", options={"create_users_group": None,
                                                              "create_users_as_inactive": True}),

@@ -147,7 +147,7 @@ def _laughs_blueprint(levels: int = 9, fan: int = 9) -> str:
 
 
 def _refused_quickly(app, text: str) -> list[str]:
-    from portal.flows.blueprint_io import import_blueprint
+    from portal.flows.blueprints import import_blueprint
 
     from .blueprint_helpers import OPERATOR, row_counts
 
@@ -201,9 +201,12 @@ BIG = "&big " + "x" * 9000
      "entry 1 (authentik_stages_prompt.prompt): placeholder: !Format gives more than 10000 "
      "characters."),
     ("  - model: authentik_stages_deny.denystage\n    identifiers: {name: d}\n"
-     f"    attrs: {{deny_message: {BIG}, a: *big, b: *big, c: *big, d: *big, e: *big, f: *big, "
-     "g: *big}\n",
-     "entry 1 (authentik_stages_deny.denystage): options: larger than 64 kB."),
+     f"    attrs: {{deny_message: {BIG}}}\n",
+     "entry 1 (authentik_stages_deny.denystage): deny_message: longer than 5000 characters."),
+    # Each option within its bound, the stage's options together beyond the JSON column's.
+    ("  - model: authentik_stages_consent.consentstage\n    identifiers: {name: c}\n"
+     f"    attrs: {{consent_text: {'x' * 70_000}}}\n",
+     "entry 1 (authentik_stages_consent.consentstage): options: larger than 64 kB."),
 ])
 def test_hostile_entries_are_refused_with_the_entry_named(app, entry, error):
     assert _refused_quickly(app, f"version: 1\nentries:\n{entry}") == [error]
@@ -228,7 +231,7 @@ def test_a_billion_laughs_upload_is_refused_on_the_import_page(app, client, auth
 
 
 def test_modest_aliases_and_formats_still_import(app):
-    from portal.flows.blueprint_io import import_blueprint
+    from portal.flows.blueprints import import_blueprint
     from portal.models import Group
 
     from .blueprint_helpers import OPERATOR
@@ -248,7 +251,7 @@ def test_modest_aliases_and_formats_still_import(app):
 
 
 def test_an_oversized_post_gets_the_friendly_413_page_at_once(app, client):
-    from portal.flows.blueprint_io import MAX_BLUEPRINT_BYTES
+    from portal.flows.blueprints import MAX_BLUEPRINT_BYTES
     from portal.flows.prompts import FILE_MAX_SIZE_LIMIT
 
     from .test_prompt_types import file_flow, post, upload

@@ -42,7 +42,7 @@ class Inbox(SmtpServer):
 
     def link(self, index=-1) -> str:
         text = text_of(self.messages[index])
-        return re.search(r"http://\S+/verify-email\?token=\S+", text).group(0)
+        return re.search(r"http://\S+/stage/\d+/verify\?token=\S+", text).group(0)
 
 
 @pytest.fixture
@@ -349,3 +349,31 @@ def test_send_again_checks_the_flows_sign_in_like_every_page(mail_app, smtp):
     page = thief.post("/if/flow/default-enrollment-flow/email/resend", data={"csrf_token": token})
     assert page.status_code == 403 and "Sign in required" in page.get_data(as_text=True)
     assert len(smtp.messages) == 1
+
+
+def test_send_again_is_the_stage_action_of_the_binding(mail_app, smtp):
+    """The waiting page's "Send again" posts to the one stage-action route, for its binding."""
+    mail_app.config["EMAIL_RESEND_MIN_INTERVAL"] = 0
+    client = mail_app.test_client()
+    reach_email_stage(mail_app, client)
+    page = client.get(FLOW_URL).get_data(as_text=True)
+    action = re.search(r'action="(/if/flow/default-enrollment-flow/stage/(\d+)/resend)"', page)
+    assert action is not None, page
+    sent = submit(client, action.group(1), {}, page_url=FLOW_URL).get_data(as_text=True)
+    assert "A new email is on its way to vera@example.com" in sent and len(smtp.messages) == 2
+    # The link in the email names the same binding.
+    assert re.search(rf"/stage/{action.group(2)}/verify\?token=", smtp.link())
+    # An action the stage does not declare does not exist.
+    assert client.post(f"/if/flow/default-enrollment-flow/stage/{action.group(2)}/delete",
+                       data={"csrf_token": csrf_from(page)}).status_code == 404
+
+
+def test_links_of_earlier_releases_still_confirm(mail_app, smtp):
+    """Emails already sent point at /if/flow/<slug>/verify-email?token=...: that still works."""
+    client = mail_app.test_client()
+    reach_email_stage(mail_app, client)
+    token = re.search(r"\?token=(\S+)", smtp.link()).group(1)
+    old = f"{FLOW_URL}verify-email?token={token}"
+    assert "Confirm my address" in mail_app.test_client().get(old).get_data(as_text=True)
+    assert submit(client, old, {}).request.path == "/account/"
+    assert user(mail_app).active is True

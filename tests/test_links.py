@@ -149,7 +149,7 @@ def test_verification_email_never_links_to_the_requests_host(mail_app, smtp):  #
     [(recipients, message)] = smtp.messages
     assert recipients == ["vera@example.com"]
     [link] = links_in(message)
-    assert re.fullmatch(r"http://portal\.test/if/flow/default-enrollment-flow/verify-email\?token=\S+",
+    assert re.fullmatch(r"http://portal\.test/if/flow/default-enrollment-flow/stage/\d+/verify\?token=\S+",
                         link), link
     assert HOSTILE not in message.as_string()
 

@@ -236,7 +236,7 @@ MALFORMED = {
 
 @pytest.mark.parametrize("case", MALFORMED)
 def test_a_malformed_blueprint_is_reported_and_writes_nothing(app, case):
-    from portal.flows.blueprint_io import import_blueprint
+    from portal.flows.blueprints import import_blueprint
 
     text, reason = MALFORMED[case]
     with app.app_context():

@@ -17,7 +17,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 
 from ..audit import record_import
 from ..extensions import db
-from ..flows.blueprint_io import MAX_BLUEPRINT_BYTES, BlueprintError, export_flow, import_blueprint
+from ..flows.blueprints import MAX_BLUEPRINT_BYTES, BlueprintError, export_flow, import_blueprint
 from ..models import Flow
 from . import bp, client_ip, grants, manage_flows
 

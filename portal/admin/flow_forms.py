@@ -1,8 +1,5 @@
-"""Forms of the flow editor: flows, bindings (with their condition), stages per type, prompts.
-
-Stage options are kept under authentik's attribute names, so imported and hand-made stages
-look the same and export back unchanged.
-"""
+"""Forms of the flow editor: flows, bindings (with their condition), prompts. The stage form
+is built from the stage types' declarations (admin/stage_forms.py)."""
 
 from __future__ import annotations
 
@@ -14,11 +11,9 @@ from wtforms import (
     BooleanField,
     IntegerField,
     SelectField,
-    SelectMultipleField,
     StringField,
     SubmitField,
     TextAreaField,
-    widgets,
 )
 from wtforms.validators import (
     DataRequired,
@@ -33,10 +28,7 @@ from wtforms.validators import (
 from ..extensions import db
 from ..flows.planner import CONDITION_TYPES, ConditionError, validate_condition
 from ..flows.prompts import CHOICE_TYPES, FILE_MAX_SIZE_DEFAULT, FILE_MAX_SIZE_LIMIT, PROMPT_TYPES, as_choices
-from ..flows.stages import STAGE_TYPES
-from ..flows.stages.email import DEFAULT_EXPIRY, TEMPLATES, parse_expiry
-from ..forms import Email
-from ..models import Flow, FlowAuthentication, FlowDesignation, Prompt, Stage, UserType
+from ..models import Flow, FlowAuthentication, FlowDesignation, Prompt
 
 ANSWER_CONDITIONS = ("prompt_equals", "prompt_in", "email_domain_in")
 ORDER_RANGE = NumberRange(min=-(2**31), max=2**31 - 1, message="Enter a whole number.")
@@ -189,144 +181,6 @@ class BindingForm(FlaskForm):
         return {"order": self.order.data, "condition": self.condition,
                 "evaluate_on_plan": self.evaluate_on_plan.data,
                 "re_evaluate_policies": self.re_evaluate_policies.data}
-
-
-# -- stages ----------------------------------------------------------------------------------
-
-class StageForm(EditorForm):
-    """Fields every stage has; subclasses add their type's options (OPTIONS names the fields)."""
-
-    OPTIONS: tuple[str, ...] = ()
-
-    name = StringField("Name", validators=[DataRequired(), Length(max=255),
-                                           Unique(Stage, "name", "Another stage has this name.")])
-    submit = SubmitField("Save")
-
-    def load(self, stage: Stage) -> None:
-        self.name.data = stage.name
-        for key in self.OPTIONS:
-            if key in (stage.options or {}):
-                self[key].data = stage.options[key]
-
-    def options(self, previous: dict | None = None) -> dict:
-        """The stage's options: this form's fields over what was there (unknown keys are kept)."""
-        values = {key: self[key].data for key in self.OPTIONS}
-        for key, value in values.items():
-            if isinstance(self[key], StringField):
-                values[key] = (value or "").strip()
-        return {**(previous or {}), **values}
-
-
-class InvitationStageForm(StageForm):
-    OPTIONS = ("continue_flow_without_invitation",)
-    continue_flow_without_invitation = BooleanField(
-        "Continue without an invitation",
-        description="Off: the flow needs a valid invitation. On: visitors without one may go on.")
-
-
-class PromptStageForm(StageForm):
-    fields = SelectMultipleField("Fields", coerce=int, widget=widgets.ListWidget(prefix_label=False),
-                                 option_widget=widgets.CheckboxInput(),
-                                 description="The prompts this page shows, in their own order.")
-
-    def __init__(self, *args, prompts=(), **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields.choices = [(p.id, f"{p.name} — {p.field_key} ({p.type})") for p in prompts]
-
-    def load(self, stage: Stage) -> None:
-        super().load(stage)
-        self.fields.data = [p.id for p in stage.prompts]
-
-
-class UserWriteStageForm(StageForm):
-    OPTIONS = ("create_users_as_inactive", "create_users_group", "user_type", "user_path_template")
-    create_users_as_inactive = BooleanField(
-        "Create users as inactive",
-        description="They cannot sign in until activated (e.g. by an email verification stage).")
-    create_users_group = SelectField("Add new users to group", coerce=lambda v: int(v) if v else None)
-    user_type = SelectField("User type", choices=as_choices((c, c.capitalize()) for c in UserType.CHOICES))
-    user_path_template = StringField(
-        "User path", validators=[Length(max=255), Regexp(r"^$|^(?!.*(^|/)\.\.?(/|$))[\w.-]+(/[\w.-]+)*$",
-                                                         message="Use a path such as users/internal.")],
-        description="Where new users are filed, e.g. users/internal/engineering. Default: users.")
-
-    def __init__(self, *args, groups=(), **kwargs):
-        """`groups`: those the admin may give new users (see access.assignable_groups); any other
-        choice, even a forged one, fails validation."""
-        super().__init__(*args, **kwargs)
-        self.create_users_group.choices = [("", "— none —"), *((g.id, g.name) for g in groups)]
-
-    def options(self, previous=None) -> dict:
-        options = super().options(previous)
-        options.setdefault("user_creation_mode", "always_create")
-        options["user_path_template"] = (options["user_path_template"] or "").strip()
-        return options
-
-
-class UserLoginStageForm(StageForm):
-    pass
-
-
-class EmailStageForm(StageForm):
-    OPTIONS = ("subject", "template", "token_expiry", "activate_user_on_success",
-               "use_global_settings", "from_address")
-    subject = StringField("Subject", validators=[DataRequired(), Length(max=255)],
-                          default="Confirm your email address")
-    template = SelectField("Template", choices=as_choices(TEMPLATES.items()))
-    token_expiry = StringField(
-        "Link lifetime", default=DEFAULT_EXPIRY, validators=[DataRequired()],
-        description="authentik's format, e.g. minutes=30 or hours=1;minutes=30 (or PT30M).")
-    activate_user_on_success = BooleanField("Activate the account when the link is opened",
-                                            default=True)
-    use_global_settings = BooleanField(
-        "Use the portal's mail settings", default=True,
-        description="The SMTP server is always the portal's (MAIL_SERVER); off, the sender below "
-                    "is used.")
-    from_address = StringField("Sender address", validators=[Optional(), Length(max=320), Email()])
-
-    def load(self, stage: Stage) -> None:
-        super().load(stage)
-        if isinstance(self.token_expiry.data, (int, float)):  # older authentik files: minutes
-            self.token_expiry.data = f"minutes={self.token_expiry.data}"
-        if self.template.data not in TEMPLATES:
-            self.template.data = next(iter(TEMPLATES))
-
-    def validate_token_expiry(self, field):
-        try:
-            parse_expiry(field.data)
-        except ValueError as exc:
-            raise ValidationError(f"{exc}.") from None
-
-
-class ConsentStageForm(StageForm):
-    OPTIONS = ("consent_title", "consent_text", "consent_version", "checkbox_label")
-    consent_title = StringField("Heading", validators=[Length(max=255)], default="Terms of use")
-    consent_text = TextAreaField("Text to accept", validators=[DataRequired(), Length(max=100_000)],
-                                 render_kw={"rows": 12})
-    consent_version = StringField(
-        "Version", validators=[Length(max=100)],
-        description="Stored with each acceptance. Empty: derived from the text, so every edit "
-                    "counts as a new version.")
-    checkbox_label = StringField("Checkbox label", validators=[Length(max=255)],
-                                 default="I have read and accept these terms.")
-
-
-class DenyStageForm(StageForm):
-    OPTIONS = ("deny_message",)
-    deny_message = TextAreaField("Message", validators=[Length(max=5000)], render_kw={"rows": 4},
-                                 description="What the visitor reads when the flow ends here.")
-
-
-STAGE_FORMS: dict[str, type[StageForm]] = {
-    "invitation": InvitationStageForm,
-    "prompt": PromptStageForm,
-    "user_write": UserWriteStageForm,
-    "user_login": UserLoginStageForm,
-    "email": EmailStageForm,
-    "consent": ConsentStageForm,
-    "deny": DenyStageForm,
-}
-assert set(STAGE_FORMS) == set(STAGE_TYPES), "every stage type needs an admin form"
 
 
 # -- prompts ---------------------------------------------------------------------------------

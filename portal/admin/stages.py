@@ -1,29 +1,22 @@
-"""Stages of every type: a form per type's options."""
+"""Stages of every type: the form is built from the type's declared options (no per-type code)."""
 
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 
-from ..access import assignable_groups, check_flow_change
+from ..access import check_flow_change
 from ..extensions import db
 from ..flows import editor
 from ..flows.stages import STAGE_TYPES
-from ..models import FlowStageBinding, Prompt, Stage
+from ..models import FlowStageBinding, Stage
 from ..numbers import db_int
 from . import bp, grants, manage_flows
 from .editing import confirm_delete
-from .flow_forms import STAGE_FORMS, PromptStageForm, UserWriteStageForm
+from .stage_forms import FormNeeds, stage_form
 
 
 def _form_for(kind: str, stage: Stage | None = None):
-    cls = STAGE_FORMS.get(kind) or abort(404)
-    extra = {}
-    if cls is PromptStageForm:
-        extra["prompts"] = db.session.scalars(select(Prompt).order_by(Prompt.name)).all()
-    if cls is UserWriteStageForm:
-        # Only groups the admin may give; a stage already giving another one is not theirs to
-        # edit at all (the privilege ceiling refuses it before the form is built).
-        extra["groups"] = assignable_groups(grants())
-    return cls(instance=stage, **extra)
+    stage_type = STAGE_TYPES.get(kind) or abort(404)
+    return stage_form(stage_type, FormNeeds(grants()), instance=stage)
 
 
 def _check_new_options(kind: str, form, stage: Stage | None = None) -> None:
@@ -33,10 +26,7 @@ def _check_new_options(kind: str, form, stage: Stage | None = None) -> None:
 
 
 def _save(stage: Stage, form) -> None:
-    stage.name = form.name.data.strip()
-    stage.options = form.options(stage.options)
-    if isinstance(form, PromptStageForm):
-        editor.save_prompt_stage_fields(stage, form.fields.data or [])
+    form.apply(stage)
     db.session.commit()
 
 
@@ -78,7 +68,7 @@ def stage_create(kind: str):
 @manage_flows
 def stage_edit(stage_id: int):
     stage = db.get_or_404(Stage, stage_id)
-    if stage.type not in STAGE_FORMS:
+    if stage.type not in STAGE_TYPES:
         abort(404)
     check_flow_change(grants(), stages=[stage])  # it, and every flow using it, within the ceiling
     form = _form_for(stage.type, stage)

@@ -38,6 +38,14 @@ class FlowContext:
     outbox_ids: list[int] = field(default_factory=list)
     # The visitor's address, for the audit log (set by the web layer; the engine knows no HTTP).
     client_ip: str | None = None
+    # Where absolute links (in emails) point: the web layer passes portal.urls.base_url().
+    base_url: str = ""
+    # Messages for the visitor ("a new email is on its way"), as (category, text); the executor
+    # puts them on the Step and the web layer shows them. Stages never call flash().
+    notices: list[tuple[str, str]] = field(default_factory=list)
+
+    def notify(self, text: str, category: str = "info") -> None:
+        self.notices.append((category, text))
 
     @property
     def prompt_data(self) -> dict:

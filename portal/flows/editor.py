@@ -80,7 +80,3 @@ def move_binding(binding: FlowStageBinding, direction: int) -> bool:
     db.session.commit()
     db.session.expire(flow, ["bindings"])
     return True
-
-
-def save_prompt_stage_fields(stage: Stage, prompt_ids: list[int]) -> None:
-    stage.prompts = list(db.session.scalars(select(Prompt).where(Prompt.id.in_(prompt_ids))))

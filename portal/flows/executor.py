@@ -41,6 +41,7 @@ class Step:
     status: int = 200
     login_user_id: int | None = None
     user_id: int | None = None
+    notices: list[tuple[str, str]] = field(default_factory=list)  # (category, text) to show
 
 
 def start(
@@ -99,9 +100,10 @@ def load(key: str | None, flow: Flow) -> FlowSession | None:
 
 class FlowExecutor:
     def __init__(self, session: FlowSession, *, current_user: User | None = None,
-                 superuser: bool = False) -> None:
+                 superuser: bool = False, base_url: str = "", client_ip: str | None = None) -> None:
         """`superuser`: the visitor's grants make them a superuser (by their own flag or a group);
-        the caller knows, and flows that require a superuser need it."""
+        the caller knows, and flows that require a superuser need it. `base_url`: where links in
+        emails point (the web layer passes portal.urls.base_url())."""
         self.session = session
         self.stored = not inspect(session).transient  # see start(store=False)
         self.on_store: Callable[[], None] | None = None  # the web layer remembers the key then
@@ -110,6 +112,7 @@ class FlowExecutor:
         self.ctx = FlowContext(
             flow=self.flow, session=session,
             current_user_id=current_user.id if current_user else None,
+            base_url=base_url, client_ip=client_ip,
         )
         self._bindings = {
             b.id: b for b in db.session.scalars(
@@ -122,6 +125,13 @@ class FlowExecutor:
 
     def step(self) -> Step:
         """Advance through stages that need no page, and describe where the invitee is."""
+        return self._with_notices(self._step())
+
+    def _with_notices(self, step: Step) -> Step:
+        step.notices, self.ctx.notices = [*self.ctx.notices, *step.notices], []
+        return step
+
+    def _step(self) -> Step:
         denied = self._check_authentication()
         if denied:
             return self._deny(denied)
@@ -180,9 +190,9 @@ class FlowExecutor:
                 if key in form._fields:
                     form[key].errors = list(messages)
             db.session.commit()
-            return self._page(stage, form, binding, result.errors)
+            return self._with_notices(self._page(stage, form, binding, result.errors))
         if isinstance(result, Deny):
-            return self._deny(result)
+            return self._with_notices(self._deny(result))
         self._advance()
         return self.step()
 

@@ -23,11 +23,13 @@ from ..flows import executor
 from ..flows.executor import FlowExecutor, Step
 from ..flows.planner import ConditionError
 from ..flows.prompts import DISPLAY_TYPES
-from ..flows.stages import email as email_stage
+from ..flows.stages import STAGE_TYPES, ActionRequest, ActionResult
+from ..flows.stages.email import EmailStage
 from ..invitations.service import usable_invitation_digest
 from ..mail.web import deliver_on_close
-from ..models import Flow, User
+from ..models import Flow, FlowStageBinding, User
 from ..security.headers import no_referrer
+from ..urls import base_url
 
 bp = Blueprint("wizard", __name__)
 
@@ -81,8 +83,8 @@ def _start(flow: Flow, token: str | None, token_digest: str | None = None):
 
 def _executor(flow_session) -> FlowExecutor:
     visitor = _visitor()
-    wizard = FlowExecutor(flow_session, current_user=visitor, superuser=grants_for(visitor).superuser)
-    wizard.ctx.client_ip = request.remote_addr
+    wizard = FlowExecutor(flow_session, current_user=visitor, superuser=grants_for(visitor).superuser,
+                          base_url=base_url(), client_ip=request.remote_addr)
     g.flow_ctx = wizard.ctx
     return wizard
 
@@ -177,58 +179,100 @@ def _flow(slug: str):
     return _render(flow, wizard.step())
 
 
+def _limited_action() -> bool:
+    """The stage action of this request counts against the "send again" limit."""
+    binding = db.session.get(FlowStageBinding, (request.view_args or {}).get("binding_id") or 0)
+    stage_type = STAGE_TYPES.get(binding.stage.type) if binding is not None else None
+    action = stage_type.action((request.view_args or {}).get("action", "")) if stage_type else None
+    return bool(action and action.rate_limited)
+
+
+@bp.route("/if/flow/<slug>/stage/<int:binding_id>/<action>", methods=["GET", "POST"])
+@no_referrer
+@ratelimits.email_resend(exempt_when=lambda: not _limited_action())
+def stage_action(slug: str, binding_id: int, action: str):
+    """One route for every stage type's own actions (the email stage's "send again" and its
+    link): the binding names the stage, its type declares the action, the action answers."""
+    flow = _get_flow(slug)
+    binding = db.session.get(FlowStageBinding, binding_id) if flow else None
+    if flow is None or binding is None or binding.flow_id != flow.id:
+        return render_error(404, "This sign-up page does not exist",
+                            "Check the link, or ask the person who invited you for a new one.")
+    return _run_action(flow, binding, action)
+
+
+def _run_action(flow: Flow, binding: FlowStageBinding, name: str):
+    stage_type = STAGE_TYPES.get(binding.stage.type)
+    action = stage_type.action(name) if stage_type else None
+    if action is None or request.method not in action.methods:
+        abort(404 if action is None else 405)
+    flow_session = executor.load(_key(flow.slug), flow)
+    wizard = _executor(flow_session) if flow_session is not None else None
+    stage = None
+    if wizard is not None:
+        refused = wizard.refusal()  # a copied cookie whose sign-in ended acts on nothing
+        if refused is not None:
+            return _render(flow, refused)
+        stage = wizard.current_stage()
+        if wizard.ctx.binding is None or wizard.ctx.binding.id != binding.id:
+            stage = None
+    if action.needs_session:
+        if flow_session is None:
+            return render_error(400, "Your sign-up session has ended",
+                                "Open your invitation link again to start over.")
+        if stage is None:  # the visitor has moved on (another tab): back to where they are
+            return redirect(url_for("wizard.flow", slug=flow.slug))
+    if stage is None:
+        stage = stage_type(binding.stage)
+    result = action.handler(stage, ActionRequest(
+        method=request.method, args=request.args.to_dict(), form=request.form.to_dict(),
+        ctx=wizard.ctx if wizard is not None else None))
+    return _render_action(flow, result)
+
+
+def _render_action(flow: Flow, result: ActionResult):
+    for category, text in result.notices:
+        flash(text, category)
+    if result.kind == "back":
+        return redirect(url_for("wizard.flow", slug=flow.slug))
+    if result.kind == "error":
+        return render_error(result.status, result.title, result.message)
+    return render_template(result.template, flow=flow, **result.values), result.status
+
+
+# Addresses of earlier releases, kept because emails already sent contain them: served by the
+# same actions, with the binding found from the visitor's flow session or the flow's email stage.
+
+
 @bp.route("/if/flow/<slug>/email/resend", methods=["POST"])
 @ratelimits.email_resend()
 def email_resend(slug: str):
-    """Send the verification email again (rate limited, and no sooner than a minimum interval)."""
     flow = _get_flow(slug)
     flow_session = executor.load(_key(slug), flow) if flow else None
     if flow_session is None:
         return render_error(400, "Your sign-up session has ended",
                             "Open your invitation link again to start over.")
     wizard = _executor(flow_session)
-    refused = wizard.refusal()  # a copied cookie whose sign-in ended sends nothing
-    if refused is not None:
-        return _render(flow, refused)
-    stage = wizard.current_stage()
-    if isinstance(stage, email_stage.EmailStage):
-        flash(stage.resend(wizard.ctx), "info")
-    return redirect(url_for("wizard.flow", slug=slug))
+    if not isinstance(wizard.current_stage(), EmailStage):
+        return redirect(url_for("wizard.flow", slug=slug))
+    return _run_action(flow, wizard.ctx.binding, "resend")
 
 
 @bp.route("/if/flow/<slug>/verify-email", methods=["GET", "POST"])
 @no_referrer
 def verify_email(slug: str):
-    """The link from the verification email. Opening it (GET) only shows a "Confirm my address"
-    button, as an invitation link only reads: mail scanners and link previews open links and
-    must not use them up. The button's POST (CSRF-checked like every form) confirms the address,
-    then continues the flow."""
-    token = request.args.get("token")
     flow = _get_flow(slug)
-    if flow is None:
+    binding = next((b for b in flow.bindings if b.stage.type == EmailStage.type_name),
+                   None) if flow else None
+    if binding is None:
         return render_error(404, "This sign-up page does not exist",
                             "Check the link, or ask the person who invited you for a new one.")
-    if request.method == "GET":
-        address = email_stage.address_to_confirm(token)
-        if address is None:
-            return _verification_link_gone()
-        return render_template("flow/verify_email.html", flow=flow, address=address)
-    result = email_stage.verify(token)
-    if not result.ok:
-        return _verification_link_gone()
-    mine = executor.load(_key(slug), flow)
-    if mine is not None and result.flow_session is not None and mine.id == result.flow_session.id:
-        flash("Your email address is confirmed.", "success")
-        return redirect(url_for("wizard.flow", slug=slug))
-    return render_template("flow/verified.html", flow=flow, result=result)
-
-
-def _verification_link_gone():
-    return render_error(410, "This link has expired or was already used",
-                        "Go back to the sign-up page and choose “Send again” for a new link.")
+    return _run_action(flow, binding, "verify")
 
 
 def _render(flow: Flow, step: Step):
+    for category, text in step.notices:  # the stages' notices, shown on this page or the next
+        flash(text, category)
     if step.kind == "denied":
         return render_template("flow/denied.html", flow=flow, step=step), step.status
     if step.kind == "done":

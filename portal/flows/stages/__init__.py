@@ -1,29 +1,26 @@
-"""Registry of stage types: adding a type means adding a module and listing it here."""
+"""Registry of stage types: adding a type means adding a module and one `register` line here."""
 
 from __future__ import annotations
 
-from .base import Deny, Next, Result, Retry, StageType
+from .base import ActionRequest, ActionResult, Deny, Next, Result, Retry, StageAction, StageType
 from .consent import ConsentStage
 from .deny import DenyStage
 from .email import EmailStage
 from .invitation import InvitationStage
+from .options import Option
 from .prompt import PromptStage
+from .registry import STAGE_TYPES, by_model, register, stage_type_for, unregister
 from .user_login import UserLoginStage
 from .user_write import UserWriteStage
 
-STAGE_TYPES: dict[str, type[StageType]] = {
-    cls.type_name: cls for cls in (
-        InvitationStage, PromptStage, UserWriteStage, UserLoginStage, EmailStage, ConsentStage,
-        DenyStage,
-    )
-}
+register(InvitationStage)
+register(PromptStage)
+register(UserWriteStage)
+register(UserLoginStage)
+register(EmailStage)
+register(ConsentStage)
+register(DenyStage)
 
-
-def stage_type_for(stage) -> StageType:
-    try:
-        return STAGE_TYPES[stage.type](stage)
-    except KeyError:
-        raise LookupError(f"unknown stage type {stage.type!r}") from None
-
-
-__all__ = ["STAGE_TYPES", "Deny", "Next", "Result", "Retry", "StageType", "stage_type_for"]
+__all__ = ["STAGE_TYPES", "ActionRequest", "ActionResult", "Deny", "Next", "Option", "Result",
+           "Retry", "StageAction", "StageType", "by_model", "register", "stage_type_for",
+           "unregister"]

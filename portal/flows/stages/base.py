@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar
+
+from .options import Option
 
 if TYPE_CHECKING:
     from ..context import FlowContext
@@ -34,13 +37,74 @@ class Deny:
 Result = Next | Retry | Deny
 
 
+@dataclass
+class ActionRequest:
+    """What a stage action is given: the request's method and values, and the visitor's own
+    flow context when they have a flow session for this flow (None otherwise)."""
+
+    method: str
+    args: dict
+    form: dict
+    ctx: FlowContext | None = None
+
+
+@dataclass
+class ActionResult:
+    """What a stage action answers: back to the flow's page (with notices), a page of its own,
+    or an error page. The web layer renders it."""
+
+    kind: str  # "back" | "page" | "error"
+    template: str = ""
+    values: dict = field(default_factory=dict)
+    status: int = 200
+    title: str = ""
+    message: str = ""
+    notices: list[tuple[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def back(cls, notice: tuple[str, str] | None = None) -> ActionResult:
+        return cls("back", notices=[notice] if notice else [])
+
+    @classmethod
+    def page(cls, template: str, **values) -> ActionResult:
+        return cls("page", template=template, values=values)
+
+    @classmethod
+    def error(cls, status: int, title: str, message: str) -> ActionResult:
+        return cls("error", status=status, title=title, message=message)
+
+
+@dataclass(frozen=True)
+class StageAction:
+    """Something a stage type does outside its page's own POST (the email stage's "send again"
+    and its verification link), served by the one route /if/flow/<slug>/stage/<binding>/<name>.
+
+    `handler(stage, request)` gets the StageType bound to the binding and an ActionRequest
+    (portal.flows.actions) and returns an ActionResult; it knows no HTTP either."""
+
+    name: str
+    handler: Callable
+    methods: tuple[str, ...] = ("POST",)
+    # The visitor must be on this binding in their own flow session (else the action is refused).
+    needs_session: bool = True
+    rate_limited: bool = False  # counted against the "send the email again" limit
+
+
 class StageType:
     """Base class for stage types. Interactive stages implement `form` and `submit`;
-    the others implement `run`, which is called when the flow reaches them."""
+    the others implement `run`, which is called when the flow reaches them.
+
+    A subclass declares, as data: its name and label, its authentik model, its options (see
+    options.Option: the admin form, the blueprint mapping and the import report come from them),
+    its actions, and hooks such as `after_user_created`."""
 
     type_name: ClassVar[str]
     label: ClassVar[str]
     description: ClassVar[str] = ""  # one line for the admin's "create a stage" page
+    # authentik's model name for this stage type, e.g. authentik_stages_deny.denystage.
+    model: ClassVar[str]
+    declared_options: ClassVar[tuple[Option, ...]] = ()
+    actions: ClassVar[tuple[StageAction, ...]] = ()
     interactive: ClassVar[bool] = False
     template: ClassVar[str | None] = None
     # Running this stage (or showing its page) writes rows that belong to the flow session, or
@@ -61,10 +125,30 @@ class StageType:
     def submit(self, ctx: FlowContext, form) -> Result:  # pragma: no cover - interface
         raise NotImplementedError
 
+    @classmethod
+    def option(cls, key: str) -> Option:
+        return next(o for o in cls.declared_options if o.key == key)
+
+    @classmethod
+    def action(cls, name: str) -> StageAction | None:
+        return next((a for a in cls.actions if a.name == name), None)
+
     def assigned_groups(self) -> list:
         """Groups this stage puts people in: what the privilege ceiling (portal.access.ceiling)
-        weighs before an admin may bind or change it. Most stages assign none."""
-        return []
+        weighs before an admin may bind or change it. Derived from the options declared with
+        `assigns=True` (most stages have none)."""
+        groups = []
+        for option in self.declared_options:
+            if option.assigns:
+                group = option.kind.row(self.options.get(option.key))
+                if group is not None and group not in groups:
+                    groups.append(group)
+        return groups
+
+    @classmethod
+    def after_user_created(cls, ctx: FlowContext, user) -> None:
+        """Called by the stage that creates the account, for every stage type bound in the flow,
+        in the same transaction: a type attaches what it collected before the user existed."""
 
     def field_keys(self) -> set[str]:
         """Field keys this stage asks for; used to send the invitee back to the right page."""

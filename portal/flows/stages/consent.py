@@ -1,19 +1,21 @@
 """Consent stage: a text (terms, a policy) the invitee accepts with a checkbox.
 
 Each acceptance is a ConsentRecord with its time and the text's version; the user is attached
-by the user-write stage when the account is created later in the flow.
+(`after_user_created`) when the account is created later in the flow.
 """
 
 from __future__ import annotations
 
 import hashlib
 
+from sqlalchemy import update
 from wtforms import fields, validators
 from wtforms.form import BaseForm
 
 from ...extensions import db
 from ...models import ConsentRecord
 from .base import Next, Retry, StageType
+from .options import TEXT, TEXTAREA, Option
 
 CHECKBOX_KEY = "accept"
 DEFAULT_LABEL = "I have read and accept these terms."
@@ -30,6 +32,28 @@ class ConsentStage(StageType):
     interactive = True
     template = "flow/consent.html"
     needs_stored_session = False  # showing the page only reads; its POST stores the session
+    model = "authentik_stages_consent.consentstage"
+    # authentik's mode and consent_expire_in are not declared: every run asks again, and an
+    # import that carries them says they are not used.
+    declared_options = (
+        Option("consent_title", TEXT, "Heading", default="Terms of use", max_length=255),
+        Option("consent_text", TEXTAREA, "Text to accept", default="", required=True,
+               max_length=100_000, rows=12),
+        Option("consent_version", TEXT, "Version", default="", max_length=100,
+               help="Stored with each acceptance. Empty: derived from the text, so every edit "
+                    "counts as a new version."),
+        Option("checkbox_label", TEXT, "Checkbox label", default=DEFAULT_LABEL, max_length=255),
+    )
+
+    @classmethod
+    def after_user_created(cls, ctx, user) -> None:
+        """Terms accepted earlier in this flow now belong to the new account."""
+        db.session.execute(
+            update(ConsentRecord)
+            .where(ConsentRecord.flow_session_id == ctx.session.id,
+                   ConsentRecord.user_id.is_(None))
+            .values(user_id=user.id)
+        )
 
     @property
     def text(self) -> str:

@@ -4,7 +4,8 @@ activates the account written earlier. Opening the link alone uses nothing up: m
 and link previews open links too.
 
 The invitee waits on a page that offers "Send again" (rate limited) and "Continue". The link's
-token is an ActionToken tied to the flow session; only its digest is stored.
+token is an ActionToken tied to the flow session; only its digest is stored. "Send again" and the
+link are this stage's actions, served by the generic stage-action route.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import isodate
-from flask import current_app, flash, render_template
+from flask import current_app, render_template
 from sqlalchemy import delete, select
 from wtforms.form import BaseForm
 
@@ -24,9 +25,9 @@ from ...extensions import db
 from ...mail import enqueue, mail_configured
 from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
 from ...security import tokens
-from ...urls import base_url
 from ..context import note, noted
-from .base import Next, Retry, StageType
+from .base import ActionResult, Next, Retry, StageAction, StageType
+from .options import BOOL, CHOICE, EMAIL, TEXT, Option
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,11 @@ def parse_expiry(value) -> timedelta:
     if delta <= timedelta(0) or delta > timedelta(days=365):
         raise ValueError("token expiry must be between one second and a year")
     return delta
+
+
+def verify_path(slug: str, binding_id: int) -> str:
+    """The link's path: the stage-action route (see portal.wizard.routes.stage_action)."""
+    return f"/if/flow/{slug}/stage/{binding_id}/verify"
 
 
 @dataclass
@@ -157,12 +163,69 @@ def _advance_past_email_stage(session: FlowSession) -> None:
             session.position += 1
 
 
+def _check_expiry(value) -> None:
+    parse_expiry(value)  # its ValueError says what is wrong
+
+
+LINK_GONE = ActionResult.error(410, "This link has expired or was already used",
+                               "Go back to the sign-up page and choose “Send again” for a new "
+                               "link.")
+
+
+def _resend(stage: EmailStage, request) -> ActionResult:
+    """Send the verification email again (rate limited, and no sooner than a minimum interval)."""
+    return ActionResult.back(notice=("info", stage.resend(request.ctx)))
+
+
+def _verify(stage: EmailStage, request) -> ActionResult:
+    """The link from the email. Opening it (GET) only shows a "Confirm my address" button, as an
+    invitation link only reads: mail scanners and link previews open links and must not use them
+    up. The button's POST (CSRF-checked like every form) confirms the address, then continues
+    the flow when it is the visitor's own."""
+    token = request.args.get("token")
+    if request.method == "GET":
+        address = address_to_confirm(token)
+        if address is None:
+            return LINK_GONE
+        return ActionResult.page("flow/verify_email.html", address=address)
+    result = verify(token)
+    if not result.ok:
+        return LINK_GONE
+    mine = request.ctx
+    if mine is not None and result.flow_session is not None and \
+            mine.session.id == result.flow_session.id:
+        return ActionResult.back(notice=("success", "Your email address is confirmed."))
+    return ActionResult.page("flow/verified.html", result=result)
+
+
 class EmailStage(StageType):
     type_name = "email"
     label = "Email verification"
     description = "Sends a one-time link; opening it confirms the address and can activate the account."
     interactive = True
     template = "flow/email.html"
+    model = "authentik_stages_email.emailstage"
+    declared_options = (
+        Option("subject", TEXT, "Subject", default=DEFAULT_SUBJECT, required=True, max_length=255),
+        Option("template", CHOICE, "Template", default=DEFAULT_TEMPLATE,
+               choices=tuple(TEMPLATES.items()),
+               unknown_choice="is not one of the portal's templates; the account confirmation "
+                              "template is used"),
+        Option("token_expiry", TEXT, "Link lifetime", default=DEFAULT_EXPIRY, required=True,
+               validate=_check_expiry, accepts_numbers=True, max_length=255,
+               shown_as=lambda v: f"minutes={v}" if isinstance(v, int | float) else v,
+               help="authentik's format, e.g. minutes=30 or hours=1;minutes=30 (or PT30M)."),
+        Option("activate_user_on_success", BOOL, "Activate the account when the link is opened",
+               default=True),
+        Option("use_global_settings", BOOL, "Use the portal's mail settings", default=True,
+               help="The SMTP server is always the portal's (MAIL_SERVER); off, the sender below "
+                    "is used."),
+        Option("from_address", EMAIL, "Sender address", default="", max_length=320),
+    )
+    actions = (
+        StageAction("resend", _resend, needs_session=True, rate_limited=True),
+        StageAction("verify", _verify, methods=("GET", "POST"), needs_session=False),
+    )
 
     def recipient(self, ctx) -> str:
         return address_of(ctx.session)
@@ -182,8 +245,8 @@ class EmailStage(StageType):
                                                              form.recipient)
         if formdata is None and unsent and not is_verified(ctx.session):
             problem = self.send(ctx)
-            if problem:  # flashed, as the page is usually shown after a redirect
-                flash(problem, "error")
+            if problem:  # a notice: the page is usually shown after a redirect
+                ctx.notify(problem, "error")
         return form
 
     def submit(self, ctx, form) -> Next | Retry:
@@ -211,7 +274,7 @@ class EmailStage(StageType):
                                    expires_at=utcnow() + self.expiry()))
         note(ctx.session, SENT_TO, to)
         db.session.commit()
-        link = f"{base_url()}/if/flow/{ctx.flow.slug}/verify-email?token={token}"
+        link = f"{ctx.base_url}{verify_path(ctx.flow.slug, ctx.binding.id)}?token={token}"
         template = self.options.get("template")
         template = template if template in TEMPLATES else DEFAULT_TEMPLATE
         values = {"link": link, "flow": ctx.flow, "expires_in": self.expiry(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ...audit import Action, record_event_once
 from ...invitations.service import refusal_for
 from .base import Deny, Next, StageType
+from .options import BOOL, Option
 
 
 class InvitationStage(StageType):
@@ -12,6 +13,12 @@ class InvitationStage(StageType):
     label = "Invitation"
     description = "Admits only visitors with a valid invitation for this flow, and applies its values."
     needs_stored_session = False  # it only reads (a refusal is audited, at most once a minute)
+    model = "authentik_stages_invitation.invitationstage"
+    declared_options = (
+        Option("continue_flow_without_invitation", BOOL, "Continue without an invitation",
+               default=False,
+               help="Off: the flow needs a valid invitation. On: visitors without one may go on."),
+    )
 
     def run(self, ctx) -> Next | Deny:
         if ctx.invitation is None and not ctx.session.token_supplied and self.options.get(

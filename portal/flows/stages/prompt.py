@@ -8,6 +8,7 @@ from ...auth.service import username_problem
 from ...security.passwords import hash_password, password_problems
 from ..prompts import DISPLAY_TYPES, READ_ONLY_TYPES, build_form, to_json
 from .base import Next, Retry, StageType
+from .options import PROMPTS, Option
 
 
 class PromptStage(StageType):
@@ -17,6 +18,11 @@ class PromptStage(StageType):
     interactive = True
     template = "flow/prompt.html"
     needs_stored_session = False  # showing the page only reads; its POST stores the session
+    model = "authentik_stages_prompt.promptstage"
+    declared_options = (
+        Option("fields", PROMPTS, "Fields", default=[],
+               help="The prompts this page shows, in their own order."),
+    )
 
     @property
     def prompts(self):

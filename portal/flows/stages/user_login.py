@@ -9,6 +9,9 @@ class UserLoginStage(StageType):
     type_name = "user_login"
     label = "User login"
     description = "Signs in the account the flow created."
+    model = "authentik_stages_user_login.userloginstage"
+    # No options yet: authentik's session_duration, remember_me_offset... are reported as not
+    # used when a blueprint carries them, until this stage declares and honours them.
 
     def run(self, ctx) -> Next | Deny:
         if ctx.session.user_id is None:

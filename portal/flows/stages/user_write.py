@@ -3,34 +3,62 @@
 from __future__ import annotations
 
 import logging
+import re
 
-from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ...audit import Action, record_event
 from ...auth.service import username_problem
 from ...extensions import db
 from ...invitations.service import REFUSALS, domain_message, email_problem, redeem, refusal_for
-from ...models import ConsentRecord, Group, InvitationUse, User, UserType
+from ...models import InvitationUse, User, UserType
 from ..context import is_private
+from . import registry
 from .base import Deny, Next, Retry, StageType
 from .invitation import record_refusal
+from .options import BOOL, CHOICE, GROUP, TEXT, Option, OptionError
 
 log = logging.getLogger(__name__)
 
 # prompt_data keys that are columns of User; everything else becomes an attribute.
 USER_FIELDS = ("username", "name", "email")
 LOCK_RETRIES = 5
+USER_CREATION_MODES = (("always_create", "Always create a new user"),
+                       ("create_when_required", "Create a user when there is none"),
+                       ("never_create", "Never create a user; update the pending one"))
+PATH = re.compile(r"^$|^(?!.*(^|/)\.\.?(/|$))[\w.-]+(/[\w.-]+)*$")
+
+
+def _check_path(value) -> None:
+    if not PATH.match(str(value)):
+        raise OptionError("Use a path such as users/internal.")
+
+
+def _mode_note(mode) -> str | None:
+    if mode != "always_create":
+        return (f"{mode!r} is kept, but the portal's user write stage always creates a new "
+                "user")
+    return None
 
 
 class UserWriteStage(StageType):
     type_name = "user_write"
     label = "User write"
     description = "Creates the account from the answers and consumes the invitation."
-
-    def assigned_groups(self) -> list[Group]:
-        group = find_group(self.options.get("create_users_group"))
-        return [group] if group is not None else []
+    model = "authentik_stages_user_write.userwritestage"
+    declared_options = (
+        Option("user_creation_mode", CHOICE, "User creation", default="always_create",
+               choices=USER_CREATION_MODES, admin=False, note=_mode_note),
+        Option("create_users_as_inactive", BOOL, "Create users as inactive", default=False,
+               help="They cannot sign in until activated (e.g. by an email verification stage)."),
+        Option("create_users_group", GROUP, "Add new users to group", assigns=True),
+        Option("user_type", CHOICE, "User type", default=UserType.INTERNAL,
+               choices=tuple((c, c.capitalize()) for c in UserType.CHOICES),
+               unknown_choice="is not a portal user type; new users become internal"),
+        Option("user_path_template", TEXT, "User path", default="", max_length=255,
+               validate=_check_path,
+               help="Where new users are filed, e.g. users/internal/engineering. Default: users."),
+    )
 
     def run(self, ctx) -> Next | Retry | Deny:
         if ctx.session.user_id is not None:  # already written (e.g. a reload after a crash)
@@ -80,9 +108,7 @@ class UserWriteStage(StageType):
         invited_groups = list(ctx.invitation.groups) if ctx.invitation is not None else []
         user = build_user(ctx.prompt_data, self.options)
         user.password_hash = session.password_hash
-        group = find_group(self.options.get("create_users_group"))
-        if group is not None:
-            user.groups.append(group)
+        user.groups.extend(self.assigned_groups())
         user.groups.extend(g for g in invited_groups if g not in user.groups)
         db.session.add(user)
         if invitation_id is not None:
@@ -93,12 +119,7 @@ class UserWriteStage(StageType):
             db.session.rollback()
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
         session.user_id = user.id
-        # Terms accepted earlier in this flow now belong to the new account.
-        db.session.execute(
-            update(ConsentRecord)
-            .where(ConsentRecord.flow_session_id == session.id, ConsentRecord.user_id.is_(None))
-            .values(user_id=user.id)
-        )
+        registry.after_user_created(ctx, user)  # e.g. consent attaches its records
         ip = ctx.client_ip
         record_event(Action.USER_CREATED, actor=user, ip=ip, obj=user,
                      detail={"flow": ctx.flow.slug, "groups": [g.name for g in user.groups]})
@@ -108,15 +129,6 @@ class UserWriteStage(StageType):
         session.password_hash = None  # the hash now lives on the user only
         db.session.commit()
         return Next()
-
-
-def find_group(reference) -> Group | None:
-    """`create_users_group` holds a group's id (or, from hand-written options, its name)."""
-    if reference in (None, ""):
-        return None
-    if isinstance(reference, int) or (isinstance(reference, str) and reference.isdigit()):
-        return db.session.get(Group, int(reference))
-    return db.session.scalar(select(Group).filter_by(name=str(reference)))
 
 
 def build_user(prompt_data: dict, options: dict) -> User:
