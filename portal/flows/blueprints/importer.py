@@ -24,6 +24,7 @@ from ...access import (
 )
 from ...access.ceiling import stage_groups
 from ...extensions import db
+from ...invitations.attributes import storable_problem
 from ...models import Flow, FlowDesignation, FlowStageBinding, Invitation, Stage
 from ..stages import by_model
 from .handlers import (
@@ -425,7 +426,6 @@ def _update(obj, values: dict) -> list[str]:
     return changed
 
 
-
 def _check_column_sizes(plan: Plan) -> None:
     """Every imported value fits its column: text within the column's String(length) (or
     MAX_TEXT where it has none), JSON within MAX_JSON. One check for every model, read from the
@@ -436,13 +436,15 @@ def _check_column_sizes(plan: Plan) -> None:
         if column is None or value is None:  # a relationship (flow, prompts), or not given
             continue
         if isinstance(column.type, JSON):
+            problem = storable_problem(value, key)  # the rule the attributes form follows
+            if problem:
+                raise EntryError(problem)
             if len(json.dumps(value, default=str)) > MAX_JSON:
                 raise EntryError(f"{key}: larger than {MAX_JSON // 1024} kB.")
         elif isinstance(value, str):
             limit = getattr(column.type, "length", None) or MAX_TEXT
             if len(value) > limit:
                 raise EntryError(f"{key}: longer than {limit} characters.")
-
 
 
 def import_blueprint(text: str, *, actor: Grants, dry_run: bool = False,

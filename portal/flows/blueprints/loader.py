@@ -75,6 +75,9 @@ class UnknownTag:
     line: int = 0
 
 
+MAX_INT = 2**63 - 1  # the largest integer a database column (or JSON consumer) takes
+
+
 class _Bound(yaml.constructor.ConstructorError):
     """Valid YAML, refused for its size: the message says which bound, not "not valid YAML"."""
 
@@ -129,10 +132,15 @@ class BlueprintLoader(yaml.SafeLoader):
                          f"{MAX_EXPANDED_SIZE // 1024} kB", event.start_mark)
 
     def construct_yaml_int(self, node):
+        """Integers fit 64 bits: Python reads at most 4300 digits, and a sexagesimal one
+        (59:59:...) is built by arithmetic, past that check, and fails later when written."""
         try:
-            return super().construct_yaml_int(node)
-        except ValueError:  # Python refuses to read integers of more than 4300 digits
-            raise _Bound("a number too large to read", node.start_mark) from None
+            value = super().construct_yaml_int(node)
+        except ValueError:
+            value = None
+        if value is None or abs(value) > MAX_INT:
+            raise _Bound("a number too large to read", node.start_mark)
+        return value
 
 
 BlueprintLoader.add_constructor("tag:yaml.org,2002:int", BlueprintLoader.construct_yaml_int)
