@@ -88,11 +88,15 @@ def world(app, admin) -> dict:
         invitation_binding = db.session.scalar(
             select(FlowStageBinding.id).where(FlowStageBinding.flow_id == flows["sales-root"].id,
                                               FlowStageBinding.stage_id == stages["root-invitation"]))
+        staff_invitation_binding = db.session.scalar(
+            select(FlowStageBinding.id).where(FlowStageBinding.flow_id == flows["sales-staff"].id,
+                                              FlowStageBinding.stage_id == stages["staff-invitation"]))
         return {**{f"flow:{slug}": f.id for slug, f in flows.items()},
                 **{f"stage:{name}": i for name, i in stages.items()},
                 **{f"group:{name}": i for name, i in group_ids.items()},
                 **{f"invitation:{name}": i.id for name, i in made.items()},
-                "binding:root-invitation": invitation_binding}
+                "binding:root-invitation": invitation_binding,
+                "binding:staff-invitation": staff_invitation_binding}
 
 
 def snapshot(app) -> dict:
@@ -192,6 +196,21 @@ def _delete_root_flow(client, ids):
     return post(client, f"/admin/flows/{ids['flow:sales-root']}/delete")
 
 
+def _delete_staff_flow(client, ids):
+    return post(client, f"/admin/flows/{ids['flow:sales-staff']}/delete")
+
+
+def _rename_staff_flow(client, ids):
+    return post(client, f"/admin/flows/{ids['flow:sales-staff']}/edit",
+                {"name": "sales-staff", "slug": "hr-staff", "title": "", "designation": "enrollment",
+                 "authentication": FlowAuthentication.NONE})
+
+
+def _unbind_staff_invitation_stage(client, ids):
+    return post(client, f"/admin/flows/{ids['flow:sales-staff']}/bindings/"
+                        f"{ids['binding:staff-invitation']}/delete")
+
+
 def _import(text: str):
     return lambda client, ids: post(client, IMPORT_APPLY, {"blueprint": text})
 
@@ -235,6 +254,11 @@ _bp_delete_root_invite = _import(_blueprint("""\
     state: absent
     identifiers: {name: root-invite}
 """))
+_bp_delete_staff_flow = _import(_blueprint("""\
+  - model: authentik_flows.flow
+    state: absent
+    identifiers: {slug: sales-staff}
+"""))
 _bp_rename_group = _import(_blueprint("""\
   - model: authentik_core.group
     identifiers: {name: staff}
@@ -274,6 +298,8 @@ def _duplicate_root_invite(client, ids):
 
 
 FLOWS, INVITATIONS = access.FLOWS_MANAGE, access.INVITATIONS_MANAGE
+# "sales-staff" assigns only "staff", but it carries the superuser's "root-invite" (to "admins").
+CARRIED = "The flow “sales-staff”, through its invitation “root-invite”, " + CEILING
 PATHS = {
     # The flow editor and the stage editor.
     "bind a superuser's user-write stage into an open flow": (FLOWS, 403, CEILING, _bind_root_write),
@@ -284,12 +310,18 @@ PATHS = {
     "change the user-write stage's group": (FLOWS, 403, CEILING, _retarget_root_write),
     "change the flow's authentication": (FLOWS, 403, CEILING, _open_root_flow_to_anyone),
     "delete the flow": (FLOWS, 403, CEILING, _delete_root_flow),
+    # A flow carrying a superuser's invitation hands out its groups as well.
+    "delete a flow carrying a superuser's invitation": (FLOWS, 403, CARRIED, _delete_staff_flow),
+    "change that flow's slug (its links)": (FLOWS, 403, CARRIED, _rename_staff_flow),
+    "unbind that flow's invitation stage": (FLOWS, 403, CARRIED, _unbind_staff_invitation_stage),
     # The blueprint importer (the apply step; the preview runs the same import and rolls back).
     "blueprint binds the stage by !Find": (FLOWS, 422, CEILING, _bp_bind_found_stage),
     "blueprint unbinds the invitation stage": (FLOWS, 422, CEILING, _bp_unbind_invitation_stage),
     "blueprint ticks continue without invitation": (FLOWS, 422, CEILING,
                                                     _bp_continue_without_invitation),
     "blueprint changes the flow's authentication": (FLOWS, 422, CEILING, _bp_open_root_flow),
+    "blueprint deletes a flow carrying a superuser's invitation": (FLOWS, 422, CARRIED,
+                                                                   _bp_delete_staff_flow),
     "blueprint creates an invitation": (
         FLOWS, 422, "you may not manage invitations of the flow “sales-root”", _bp_invite_to_root_flow),
     "blueprint deletes an invitation": (
@@ -470,3 +502,4 @@ def test_what_flows_and_invitations_can_assign(app, world):
             access.check_flow_change(flows_admin,
                                      stages=[db.session.get(Stage, world["stage:root-invitation"])])
         access.check_flow_change(Grants(superuser=True), flows=[root])
+

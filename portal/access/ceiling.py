@@ -5,7 +5,11 @@ paths too, and every one of them is weighed here:
 
 - a flow puts each person it signs up in the groups of its stages (a user-write stage's
   `create_users_group`; `StageType.assigned_groups` says what each stage type assigns);
-- an invitation leads to its own groups plus every group its flow can assign.
+- an invitation leads to its own groups plus every group its flow can assign;
+- so a flow also hands out the own groups of the invitations it carries (its user-write stage
+  applies them): a flow carrying a superuser's invitation to "admins" is as much beyond a flows
+  admin as one whose stage assigns "admins" (they could otherwise re-shape the sign-up that
+  invitee will walk through: its prompts, its stages, its link).
 
 The rule (one decision for the flow editor, the stage editor, the blueprint importer and every
 invitation action): a non-superuser may create, change or delete a flow, its bindings (add,
@@ -17,6 +21,7 @@ user-write stage into an open flow of their own. This is deliberately coarser th
 this change open a way in?": that question has many answers (conditions, order, authentication,
 options) and any one missed would be a hole; "do not touch what hands out more than you hold"
 has one. The refusal names the first group beyond the ceiling.
+
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from sqlalchemy import select
 
 from ..extensions import db
 from ..models import Flow, FlowStageBinding, Group, Invitation, Stage
+from ..models.invitations import invitation_groups as invitation_group_rows
 from . import ACCESS_MANAGE, Grants, assignable_groups
 
 
@@ -81,6 +87,23 @@ def flows_using(stage: Stage) -> list[Flow]:
         .distinct().order_by(Flow.slug)))
 
 
+def carried_invitation_groups(flow_ids: Iterable[int | None]) -> dict[int, list[tuple[str, Group]]]:
+    """The own groups of the invitations each flow carries, as (invitation name, group), in
+    one query. Every invitation counts, whatever its status: deleting the flow deletes it too."""
+    ids = {i for i in flow_ids if i is not None}
+    found: dict[int, list[tuple[str, Group]]] = {i: [] for i in ids}
+    if not ids:
+        return found
+    rows = db.session.execute(
+        select(Invitation.flow_id, Invitation.name, Group)
+        .join(invitation_group_rows, invitation_group_rows.c.invitation_id == Invitation.id)
+        .join(Group, Group.id == invitation_group_rows.c.group_id)
+        .where(Invitation.flow_id.in_(ids)).order_by(Invitation.id, Group.name))
+    for flow_id, name, group in rows:
+        found[flow_id].append((name, group))
+    return found
+
+
 def invitation_groups(invitation: Invitation) -> list[Group]:
     """Every group an invitation can lead to: its own and every group its flow can assign."""
     own = list(invitation.groups)
@@ -109,11 +132,12 @@ def check_flow_change(grants: Grants, *, flows: Iterable[Flow] = (), stages: Ite
                       adding: Iterable[Stage] = ()) -> None:
     """May this admin make a change to flows and stages? CeilingError names the group if not.
 
-    `flows`: flows created, changed or deleted, or whose bindings change: what they assign now.
-    `stages`: stages whose options change, or deleted: what they assign and what every flow
-    using them assigns. `adding`: stages as the change leaves them (a stage being bound, a
-    stage's new options): what the change adds. Pass the state before the change and what it
-    adds, or call it again after a flush with the state after.
+    `flows`: flows created, changed or deleted, or whose bindings change: what they assign now,
+    through their stages and the invitations they carry. `stages`: stages whose options change,
+    or deleted: what they assign and what every flow using them assigns. `adding`: stages as the
+    change leaves them (a stage being bound, a stage's new options): what the change adds.
+    Pass the state before the change and what it adds, or call it again after a flush with the
+    state after.
     """
     if grants.superuser:
         return
@@ -122,15 +146,24 @@ def check_flow_change(grants: Grants, *, flows: Iterable[Flow] = (), stages: Ite
 
 def _flow_sources(flows, stages, adding):
     for flow in flows:
-        for group in flow_groups(flow):
-            yield f"The flow “{flow.slug}”", group
+        yield from _what_flow_assigns(flow, f"The flow “{flow.slug}”")
     for stage in [*stages, *adding]:
         for group in stage_groups(stage):
             yield f"The stage “{stage.name}”", group
     for stage in stages:
         for flow in flows_using(stage):
-            for group in flow_groups(flow):
-                yield f"The flow “{flow.slug}” (it uses the stage “{stage.name}”)", group
+            yield from _what_flow_assigns(flow, f"The flow “{flow.slug}” (it uses the stage "
+                                                f"“{stage.name}”)")
+
+
+def _what_flow_assigns(flow: Flow, label: str):
+    """Its stages' groups, then its invitations' own groups (looked up only if those pass)."""
+    for group in flow_groups(flow):
+        yield label, group
+    if flow.id is None:
+        return
+    for name, group in carried_invitation_groups([flow.id])[flow.id]:
+        yield f"{label}, through its invitation “{name}”,", group
 
 
 def flow_within_ceiling(grants: Grants, flow: Flow) -> bool:
@@ -214,3 +247,4 @@ def group_change_refusal(grants: Grants, group: Group | None, *, make_superuser:
         return (f"only an admin who may edit groups (“Access” for every namespace) can change or "
                 f"delete the group “{group.name}”")
     return None
+
