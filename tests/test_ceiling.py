@@ -503,3 +503,58 @@ def test_what_flows_and_invitations_can_assign(app, world):
                                      stages=[db.session.get(Stage, world["stage:root-invitation"])])
         access.check_flow_change(Grants(superuser=True), flows=[root])
 
+
+# -- destroying is changing ------------------------------------------------------------------
+
+
+def _open_invite(app, admin) -> int:
+    """A superuser's plain invitation on "sales-open": within every ceiling, but invitations."""
+    with app.app_context():
+        flow = db.session.scalar(select(Flow).filter_by(slug="sales-open"))
+        return service.create_invitation(
+            name="open-invite", flow=flow, expires_at=utcnow() + timedelta(days=7),
+            created_by=db.session.get(User, admin)).id
+
+
+def test_a_flow_whose_invitations_an_admin_may_not_manage_is_not_theirs_to_delete_or_reslug(
+        app, client, auth, admin, world):
+    invite = _open_invite(app, admin)
+    flow_id = world["flow:sales-open"]
+    edit = {"name": "Sales open", "slug": "sales-open", "title": "", "designation": "enrollment",
+            "authentication": FlowAuthentication.NONE}
+    sign_in(app, auth, "flows")
+    before = snapshot(app)
+    for response in (client.get(f"/admin/flows/{flow_id}/delete"),
+                     post(client, f"/admin/flows/{flow_id}/delete"),
+                     post(client, f"/admin/flows/{flow_id}/edit", {**edit, "slug": "hr-open"})):
+        text = text_of(response)
+        assert response.status_code == 403
+        assert "would also end its 1 invitation(s) (“open-invite”), which you may not manage" in text
+    assert snapshot(app) == before
+    # The rest of the flow stays theirs: a new name, the same slug, keeps every link.
+    assert post(client, f"/admin/flows/{flow_id}/edit", edit).status_code == 302
+    auth.logout()
+    # An admin who may manage those invitations may delete the flow, and them with it.
+    _member(app, "both", permissions=[FLOWS, INVITATIONS])
+    auth.login("both")
+    assert post(client, f"/admin/flows/{flow_id}/delete").status_code == 302
+    with app.app_context():
+        assert db.session.get(Flow, flow_id) is None and db.session.get(Invitation, invite) is None
+
+
+@pytest.mark.xfail(strict=True, reason="blueprint_io (issue 9 refactor) deletes a flow without "
+                                       "access.check_flow_invitations")
+def test_a_blueprint_may_not_delete_a_flow_whose_invitations_the_importer_may_not_manage(
+        app, client, auth, admin, world):
+    _open_invite(app, admin)
+    sign_in(app, auth, "flows")
+    before = snapshot(app)
+    response = post(client, IMPORT_APPLY, {"blueprint": _blueprint("""\
+  - model: authentik_flows.flow
+    state: absent
+    identifiers: {slug: sales-open}
+""")})
+    assert response.status_code == 422
+    assert "which you may not manage" in text_of(response)
+    assert snapshot(app) == before
+

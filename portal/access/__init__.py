@@ -160,6 +160,7 @@ def within(grants: Grants, permissions, namespaces) -> bool:
 from .ceiling import (  # noqa: E402  (it builds on the functions above)
     CeilingError,
     check_flow_change,
+    check_flow_invitations,
     check_invitation,
     ensure_within_ceiling,
     flow_groups,
@@ -174,7 +175,7 @@ from .ceiling import (  # noqa: E402  (it builds on the functions above)
 __all__ = [
     "ACCESS_MANAGE", "ALL", "AUDIT_VIEW", "FLOWS_MANAGE", "INVITATIONS_MANAGE", "PERMISSIONS",
     "USERS_MANAGE", "CeilingError", "Grants", "assignable_groups",
-    "check_flow_change",
+    "check_flow_change", "check_flow_invitations",
     "check_invitation", "ensure_within_ceiling", "flow_groups", "flow_within_ceiling",
     "flows_within_ceiling", "grants_for", "group_change_refusal", "in_namespace", "invitation_groups",
     "invitation_refusals", "may_assign", "role_within", "stage_groups", "within",

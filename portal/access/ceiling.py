@@ -22,6 +22,9 @@ this change open a way in?": that question has many answers (conditions, order, 
 options) and any one missed would be a hole; "do not touch what hands out more than you hold"
 has one. The refusal names the first group beyond the ceiling.
 
+Destroying is changing: deleting a flow deletes its invitations and changing its slug breaks
+their links, so both also need the right to manage every one of those invitations
+(`check_flow_invitations`); .
 """
 
 from __future__ import annotations
@@ -33,17 +36,17 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Flow, FlowStageBinding, Group, Invitation, Stage
 from ..models.invitations import invitation_groups as invitation_group_rows
-from . import ACCESS_MANAGE, Grants, assignable_groups
+from . import ACCESS_MANAGE, INVITATIONS_MANAGE, Grants, assignable_groups
 
 
 class CeilingError(PermissionError):
     """Refused: the change involves a group beyond the admin's ceiling (named in the message)."""
 
-    def __init__(self, group: Group, source: str) -> None:
+    def __init__(self, group: Group | None, source: str, message: str | None = None) -> None:
         self.group, self.source = group, source
-        super().__init__(
+        super().__init__(message or (
             f"{source} can put people in the group “{group.name}”, which grants more than you "
-            f"may give. Only an admin who may give “{group.name}” can change this.")
+            f"may give. Only an admin who may give “{group.name}” can change this."))
 
 
 # -- what a stage, a flow, an invitation can assign ---------------------------------------------
@@ -164,6 +167,27 @@ def _what_flow_assigns(flow: Flow, label: str):
         return
     for name, group in carried_invitation_groups([flow.id])[flow.id]:
         yield f"{label}, through its invitation “{name}”,", group
+
+
+def check_flow_invitations(grants: Grants, flow: Flow, *, doing: str) -> None:
+    """Deleting a flow deletes its invitations, changing its slug breaks their links: `doing`
+    that needs the right to manage every invitation the flow carries ("invitations: manage" for
+    its namespace, and each within the ceiling). CeilingError says which one if not."""
+    if grants.superuser or flow.id is None:
+        return
+    carried = list(db.session.scalars(select(Invitation).filter_by(flow_id=flow.id)
+                                      .order_by(Invitation.name)))
+    if not carried:
+        return
+    if not grants.can(INVITATIONS_MANAGE, flow.slug):
+        names = ", ".join(f"“{i.name}”" for i in carried[:3]) + (", …" if len(carried) > 3 else "")
+        raise CeilingError(None, f"The flow “{flow.slug}”", (
+            f"{doing[0].upper()}{doing[1:]} the flow “{flow.slug}” would also end its "
+            f"{len(carried)} invitation(s) ({names}), which you may not manage. Only an admin "
+            f"who may manage the invitations of “{flow.slug}” can do this."))
+    refusals = invitation_refusals(grants, carried)
+    if refusals:
+        raise next(iter(refusals.values()))
 
 
 def flow_within_ceiling(grants: Grants, flow: Flow) -> bool:
