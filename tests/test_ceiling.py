@@ -27,6 +27,7 @@ from portal.models import (
     Group,
     Invitation,
     OutboxMessage,
+    Prompt,
     Stage,
     User,
     utcnow,
@@ -57,6 +58,7 @@ def world(app, admin) -> dict:
     make_flow(app, "sales-root", [
         {"type": "invitation", "name": "root-invitation",
          "options": {"continue_flow_without_invitation": False}},
+        {"type": "prompt", "name": "root-prompts", "prompts": [{"field_key": "email", "type": "email"}]},
         {"type": "user_write", "name": "root-write",
          "options": {"create_users_group": group_ids["admins"]}},
     ], authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED)
@@ -91,12 +93,13 @@ def world(app, admin) -> dict:
         staff_invitation_binding = db.session.scalar(
             select(FlowStageBinding.id).where(FlowStageBinding.flow_id == flows["sales-staff"].id,
                                               FlowStageBinding.stage_id == stages["staff-invitation"]))
+        prompt = db.session.scalar(select(Prompt.id).filter_by(name="root-prompts-email"))
         return {**{f"flow:{slug}": f.id for slug, f in flows.items()},
                 **{f"stage:{name}": i for name, i in stages.items()},
                 **{f"group:{name}": i for name, i in group_ids.items()},
                 **{f"invitation:{name}": i.id for name, i in made.items()},
                 "binding:root-invitation": invitation_binding,
-                "binding:staff-invitation": staff_invitation_binding}
+                "binding:staff-invitation": staff_invitation_binding, "prompt:root-email": prompt}
 
 
 def snapshot(app) -> dict:
@@ -119,6 +122,9 @@ def snapshot(app) -> dict:
                                   for i in db.session.scalars(select(Invitation))),
             "groups": sorted((g.name, g.is_superuser, dumped(g.attributes))
                              for g in db.session.scalars(select(Group))),
+            "prompts": sorted((p.name, p.field_key, p.type, p.initial_value,
+                               tuple(sorted(s.name for s in p.stages)))
+                              for p in db.session.scalars(select(Prompt))),
             "outbox": db.session.scalar(select(func.count(OutboxMessage.id))),
         }
 
@@ -194,6 +200,18 @@ def _open_root_flow_to_anyone(client, ids):
 
 def _delete_root_flow(client, ids):
     return post(client, f"/admin/flows/{ids['flow:sales-root']}/delete")
+
+
+def _hide_root_email_prompt(client, ids):
+    """The superuser's invitee would sign up with the attacker's address, unseen."""
+    return post(client, f"/admin/prompts/{ids['prompt:root-email']}/edit", {
+        "name": "root-prompts-email", "field_key": "email", "label": "Email", "type": "hidden",
+        "initial_value": "attacker@example.net", "placeholder": "", "help_text": "",
+        "order": "0", "choices": "", "max_size_kb": "", "allowed_types": ""})
+
+
+def _delete_root_email_prompt(client, ids):
+    return post(client, f"/admin/prompts/{ids['prompt:root-email']}/delete")
 
 
 def _delete_staff_flow(client, ids):
@@ -310,6 +328,9 @@ PATHS = {
     "change the user-write stage's group": (FLOWS, 403, CEILING, _retarget_root_write),
     "change the flow's authentication": (FLOWS, 403, CEILING, _open_root_flow_to_anyone),
     "delete the flow": (FLOWS, 403, CEILING, _delete_root_flow),
+    "hide the flow's email prompt behind a fixed value": (FLOWS, 403, CEILING,
+                                                          _hide_root_email_prompt),
+    "delete the flow's email prompt": (FLOWS, 403, CEILING, _delete_root_email_prompt),
     # A flow carrying a superuser's invitation hands out its groups as well.
     "delete a flow carrying a superuser's invitation": (FLOWS, 403, CARRIED, _delete_staff_flow),
     "change that flow's slug (its links)": (FLOWS, 403, CARRIED, _rename_staff_flow),
@@ -556,5 +577,20 @@ def test_a_blueprint_may_not_delete_a_flow_whose_invitations_the_importer_may_no
 """)})
     assert response.status_code == 422
     assert "which you may not manage" in text_of(response)
+    assert snapshot(app) == before
+
+
+@pytest.mark.xfail(strict=True, reason="blueprint_io (issue 9 refactor) does not weigh prompts: "
+                                       "its _ceiling_refusal needs check_flow_change(prompts=[obj])")
+def test_a_blueprint_may_not_change_a_prompt_of_a_flow_beyond_the_ceiling(app, client, auth, world):
+    sign_in(app, auth, "flows")
+    before = snapshot(app)
+    response = post(client, IMPORT_APPLY, {"blueprint": _blueprint("""\
+  - model: authentik_stages_prompt.prompt
+    identifiers: {name: root-prompts-email}
+    attrs: {field_key: email, type: hidden, initial_value: attacker@example.net}
+""")})
+    assert response.status_code == 422
+    assert CEILING in text_of(response)
     assert snapshot(app) == before
 

@@ -24,7 +24,7 @@ has one. The refusal names the first group beyond the ceiling.
 
 Destroying is changing: deleting a flow deletes its invitations and changing its slug breaks
 their links, so both also need the right to manage every one of those invitations
-(`check_flow_invitations`); .
+(`check_flow_invitations`); prompts are part of every flow whose prompt stages show them.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Flow, FlowStageBinding, Group, Invitation, Stage
+from ..models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage
 from ..models.invitations import invitation_groups as invitation_group_rows
 from . import ACCESS_MANAGE, INVITATIONS_MANAGE, Grants, assignable_groups
 
@@ -132,18 +132,21 @@ def ensure_within_ceiling(grants: Grants, sources: Iterable[tuple[str, Group | N
 
 
 def check_flow_change(grants: Grants, *, flows: Iterable[Flow] = (), stages: Iterable[Stage] = (),
-                      adding: Iterable[Stage] = ()) -> None:
-    """May this admin make a change to flows and stages? CeilingError names the group if not.
+                      adding: Iterable[Stage] = (), prompts: Iterable[Prompt] = ()) -> None:
+    """May this admin make a change to flows, stages and prompts? CeilingError names the group
+    if not.
 
     `flows`: flows created, changed or deleted, or whose bindings change: what they assign now,
     through their stages and the invitations they carry. `stages`: stages whose options change,
     or deleted: what they assign and what every flow using them assigns. `adding`: stages as the
     change leaves them (a stage being bound, a stage's new options): what the change adds.
+    `prompts`: prompts changed or deleted: weighed as a change to every stage showing them.
     Pass the state before the change and what it adds, or call it again after a flush with the
     state after.
     """
     if grants.superuser:
         return
+    stages = [*stages, *(s for p in prompts for s in p.stages)]
     ensure_within_ceiling(grants, _flow_sources(flows, stages, adding))
 
 
