@@ -28,6 +28,7 @@ from portal.models import (
     Invitation,
     OutboxMessage,
     Prompt,
+    Role,
     Stage,
     User,
     utcnow,
@@ -594,3 +595,35 @@ def test_a_blueprint_may_not_change_a_prompt_of_a_flow_beyond_the_ceiling(app, c
     assert CEILING in text_of(response)
     assert snapshot(app) == before
 
+
+# -- accounts and groups that hold more than the admin -------------------------------------------
+
+
+def _powerful(app, *, active: bool = True) -> int:
+    """An account whose group grants "flows: manage" and "access: manage"."""
+    _member(app, "power", permissions=[FLOWS, access.ACCESS_MANAGE])
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(username="power"))
+        user.active = active
+        db.session.commit()
+        return user.id
+
+
+def test_an_access_admin_may_not_rename_a_group_that_grants_more_than_they_hold(
+        app, client, auth, world):
+    _powerful(app)
+    sign_in(app, auth, "access")
+    with app.app_context():
+        power = db.session.scalar(select(Group.id).filter_by(name="power-group"))
+    page = post(client, f"/admin/access/groups/{power}", {"name": "interns"})
+    assert page.status_code == 200
+    assert "The group “power-group” grants more than you may give" in text_of(page)
+    renamed = post(client, f"/admin/access/groups/{world['group:staff']}", {"name": "helpers"})
+    assert renamed.status_code == 302
+    with app.app_context():
+        assert db.session.get(Group, power).name == "power-group"
+        assert db.session.get(Group, world["group:staff"]).name == "helpers"
+        grants = access.grants_for(db.session.scalar(select(User).filter_by(username="access")))
+        assert access.group_change_refusal(grants, db.session.get(Group, power),
+                                           make_superuser=False).startswith("the group “power-group”")
+        assert db.session.scalar(select(func.count(Role.id)).filter_by(name="power-role")) == 1

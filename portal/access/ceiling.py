@@ -25,6 +25,7 @@ has one. The refusal names the first group beyond the ceiling.
 Destroying is changing: deleting a flow deletes its invitations and changing its slug breaks
 their links, so both also need the right to manage every one of those invitations
 (`check_flow_invitations`); prompts are part of every flow whose prompt stages show them.
+Groups follow the same rule (`group_change_refusal`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from sqlalchemy import select
 from ..extensions import db
 from ..models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage
 from ..models.invitations import invitation_groups as invitation_group_rows
-from . import ACCESS_MANAGE, INVITATIONS_MANAGE, Grants, assignable_groups
+from . import ACCESS_MANAGE, INVITATIONS_MANAGE, Grants, assignable_groups, may_assign
 
 
 class CeilingError(PermissionError):
@@ -262,7 +263,9 @@ def group_change_refusal(grants: Grants, group: Group | None, *, make_superuser:
 
     The group editor and the blueprint importer ask the same question: only a superuser makes a
     superuser group or touches one; changing or deleting any other existing group needs "Access"
-    everywhere. Creating a plain group needs nothing more: it grants nothing until a role is bound.
+    everywhere, and the group must be one they may give (renaming a group that grants more than
+    they hold would dress it up as another: the next admin who ticks it hands out more than they
+    think). Creating a plain group needs nothing more: it grants nothing until a role is bound.
     """
     if grants.superuser:
         return None
@@ -273,5 +276,8 @@ def group_change_refusal(grants: Grants, group: Group | None, *, make_superuser:
     if group is not None and not grants.can_everywhere(ACCESS_MANAGE):
         return (f"only an admin who may edit groups (“Access” for every namespace) can change or "
                 f"delete the group “{group.name}”")
+    if group is not None and not may_assign(grants, group):
+        return (f"the group “{group.name}” grants more than you may give; only an admin who may "
+                f"give it can change or delete it")
     return None
 
