@@ -609,6 +609,31 @@ def _powerful(app, *, active: bool = True) -> int:
         return user.id
 
 
+def test_a_users_admin_may_not_deactivate_or_reactivate_an_account_beyond_their_ceiling(
+        app, client, auth, world):
+    active = _powerful(app)
+    with app.app_context():
+        power, staff = (db.session.scalar(select(Group).filter_by(name="power-group")),
+                        db.session.get(Group, world["group:staff"]))
+        inactive = User(username="fired", email="fired@example.com", attributes={}, active=False,
+                        groups=[power])
+        staff_member = User(username="clerk", email="clerk@example.com", attributes={},
+                            groups=[staff])
+        db.session.add_all([inactive, staff_member])
+        db.session.commit()
+        inactive, staff_member = inactive.id, staff_member.id
+    _member(app, "useradmin", permissions=[access.USERS_MANAGE])
+    auth.login("useradmin")
+    for user_id, action in ((active, "deactivate"), (inactive, "activate")):
+        page = text_of(post(client, f"/admin/users/{user_id}/{action}", follow_redirects=True))
+        assert "is in the group “power-group”, which grants more than you may give" in page
+    post(client, f"/admin/users/{staff_member}/deactivate")
+    with app.app_context():
+        assert db.session.get(User, active).active is True
+        assert db.session.get(User, inactive).active is False
+        assert db.session.get(User, staff_member).active is False  # within the ceiling: done
+
+
 def test_an_access_admin_may_not_rename_a_group_that_grants_more_than_they_hold(
         app, client, auth, world):
     _powerful(app)

@@ -159,6 +159,7 @@ def within(grants: Grants, permissions, namespaces) -> bool:
 # The privilege ceiling for every other path into a group (flows, invitations, blueprints).
 from .ceiling import (  # noqa: E402  (it builds on the functions above)
     CeilingError,
+    account_change_refusal,
     check_flow_change,
     check_flow_invitations,
     check_invitation,
@@ -174,7 +175,7 @@ from .ceiling import (  # noqa: E402  (it builds on the functions above)
 
 __all__ = [
     "ACCESS_MANAGE", "ALL", "AUDIT_VIEW", "FLOWS_MANAGE", "INVITATIONS_MANAGE", "PERMISSIONS",
-    "USERS_MANAGE", "CeilingError", "Grants", "assignable_groups",
+    "USERS_MANAGE", "CeilingError", "Grants", "account_change_refusal", "assignable_groups",
     "check_flow_change", "check_flow_invitations",
     "check_invitation", "ensure_within_ceiling", "flow_groups", "flow_within_ceiling",
     "flows_within_ceiling", "grants_for", "group_change_refusal", "in_namespace", "invitation_groups",

@@ -25,7 +25,8 @@ has one. The refusal names the first group beyond the ceiling.
 Destroying is changing: deleting a flow deletes its invitations and changing its slug breaks
 their links, so both also need the right to manage every one of those invitations
 (`check_flow_invitations`); prompts are part of every flow whose prompt stages show them.
-Groups follow the same rule (`group_change_refusal`).
+Accounts follow the same rule (`account_change_refusal`), and so do groups themselves
+(`group_change_refusal`).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage
+from ..models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage, User
 from ..models.invitations import invitation_groups as invitation_group_rows
 from . import ACCESS_MANAGE, INVITATIONS_MANAGE, Grants, assignable_groups, may_assign
 
@@ -255,7 +256,7 @@ def invitation_refusals(grants: Grants, invitations: Iterable[Invitation], *,
     return refusals
 
 
-# -- groups themselves ------------------------------------------------------------------------
+# -- groups and accounts themselves -----------------------------------------------------------
 
 
 def group_change_refusal(grants: Grants, group: Group | None, *, make_superuser: bool) -> str | None:
@@ -281,3 +282,21 @@ def group_change_refusal(grants: Grants, group: Group | None, *, make_superuser:
                 f"give it can change or delete it")
     return None
 
+
+def account_change_refusal(grants: Grants, user: User) -> str | None:
+    """Why this admin may not change (deactivate, activate again) this account; None if they may.
+
+    The same ceiling: an account in a group beyond it holds more than the admin may give, so it
+    is not theirs to lock out (or to bring back). Read from the account's groups, not its grants:
+    an inactive account has none, and reactivating must not be a way around the rule.
+    """
+    if grants.superuser:
+        return None
+    if user.is_superuser or any(g.is_superuser for g in user.groups):
+        return "Only a superuser may change a superuser's account."
+    allowed = {g.id for g in assignable_groups(grants)}
+    for group in user.groups:
+        if group.id not in allowed:
+            return (f"{user.username} is in the group “{group.name}”, which grants more than you "
+                    f"may give. Only an admin who may give “{group.name}” can change this account.")
+    return None
