@@ -2,9 +2,10 @@
 
 One world for every test: a superuser built the flow "sales-root", whose user-write stage puts
 every new user in the superuser group "admins", behind an invitation stage; "sales-open" is an
-empty flow; "sales-staff" gives the plain group "staff". Each path is tried by each role; a
-refusal must say 403 (422 for a blueprint) with the group named, and leave the database exactly
-as it was. The superuser succeeds.
+empty flow; "sales-staff" gives the plain group "staff" but carries the superuser's invitation
+"root-invite" to "admins". Each path is tried by each role; a refusal must say 403 (422 for a
+blueprint) with the group named, and leave the database exactly as it was. The superuser
+succeeds. The world is built once for the module and its rows restored before every test.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from portal import access
+from portal import access, create_app
+from portal.auth import service as accounts
 from portal.extensions import db
 from portal.invitations import service
 from portal.models import (
@@ -34,7 +36,15 @@ from portal.models import (
     utcnow,
 )
 
-from .conftest import csrf_from
+from .conftest import (
+    TEST_PASSWORD,
+    _drop_schema,
+    _fresh_schema,
+    csrf_from,
+    database_url,
+    restore_rows,
+    saved_rows,
+)
 from .flowkit import make_flow
 from .test_access import _member
 from .test_admin import _future
@@ -48,8 +58,46 @@ ROLES = {  # role -> (permissions, namespaces) of its one group's role
 CEILING = "can put people in the group “admins”, which grants more than you may give"
 
 
+# -- the world: built once for the module, restored before each test ----------------------------
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The app, its superuser's id, the world's ids and the rows to restore before each test.
+
+    Building the world (schema, flows, invitations, one signed-up admin per role) for each of the
+    hundred-odd cases took most of this module's minutes; restoring its rows takes milliseconds.
+    """
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path_factory.mktemp("ceiling"))})
+    _fresh_schema(app)
+    with app.app_context():
+        admin = accounts.create_user(username="admin", email="admin@example.com",
+                                     password=TEST_PASSWORD, name="Ada Admin", superuser=True).id
+    ids = _build_world(app, admin)
+    for role, (permissions, namespaces) in ROLES.items():
+        _member(app, role, permissions=permissions, namespaces=namespaces)
+    yield app, admin, ids, saved_rows(app)
+    _drop_schema(app)
+
+
 @pytest.fixture
-def world(app, admin) -> dict:
+def app(built):
+    """The module's one app, its database as the world left it (overrides conftest's)."""
+    restore_rows(built[0], built[3])
+    return built[0]
+
+
+@pytest.fixture
+def admin(app, built) -> int:
+    return built[1]
+
+
+@pytest.fixture
+def world(app, built) -> dict:
+    return dict(built[2])
+
+
+def _build_world(app, admin) -> dict:
     with app.app_context():
         admins = Group(name="admins", attributes={}, is_superuser=True)
         staff = Group(name="staff", attributes={})
@@ -131,12 +179,8 @@ def snapshot(app) -> dict:
 
 
 def sign_in(app, auth, role: str) -> None:
-    if role == "superuser":
-        auth.login()
-        return
-    permissions, namespaces = ROLES[role]
-    _member(app, role, permissions=permissions, namespaces=namespaces)
-    auth.login(role)
+    """Sign in as the superuser or as the world's admin of that role."""
+    auth.login("admin" if role == "superuser" else role)
 
 
 def post(client, url: str, data: dict | None = None, **kwargs):
