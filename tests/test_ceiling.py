@@ -171,6 +171,9 @@ def snapshot(app) -> dict:
                                   for i in db.session.scalars(select(Invitation))),
             "groups": sorted((g.name, g.is_superuser, dumped(g.attributes))
                              for g in db.session.scalars(select(Group))),
+            "roles": sorted((r.name, dumped(r.permissions), dumped(r.namespaces),
+                             tuple(sorted(g.name for g in r.groups)))
+                            for r in db.session.scalars(select(Role))),
             "prompts": sorted((p.name, p.field_key, p.type, p.initial_value,
                                tuple(sorted(s.name for s in p.stages)))
                               for p in db.session.scalars(select(Prompt))),
@@ -696,3 +699,34 @@ def test_an_access_admin_may_not_rename_a_group_that_grants_more_than_they_hold(
         assert access.group_change_refusal(grants, db.session.get(Group, power),
                                            make_superuser=False).startswith("the group “power-group”")
         assert db.session.scalar(select(func.count(Role.id)).filter_by(name="power-role")) == 1
+
+
+def test_an_access_admin_may_not_bind_or_unbind_a_role_on_a_group_beyond_their_ceiling(
+        app, client, auth, world):
+    """A role they hold, but on a group that grants more: neither adding it there nor taking it
+    away (that would strip an admin above them) is theirs to do."""
+    _powerful(app)
+    with app.app_context():
+        power = db.session.scalar(select(Group).filter_by(name="power-group"))
+        shared = Role(name="helpdesk", permissions=[access.ACCESS_MANAGE], groups=[power])
+        db.session.add(shared)
+        db.session.commit()
+        shared, power = shared.id, power.id
+        own = db.session.scalar(select(Role.id).filter_by(name="access-role"))
+        own_group = db.session.scalar(select(Group.id).filter_by(name="access-group"))
+    sign_in(app, auth, "access")
+    before = snapshot(app)
+    for role_id, name, groups in ((shared, "helpdesk", []), (own, "access-role", [own_group, power])):
+        page = post(client, f"/admin/access/roles/{role_id}",
+                    {"name": name, "permissions": [access.ACCESS_MANAGE], "groups": groups})
+        assert page.status_code == 200
+        assert "bound to the group “power-group”, which grants more than you may give" in text_of(page)
+    assert snapshot(app) == before
+    with app.app_context():
+        assert [g.name for g in db.session.get(Role, shared).groups] == ["power-group"]
+        assert [g.name for g in db.session.get(Role, own).groups] == ["access-group"]
+    # Within the ceiling it still works: their role bound to the plain group too.
+    done = post(client, f"/admin/access/roles/{own}", {
+        "name": "access-role", "permissions": [access.ACCESS_MANAGE],
+        "groups": [own_group, world["group:staff"]]})
+    assert done.status_code == 302

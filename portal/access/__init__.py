@@ -170,6 +170,7 @@ from .ceiling import (  # noqa: E402  (it builds on the functions above)
     group_change_refusal,
     invitation_groups,
     invitation_refusals,
+    role_change_refusal,
     stage_groups,
 )
 
@@ -179,5 +180,5 @@ __all__ = [
     "check_flow_change", "check_flow_invitations",
     "check_invitation", "ensure_within_ceiling", "flow_groups", "flow_within_ceiling",
     "flows_within_ceiling", "grants_for", "group_change_refusal", "in_namespace", "invitation_groups",
-    "invitation_refusals", "may_assign", "role_within", "stage_groups", "within",
+    "invitation_refusals", "may_assign", "role_change_refusal", "role_within", "stage_groups", "within",
 ]

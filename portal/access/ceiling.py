@@ -26,7 +26,7 @@ Destroying is changing: deleting a flow deletes its invitations and changing its
 their links, so both also need the right to manage every one of those invitations
 (`check_flow_invitations`); prompts are part of every flow whose prompt stages show them.
 Accounts follow the same rule (`account_change_refusal`), and so do groups themselves
-(`group_change_refusal`).
+(`group_change_refusal`) and the roles bound to them (`role_change_refusal`).
 """
 
 from __future__ import annotations
@@ -36,9 +36,17 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage, User
+from ..models import Flow, FlowStageBinding, Group, Invitation, Prompt, Role, Stage, User
 from ..models.invitations import invitation_groups as invitation_group_rows
-from . import ACCESS_MANAGE, INVITATIONS_MANAGE, Grants, assignable_groups, may_assign
+from . import (
+    ACCESS_MANAGE,
+    INVITATIONS_MANAGE,
+    Grants,
+    assignable_groups,
+    may_assign,
+    role_within,
+    within,
+)
 
 
 class CeilingError(PermissionError):
@@ -280,6 +288,32 @@ def group_change_refusal(grants: Grants, group: Group | None, *, make_superuser:
     if group is not None and not may_assign(grants, group):
         return (f"the group “{group.name}” grants more than you may give; only an admin who may "
                 f"give it can change or delete it")
+    return None
+
+
+def role_change_refusal(grants: Grants, role: Role | None, *, permissions, namespaces,
+                        groups: Iterable[Group]) -> str | None:
+    """Why this admin may not create (`role` None) or change a role to these permissions,
+    namespaces and groups; None if they may.
+
+    Nobody hands out, or takes away, access they do not hold: the role must grant nothing beyond
+    them, before and after; and every group it is bound to, before and after, must be one they
+    may give (binding their own permission onto a group that grants more, or unbinding it from
+    one, is changing a group beyond their ceiling: it could strip an admin above them).
+    """
+    if grants.superuser:
+        return None
+    if role is not None and not role_within(grants, role):
+        return ("This role grants more than you hold; only an admin with all of its permissions "
+                "can change it.")
+    if not within(grants, permissions, namespaces):
+        return "You can only give permissions you hold yourself, in your own namespaces."
+    allowed = {g.id for g in assignable_groups(grants)}
+    for group in [*(role.groups if role is not None else []), *groups]:
+        if group.id not in allowed:
+            return (f"This role is (or would be) bound to the group “{group.name}”, which grants "
+                    f"more than you may give. Only an admin who may give “{group.name}” can "
+                    f"change its roles.")
     return None
 
 
