@@ -730,3 +730,45 @@ def test_an_access_admin_may_not_bind_or_unbind_a_role_on_a_group_beyond_their_c
         "name": "access-role", "permissions": [access.ACCESS_MANAGE],
         "groups": [own_group, world["group:staff"]]})
     assert done.status_code == 302
+
+
+def test_re_slugging_a_flow_into_another_namespace_needs_its_invitations_there_too(
+        app, client, auth, admin, world):
+    """Moving "sales-open" to "hr-open" would hand its invitations to the hr inviters."""
+    _open_invite(app, admin)
+    _member(app, "mover", permissions=[FLOWS])
+    with app.app_context():
+        group = db.session.scalar(select(Group).filter_by(name="mover-group"))
+        group.roles.append(Role(name="mover-sales", permissions=[INVITATIONS], namespaces=["sales"]))
+        db.session.commit()
+    auth.login("mover")
+    edit = {"name": "sales-open", "title": "", "designation": "enrollment",
+            "authentication": FlowAuthentication.NONE}
+    before = snapshot(app)
+    page = post(client, f"/admin/flows/{world['flow:sales-open']}/edit", {**edit, "slug": "hr-open"})
+    assert page.status_code == 403
+    assert "you may not manage" in text_of(page) and "“hr-open”" in text_of(page)
+    assert snapshot(app) == before
+    moved = post(client, f"/admin/flows/{world['flow:sales-open']}/edit",
+                 {**edit, "slug": "sales-open-emea"})
+    assert moved.status_code == 302
+
+
+def test_the_creator_filter_names_only_creators_of_invitations_the_admin_may_see(
+        app, client, auth, admin, world):
+    make_flow(app, "hr-onboarding", [])
+    _member(app, "hr-lead", permissions=[INVITATIONS])
+    with app.app_context():
+        service.create_invitation(
+            name="hr-only", flow=db.session.scalar(select(Flow).filter_by(slug="hr-onboarding")),
+            expires_at=utcnow() + timedelta(days=7),
+            created_by=db.session.scalar(select(User).filter_by(username="hr-lead")))
+    sign_in(app, auth, "invitations")
+    listing = client.get("/admin/invitations/").get_data(as_text=True)
+    creators = re.search(r'<select id="creator".*?</select>', listing, re.S).group(0)
+    assert re.findall(r'<option value="\d+"[^>]*>([^<]+)</option>', creators) == ["admin"]
+    auth.logout()
+    sign_in(app, auth, "superuser")
+    listing = client.get("/admin/invitations/").get_data(as_text=True)
+    creators = re.search(r'<select id="creator".*?</select>', listing, re.S).group(0)
+    assert re.findall(r'<option value="\d+"[^>]*>([^<]+)</option>', creators) == ["admin", "hr-lead"]

@@ -182,22 +182,27 @@ def _what_flow_assigns(flow: Flow, label: str):
         yield f"{label}, through its invitation “{name}”,", group
 
 
-def check_flow_invitations(grants: Grants, flow: Flow, *, doing: str) -> None:
+def check_flow_invitations(grants: Grants, flow: Flow, *, doing: str,
+                           new_slug: str | None = None) -> None:
     """Deleting a flow deletes its invitations, changing its slug breaks their links: `doing`
     that needs the right to manage every invitation the flow carries ("invitations: manage" for
-    its namespace, and each within the ceiling). CeilingError says which one if not."""
+    its namespace, and each within the ceiling). A new slug moves them to another namespace, so
+    it needs "invitations: manage" there too. CeilingError says which one if not."""
     if grants.superuser or flow.id is None:
         return
     carried = list(db.session.scalars(select(Invitation).filter_by(flow_id=flow.id)
                                       .order_by(Invitation.name)))
     if not carried:
         return
-    if not grants.can(INVITATIONS_MANAGE, flow.slug):
-        names = ", ".join(f"“{i.name}”" for i in carried[:3]) + (", …" if len(carried) > 3 else "")
-        raise CeilingError(None, f"The flow “{flow.slug}”", (
-            f"{doing[0].upper()}{doing[1:]} the flow “{flow.slug}” would also end its "
-            f"{len(carried)} invitation(s) ({names}), which you may not manage. Only an admin "
-            f"who may manage the invitations of “{flow.slug}” can do this."))
+    for slug in [flow.slug, *([new_slug] if new_slug else [])]:
+        if not grants.can(INVITATIONS_MANAGE, slug):
+            names = ", ".join(f"“{i.name}”" for i in carried[:3]) + (", …" if len(carried) > 3
+                                                                      else "")
+            raise CeilingError(None, f"The flow “{flow.slug}”", (
+                f"{doing[0].upper()}{doing[1:]} the flow “{flow.slug}” would also end its "
+                f"{len(carried)} invitation(s) ({names}), which you may not manage as "
+                f"invitations of “{slug}”. Only an admin who may manage the invitations of "
+                f"“{slug}” can do this."))
     refusals = invitation_refusals(grants, carried)
     if refusals:
         raise next(iter(refusals.values()))

@@ -85,7 +85,8 @@ def flow_edit(flow_id: int):
     form = FlowForm(obj=flow, instance=flow)
     if form.validate_on_submit():
         if form.values["slug"] != flow.slug:  # every link of its invitations changes
-            check_flow_invitations(grants(), flow, doing="changing the slug of")
+            check_flow_invitations(grants(), flow, doing="changing the slug of",
+                                   new_slug=form.values["slug"])
         editor.update(flow, **form.values)
         flash("Flow saved.", "success")
         return redirect(url_for("admin.flow_detail", flow_id=flow.id))
