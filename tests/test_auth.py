@@ -19,6 +19,25 @@ def test_login_and_logout(client, auth, admin):
     assert client.get("/admin/").status_code == 302
 
 
+def test_production_hashes_with_argon2id_at_the_rfc_9106_parameters(
+        real_password_hashing, app, client, auth):
+    """Every other test hashes at a tiny cost (conftest); this one with what production uses."""
+    from argon2 import extract_parameters
+
+    from portal.auth import service as accounts
+
+    with app.app_context():
+        user = accounts.create_user(username="admin", email="admin@example.com",
+                                    password=TEST_PASSWORD, superuser=True)
+        params = extract_parameters(user.password_hash)
+    assert user.password_hash.startswith("$argon2id$")
+    assert (params.time_cost, params.memory_cost, params.parallelism) == (3, 65536, 4)
+    assert auth.login().request.path == "/admin/"
+    auth.logout()
+    assert "The username or password is not right." in auth.login(
+        password="wrong-password").get_data(as_text=True)
+
+
 def test_wrong_password_keeps_the_login(client, auth, admin):
     page = auth.login(password="wrong-password").get_data(as_text=True)
     assert "The username or password is not right." in page

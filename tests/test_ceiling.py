@@ -2,9 +2,10 @@
 
 One world for every test: a superuser built the flow "sales-root", whose user-write stage puts
 every new user in the superuser group "admins", behind an invitation stage; "sales-open" is an
-empty flow; "sales-staff" gives the plain group "staff". Each path is tried by each role; a
-refusal must say 403 (422 for a blueprint) with the group named, and leave the database exactly
-as it was. The superuser succeeds.
+empty flow; "sales-staff" gives the plain group "staff" but carries the superuser's invitation
+"root-invite" to "admins". Each path is tried by each role; a refusal must say 403 (422 for a
+blueprint) with the group named, and leave the database exactly as it was. The superuser
+succeeds. The world is built once for the module and its rows restored before every test.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
-from portal import access
+from portal import access, create_app
+from portal.auth import service as accounts
 from portal.extensions import db
 from portal.invitations import service
 from portal.models import (
@@ -27,12 +29,22 @@ from portal.models import (
     Group,
     Invitation,
     OutboxMessage,
+    Prompt,
+    Role,
     Stage,
     User,
     utcnow,
 )
 
-from .conftest import csrf_from
+from .conftest import (
+    TEST_PASSWORD,
+    _drop_schema,
+    _fresh_schema,
+    csrf_from,
+    database_url,
+    restore_rows,
+    saved_rows,
+)
 from .flowkit import make_flow
 from .test_access import _member
 from .test_admin import _future
@@ -46,8 +58,46 @@ ROLES = {  # role -> (permissions, namespaces) of its one group's role
 CEILING = "can put people in the group “admins”, which grants more than you may give"
 
 
+# -- the world: built once for the module, restored before each test ----------------------------
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The app, its superuser's id, the world's ids and the rows to restore before each test.
+
+    Building the world (schema, flows, invitations, one signed-up admin per role) for each of the
+    hundred-odd cases took most of this module's minutes; restoring its rows takes milliseconds.
+    """
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path_factory.mktemp("ceiling"))})
+    _fresh_schema(app)
+    with app.app_context():
+        admin = accounts.create_user(username="admin", email="admin@example.com",
+                                     password=TEST_PASSWORD, name="Ada Admin", superuser=True).id
+    ids = _build_world(app, admin)
+    for role, (permissions, namespaces) in ROLES.items():
+        _member(app, role, permissions=permissions, namespaces=namespaces)
+    yield app, admin, ids, saved_rows(app)
+    _drop_schema(app)
+
+
 @pytest.fixture
-def world(app, admin) -> dict:
+def app(built):
+    """The module's one app, its database as the world left it (overrides conftest's)."""
+    restore_rows(built[0], built[3])
+    return built[0]
+
+
+@pytest.fixture
+def admin(app, built) -> int:
+    return built[1]
+
+
+@pytest.fixture
+def world(app, built) -> dict:
+    return dict(built[2])
+
+
+def _build_world(app, admin) -> dict:
     with app.app_context():
         admins = Group(name="admins", attributes={}, is_superuser=True)
         staff = Group(name="staff", attributes={})
@@ -57,6 +107,7 @@ def world(app, admin) -> dict:
     make_flow(app, "sales-root", [
         {"type": "invitation", "name": "root-invitation",
          "options": {"continue_flow_without_invitation": False}},
+        {"type": "prompt", "name": "root-prompts", "prompts": [{"field_key": "email", "type": "email"}]},
         {"type": "user_write", "name": "root-write",
          "options": {"create_users_group": group_ids["admins"]}},
     ], authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED)
@@ -88,11 +139,16 @@ def world(app, admin) -> dict:
         invitation_binding = db.session.scalar(
             select(FlowStageBinding.id).where(FlowStageBinding.flow_id == flows["sales-root"].id,
                                               FlowStageBinding.stage_id == stages["root-invitation"]))
+        staff_invitation_binding = db.session.scalar(
+            select(FlowStageBinding.id).where(FlowStageBinding.flow_id == flows["sales-staff"].id,
+                                              FlowStageBinding.stage_id == stages["staff-invitation"]))
+        prompt = db.session.scalar(select(Prompt.id).filter_by(name="root-prompts-email"))
         return {**{f"flow:{slug}": f.id for slug, f in flows.items()},
                 **{f"stage:{name}": i for name, i in stages.items()},
                 **{f"group:{name}": i for name, i in group_ids.items()},
                 **{f"invitation:{name}": i.id for name, i in made.items()},
-                "binding:root-invitation": invitation_binding}
+                "binding:root-invitation": invitation_binding,
+                "binding:staff-invitation": staff_invitation_binding, "prompt:root-email": prompt}
 
 
 def snapshot(app) -> dict:
@@ -115,17 +171,19 @@ def snapshot(app) -> dict:
                                   for i in db.session.scalars(select(Invitation))),
             "groups": sorted((g.name, g.is_superuser, dumped(g.attributes))
                              for g in db.session.scalars(select(Group))),
+            "roles": sorted((r.name, dumped(r.permissions), dumped(r.namespaces),
+                             tuple(sorted(g.name for g in r.groups)))
+                            for r in db.session.scalars(select(Role))),
+            "prompts": sorted((p.name, p.field_key, p.type, p.initial_value,
+                               tuple(sorted(s.name for s in p.stages)))
+                              for p in db.session.scalars(select(Prompt))),
             "outbox": db.session.scalar(select(func.count(OutboxMessage.id))),
         }
 
 
 def sign_in(app, auth, role: str) -> None:
-    if role == "superuser":
-        auth.login()
-        return
-    permissions, namespaces = ROLES[role]
-    _member(app, role, permissions=permissions, namespaces=namespaces)
-    auth.login(role)
+    """Sign in as the superuser or as the world's admin of that role."""
+    auth.login("admin" if role == "superuser" else role)
 
 
 def post(client, url: str, data: dict | None = None, **kwargs):
@@ -192,6 +250,33 @@ def _delete_root_flow(client, ids):
     return post(client, f"/admin/flows/{ids['flow:sales-root']}/delete")
 
 
+def _hide_root_email_prompt(client, ids):
+    """The superuser's invitee would sign up with the attacker's address, unseen."""
+    return post(client, f"/admin/prompts/{ids['prompt:root-email']}/edit", {
+        "name": "root-prompts-email", "field_key": "email", "label": "Email", "type": "hidden",
+        "initial_value": "attacker@example.net", "placeholder": "", "help_text": "",
+        "order": "0", "choices": "", "max_size_kb": "", "allowed_types": ""})
+
+
+def _delete_root_email_prompt(client, ids):
+    return post(client, f"/admin/prompts/{ids['prompt:root-email']}/delete")
+
+
+def _delete_staff_flow(client, ids):
+    return post(client, f"/admin/flows/{ids['flow:sales-staff']}/delete")
+
+
+def _rename_staff_flow(client, ids):
+    return post(client, f"/admin/flows/{ids['flow:sales-staff']}/edit",
+                {"name": "sales-staff", "slug": "hr-staff", "title": "", "designation": "enrollment",
+                 "authentication": FlowAuthentication.NONE})
+
+
+def _unbind_staff_invitation_stage(client, ids):
+    return post(client, f"/admin/flows/{ids['flow:sales-staff']}/bindings/"
+                        f"{ids['binding:staff-invitation']}/delete")
+
+
 def _import(text: str):
     return lambda client, ids: post(client, IMPORT_APPLY, {"blueprint": text})
 
@@ -235,6 +320,11 @@ _bp_delete_root_invite = _import(_blueprint("""\
     state: absent
     identifiers: {name: root-invite}
 """))
+_bp_delete_staff_flow = _import(_blueprint("""\
+  - model: authentik_flows.flow
+    state: absent
+    identifiers: {slug: sales-staff}
+"""))
 _bp_rename_group = _import(_blueprint("""\
   - model: authentik_core.group
     identifiers: {name: staff}
@@ -274,6 +364,8 @@ def _duplicate_root_invite(client, ids):
 
 
 FLOWS, INVITATIONS = access.FLOWS_MANAGE, access.INVITATIONS_MANAGE
+# "sales-staff" assigns only "staff", but it carries the superuser's "root-invite" (to "admins").
+CARRIED = "The flow “sales-staff”, through its invitation “root-invite”, " + CEILING
 PATHS = {
     # The flow editor and the stage editor.
     "bind a superuser's user-write stage into an open flow": (FLOWS, 403, CEILING, _bind_root_write),
@@ -284,12 +376,21 @@ PATHS = {
     "change the user-write stage's group": (FLOWS, 403, CEILING, _retarget_root_write),
     "change the flow's authentication": (FLOWS, 403, CEILING, _open_root_flow_to_anyone),
     "delete the flow": (FLOWS, 403, CEILING, _delete_root_flow),
+    "hide the flow's email prompt behind a fixed value": (FLOWS, 403, CEILING,
+                                                          _hide_root_email_prompt),
+    "delete the flow's email prompt": (FLOWS, 403, CEILING, _delete_root_email_prompt),
+    # A flow carrying a superuser's invitation hands out its groups as well.
+    "delete a flow carrying a superuser's invitation": (FLOWS, 403, CARRIED, _delete_staff_flow),
+    "change that flow's slug (its links)": (FLOWS, 403, CARRIED, _rename_staff_flow),
+    "unbind that flow's invitation stage": (FLOWS, 403, CARRIED, _unbind_staff_invitation_stage),
     # The blueprint importer (the apply step; the preview runs the same import and rolls back).
     "blueprint binds the stage by !Find": (FLOWS, 422, CEILING, _bp_bind_found_stage),
     "blueprint unbinds the invitation stage": (FLOWS, 422, CEILING, _bp_unbind_invitation_stage),
     "blueprint ticks continue without invitation": (FLOWS, 422, CEILING,
                                                     _bp_continue_without_invitation),
     "blueprint changes the flow's authentication": (FLOWS, 422, CEILING, _bp_open_root_flow),
+    "blueprint deletes a flow carrying a superuser's invitation": (FLOWS, 422, CARRIED,
+                                                                   _bp_delete_staff_flow),
     "blueprint creates an invitation": (
         FLOWS, 422, "you may not manage invitations of the flow “sales-root”", _bp_invite_to_root_flow),
     "blueprint deletes an invitation": (
@@ -470,3 +571,200 @@ def test_what_flows_and_invitations_can_assign(app, world):
             access.check_flow_change(flows_admin,
                                      stages=[db.session.get(Stage, world["stage:root-invitation"])])
         access.check_flow_change(Grants(superuser=True), flows=[root])
+
+
+# -- destroying is changing ------------------------------------------------------------------
+
+
+def _open_invite(app, admin) -> int:
+    """A superuser's plain invitation on "sales-open": within every ceiling, but invitations."""
+    with app.app_context():
+        flow = db.session.scalar(select(Flow).filter_by(slug="sales-open"))
+        return service.create_invitation(
+            name="open-invite", flow=flow, expires_at=utcnow() + timedelta(days=7),
+            created_by=db.session.get(User, admin)).id
+
+
+def test_a_flow_whose_invitations_an_admin_may_not_manage_is_not_theirs_to_delete_or_reslug(
+        app, client, auth, admin, world):
+    invite = _open_invite(app, admin)
+    flow_id = world["flow:sales-open"]
+    edit = {"name": "Sales open", "slug": "sales-open", "title": "", "designation": "enrollment",
+            "authentication": FlowAuthentication.NONE}
+    sign_in(app, auth, "flows")
+    before = snapshot(app)
+    for response in (client.get(f"/admin/flows/{flow_id}/delete"),
+                     post(client, f"/admin/flows/{flow_id}/delete"),
+                     post(client, f"/admin/flows/{flow_id}/edit", {**edit, "slug": "hr-open"})):
+        text = text_of(response)
+        assert response.status_code == 403
+        assert "would also end its 1 invitation(s) (“open-invite”), which you may not manage" in text
+    assert snapshot(app) == before
+    # The rest of the flow stays theirs: a new name, the same slug, keeps every link.
+    assert post(client, f"/admin/flows/{flow_id}/edit", edit).status_code == 302
+    auth.logout()
+    # An admin who may manage those invitations may delete the flow, and them with it.
+    _member(app, "both", permissions=[FLOWS, INVITATIONS])
+    auth.login("both")
+    assert post(client, f"/admin/flows/{flow_id}/delete").status_code == 302
+    with app.app_context():
+        assert db.session.get(Flow, flow_id) is None and db.session.get(Invitation, invite) is None
+
+
+def test_a_blueprint_may_not_delete_a_flow_whose_invitations_the_importer_may_not_manage(
+        app, client, auth, admin, world):
+    _open_invite(app, admin)
+    sign_in(app, auth, "flows")
+    before = snapshot(app)
+    response = post(client, IMPORT_APPLY, {"blueprint": _blueprint("""\
+  - model: authentik_flows.flow
+    state: absent
+    identifiers: {slug: sales-open}
+""")})
+    assert response.status_code == 422
+    assert "which you may not manage" in text_of(response)
+    assert snapshot(app) == before
+
+
+def test_a_blueprint_may_not_change_a_prompt_of_a_flow_beyond_the_ceiling(app, client, auth, world):
+    sign_in(app, auth, "flows")
+    before = snapshot(app)
+    response = post(client, IMPORT_APPLY, {"blueprint": _blueprint("""\
+  - model: authentik_stages_prompt.prompt
+    identifiers: {name: root-prompts-email}
+    attrs: {field_key: email, type: hidden, initial_value: attacker@example.net}
+""")})
+    assert response.status_code == 422
+    assert CEILING in text_of(response)
+    assert snapshot(app) == before
+
+
+# -- accounts and groups that hold more than the admin -------------------------------------------
+
+
+def _powerful(app, *, active: bool = True) -> int:
+    """An account whose group grants "flows: manage" and "access: manage"."""
+    _member(app, "power", permissions=[FLOWS, access.ACCESS_MANAGE])
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(username="power"))
+        user.active = active
+        db.session.commit()
+        return user.id
+
+
+def test_a_users_admin_may_not_deactivate_or_reactivate_an_account_beyond_their_ceiling(
+        app, client, auth, world):
+    active = _powerful(app)
+    with app.app_context():
+        power, staff = (db.session.scalar(select(Group).filter_by(name="power-group")),
+                        db.session.get(Group, world["group:staff"]))
+        inactive = User(username="fired", email="fired@example.com", attributes={}, active=False,
+                        groups=[power])
+        staff_member = User(username="clerk", email="clerk@example.com", attributes={},
+                            groups=[staff])
+        db.session.add_all([inactive, staff_member])
+        db.session.commit()
+        inactive, staff_member = inactive.id, staff_member.id
+    _member(app, "useradmin", permissions=[access.USERS_MANAGE])
+    auth.login("useradmin")
+    for user_id, action in ((active, "deactivate"), (inactive, "activate")):
+        page = text_of(post(client, f"/admin/users/{user_id}/{action}", follow_redirects=True))
+        assert "is in the group “power-group”, which grants more than you may give" in page
+    post(client, f"/admin/users/{staff_member}/deactivate")
+    with app.app_context():
+        assert db.session.get(User, active).active is True
+        assert db.session.get(User, inactive).active is False
+        assert db.session.get(User, staff_member).active is False  # within the ceiling: done
+
+
+def test_an_access_admin_may_not_rename_a_group_that_grants_more_than_they_hold(
+        app, client, auth, world):
+    _powerful(app)
+    sign_in(app, auth, "access")
+    with app.app_context():
+        power = db.session.scalar(select(Group.id).filter_by(name="power-group"))
+    page = post(client, f"/admin/access/groups/{power}", {"name": "interns"})
+    assert page.status_code == 200
+    assert "The group “power-group” grants more than you may give" in text_of(page)
+    renamed = post(client, f"/admin/access/groups/{world['group:staff']}", {"name": "helpers"})
+    assert renamed.status_code == 302
+    with app.app_context():
+        assert db.session.get(Group, power).name == "power-group"
+        assert db.session.get(Group, world["group:staff"]).name == "helpers"
+        grants = access.grants_for(db.session.scalar(select(User).filter_by(username="access")))
+        assert access.group_change_refusal(grants, db.session.get(Group, power),
+                                           make_superuser=False).startswith("the group “power-group”")
+        assert db.session.scalar(select(func.count(Role.id)).filter_by(name="power-role")) == 1
+
+
+def test_an_access_admin_may_not_bind_or_unbind_a_role_on_a_group_beyond_their_ceiling(
+        app, client, auth, world):
+    """A role they hold, but on a group that grants more: neither adding it there nor taking it
+    away (that would strip an admin above them) is theirs to do."""
+    _powerful(app)
+    with app.app_context():
+        power = db.session.scalar(select(Group).filter_by(name="power-group"))
+        shared = Role(name="helpdesk", permissions=[access.ACCESS_MANAGE], groups=[power])
+        db.session.add(shared)
+        db.session.commit()
+        shared, power = shared.id, power.id
+        own = db.session.scalar(select(Role.id).filter_by(name="access-role"))
+        own_group = db.session.scalar(select(Group.id).filter_by(name="access-group"))
+    sign_in(app, auth, "access")
+    before = snapshot(app)
+    for role_id, name, groups in ((shared, "helpdesk", []), (own, "access-role", [own_group, power])):
+        page = post(client, f"/admin/access/roles/{role_id}",
+                    {"name": name, "permissions": [access.ACCESS_MANAGE], "groups": groups})
+        assert page.status_code == 200
+        assert "bound to the group “power-group”, which grants more than you may give" in text_of(page)
+    assert snapshot(app) == before
+    with app.app_context():
+        assert [g.name for g in db.session.get(Role, shared).groups] == ["power-group"]
+        assert [g.name for g in db.session.get(Role, own).groups] == ["access-group"]
+    # Within the ceiling it still works: their role bound to the plain group too.
+    done = post(client, f"/admin/access/roles/{own}", {
+        "name": "access-role", "permissions": [access.ACCESS_MANAGE],
+        "groups": [own_group, world["group:staff"]]})
+    assert done.status_code == 302
+
+
+def test_re_slugging_a_flow_into_another_namespace_needs_its_invitations_there_too(
+        app, client, auth, admin, world):
+    """Moving "sales-open" to "hr-open" would hand its invitations to the hr inviters."""
+    _open_invite(app, admin)
+    _member(app, "mover", permissions=[FLOWS])
+    with app.app_context():
+        group = db.session.scalar(select(Group).filter_by(name="mover-group"))
+        group.roles.append(Role(name="mover-sales", permissions=[INVITATIONS], namespaces=["sales"]))
+        db.session.commit()
+    auth.login("mover")
+    edit = {"name": "sales-open", "title": "", "designation": "enrollment",
+            "authentication": FlowAuthentication.NONE}
+    before = snapshot(app)
+    page = post(client, f"/admin/flows/{world['flow:sales-open']}/edit", {**edit, "slug": "hr-open"})
+    assert page.status_code == 403
+    assert "you may not manage" in text_of(page) and "“hr-open”" in text_of(page)
+    assert snapshot(app) == before
+    moved = post(client, f"/admin/flows/{world['flow:sales-open']}/edit",
+                 {**edit, "slug": "sales-open-emea"})
+    assert moved.status_code == 302
+
+
+def test_the_creator_filter_names_only_creators_of_invitations_the_admin_may_see(
+        app, client, auth, admin, world):
+    make_flow(app, "hr-onboarding", [])
+    _member(app, "hr-lead", permissions=[INVITATIONS])
+    with app.app_context():
+        service.create_invitation(
+            name="hr-only", flow=db.session.scalar(select(Flow).filter_by(slug="hr-onboarding")),
+            expires_at=utcnow() + timedelta(days=7),
+            created_by=db.session.scalar(select(User).filter_by(username="hr-lead")))
+    sign_in(app, auth, "invitations")
+    listing = client.get("/admin/invitations/").get_data(as_text=True)
+    creators = re.search(r'<select id="creator".*?</select>', listing, re.S).group(0)
+    assert re.findall(r'<option value="\d+"[^>]*>([^<]+)</option>', creators) == ["admin"]
+    auth.logout()
+    sign_in(app, auth, "superuser")
+    listing = client.get("/admin/invitations/").get_data(as_text=True)
+    creators = re.search(r'<select id="creator".*?</select>', listing, re.S).group(0)
+    assert re.findall(r'<option value="\d+"[^>]*>([^<]+)</option>', creators) == ["admin", "hr-lead"]

@@ -124,10 +124,11 @@ def is_admin(user: User | None) -> bool:
 
 def may_manage_account(actor: User | None, target: User) -> bool:
     """May `actor` change someone else's account (deactivate it, remove an authenticator)?
-    Users: manage, and a superuser's account only by a superuser: whoever could weaken a
-    superuser's sign-in would otherwise hold more than their own permissions."""
-    grants = grants_for(actor)
-    return grants.can(USERS_MANAGE) and (grants.superuser or not is_superuser(target))
+    Users: manage, and only an account within their ceiling (a superuser's only by a superuser):
+    whoever could weaken a stronger admin's sign-in would hold more than their own permissions."""
+    from .ceiling import account_change_refusal  # the one rule, with its reason
+
+    return account_change_refusal(grants_for(actor), target) is None
 
 
 def assignable_groups(grants: Grants) -> list[Group]:
@@ -167,7 +168,9 @@ def within(grants: Grants, permissions, namespaces) -> bool:
 # The privilege ceiling for every other path into a group (flows, invitations, blueprints).
 from .ceiling import (  # noqa: E402  (it builds on the functions above)
     CeilingError,
+    account_change_refusal,
     check_flow_change,
+    check_flow_invitations,
     check_invitation,
     ensure_within_ceiling,
     flow_groups,
@@ -176,13 +179,15 @@ from .ceiling import (  # noqa: E402  (it builds on the functions above)
     group_change_refusal,
     invitation_groups,
     invitation_refusals,
+    role_change_refusal,
     stage_groups,
 )
 
 __all__ = [
     "ACCESS_MANAGE", "ALL", "AUDIT_VIEW", "FLOWS_MANAGE", "INVITATIONS_MANAGE", "PERMISSIONS",
-    "USERS_MANAGE", "CeilingError", "Grants", "assignable_groups", "check_flow_change",
+    "USERS_MANAGE", "CeilingError", "Grants", "account_change_refusal", "assignable_groups",
+    "check_flow_change", "check_flow_invitations",
     "check_invitation", "ensure_within_ceiling", "flow_groups", "flow_within_ceiling",
     "flows_within_ceiling", "grants_for", "group_change_refusal", "in_namespace", "invitation_groups",
-    "invitation_refusals", "may_assign", "role_within", "stage_groups", "within",
+    "invitation_refusals", "may_assign", "role_change_refusal", "role_within", "stage_groups", "within",
 ]

@@ -5,7 +5,11 @@ paths too, and every one of them is weighed here:
 
 - a flow puts each person it signs up in the groups of its stages (a user-write stage's
   `create_users_group`; `StageType.assigned_groups` says what each stage type assigns);
-- an invitation leads to its own groups plus every group its flow can assign.
+- an invitation leads to its own groups plus every group its flow can assign;
+- so a flow also hands out the own groups of the invitations it carries (its user-write stage
+  applies them): a flow carrying a superuser's invitation to "admins" is as much beyond a flows
+  admin as one whose stage assigns "admins" (they could otherwise re-shape the sign-up that
+  invitee will walk through: its prompts, its stages, its link).
 
 The rule (one decision for the flow editor, the stage editor, the blueprint importer and every
 invitation action): a non-superuser may create, change or delete a flow, its bindings (add,
@@ -17,6 +21,12 @@ user-write stage into an open flow of their own. This is deliberately coarser th
 this change open a way in?": that question has many answers (conditions, order, authentication,
 options) and any one missed would be a hole; "do not touch what hands out more than you hold"
 has one. The refusal names the first group beyond the ceiling.
+
+Destroying is changing: deleting a flow deletes its invitations and changing its slug breaks
+their links, so both also need the right to manage every one of those invitations
+(`check_flow_invitations`); prompts are part of every flow whose prompt stages show them.
+Accounts follow the same rule (`account_change_refusal`), and so do groups themselves
+(`group_change_refusal`) and the roles bound to them (`role_change_refusal`).
 """
 
 from __future__ import annotations
@@ -26,18 +36,28 @@ from collections.abc import Iterable
 from sqlalchemy import select
 
 from ..extensions import db
-from ..models import Flow, FlowStageBinding, Group, Invitation, Stage
-from . import ACCESS_MANAGE, Grants, assignable_groups
+from ..models import Flow, FlowStageBinding, Group, Invitation, Prompt, Role, Stage, User
+from ..models.invitations import invitation_groups as invitation_group_rows
+from . import (
+    ACCESS_MANAGE,
+    INVITATIONS_MANAGE,
+    USERS_MANAGE,
+    Grants,
+    assignable_groups,
+    may_assign,
+    role_within,
+    within,
+)
 
 
 class CeilingError(PermissionError):
     """Refused: the change involves a group beyond the admin's ceiling (named in the message)."""
 
-    def __init__(self, group: Group, source: str) -> None:
+    def __init__(self, group: Group | None, source: str, message: str | None = None) -> None:
         self.group, self.source = group, source
-        super().__init__(
+        super().__init__(message or (
             f"{source} can put people in the group “{group.name}”, which grants more than you "
-            f"may give. Only an admin who may give “{group.name}” can change this.")
+            f"may give. Only an admin who may give “{group.name}” can change this."))
 
 
 # -- what a stage, a flow, an invitation can assign ---------------------------------------------
@@ -81,6 +101,23 @@ def flows_using(stage: Stage) -> list[Flow]:
         .distinct().order_by(Flow.slug)))
 
 
+def carried_invitation_groups(flow_ids: Iterable[int | None]) -> dict[int, list[tuple[str, Group]]]:
+    """The own groups of the invitations each flow carries, as (invitation name, group), in
+    one query. Every invitation counts, whatever its status: deleting the flow deletes it too."""
+    ids = {i for i in flow_ids if i is not None}
+    found: dict[int, list[tuple[str, Group]]] = {i: [] for i in ids}
+    if not ids:
+        return found
+    rows = db.session.execute(
+        select(Invitation.flow_id, Invitation.name, Group)
+        .join(invitation_group_rows, invitation_group_rows.c.invitation_id == Invitation.id)
+        .join(Group, Group.id == invitation_group_rows.c.group_id)
+        .where(Invitation.flow_id.in_(ids)).order_by(Invitation.id, Group.name))
+    for flow_id, name, group in rows:
+        found[flow_id].append((name, group))
+    return found
+
+
 def invitation_groups(invitation: Invitation) -> list[Group]:
     """Every group an invitation can lead to: its own and every group its flow can assign."""
     own = list(invitation.groups)
@@ -106,31 +143,70 @@ def ensure_within_ceiling(grants: Grants, sources: Iterable[tuple[str, Group | N
 
 
 def check_flow_change(grants: Grants, *, flows: Iterable[Flow] = (), stages: Iterable[Stage] = (),
-                      adding: Iterable[Stage] = ()) -> None:
-    """May this admin make a change to flows and stages? CeilingError names the group if not.
+                      adding: Iterable[Stage] = (), prompts: Iterable[Prompt] = ()) -> None:
+    """May this admin make a change to flows, stages and prompts? CeilingError names the group
+    if not.
 
-    `flows`: flows created, changed or deleted, or whose bindings change: what they assign now.
-    `stages`: stages whose options change, or deleted: what they assign and what every flow
-    using them assigns. `adding`: stages as the change leaves them (a stage being bound, a
-    stage's new options): what the change adds. Pass the state before the change and what it
-    adds, or call it again after a flush with the state after.
+    `flows`: flows created, changed or deleted, or whose bindings change: what they assign now,
+    through their stages and the invitations they carry. `stages`: stages whose options change,
+    or deleted: what they assign and what every flow using them assigns. `adding`: stages as the
+    change leaves them (a stage being bound, a stage's new options): what the change adds.
+    `prompts`: prompts changed or deleted: weighed as a change to every stage showing them.
+    Pass the state before the change and what it adds, or call it again after a flush with the
+    state after.
     """
     if grants.superuser:
         return
+    stages = [*stages, *(s for p in prompts for s in p.stages)]
     ensure_within_ceiling(grants, _flow_sources(flows, stages, adding))
 
 
 def _flow_sources(flows, stages, adding):
     for flow in flows:
-        for group in flow_groups(flow):
-            yield f"The flow “{flow.slug}”", group
+        yield from _what_flow_assigns(flow, f"The flow “{flow.slug}”")
     for stage in [*stages, *adding]:
         for group in stage_groups(stage):
             yield f"The stage “{stage.name}”", group
     for stage in stages:
         for flow in flows_using(stage):
-            for group in flow_groups(flow):
-                yield f"The flow “{flow.slug}” (it uses the stage “{stage.name}”)", group
+            yield from _what_flow_assigns(flow, f"The flow “{flow.slug}” (it uses the stage "
+                                                f"“{stage.name}”)")
+
+
+def _what_flow_assigns(flow: Flow, label: str):
+    """Its stages' groups, then its invitations' own groups (looked up only if those pass)."""
+    for group in flow_groups(flow):
+        yield label, group
+    if flow.id is None:
+        return
+    for name, group in carried_invitation_groups([flow.id])[flow.id]:
+        yield f"{label}, through its invitation “{name}”,", group
+
+
+def check_flow_invitations(grants: Grants, flow: Flow, *, doing: str,
+                           new_slug: str | None = None) -> None:
+    """Deleting a flow deletes its invitations, changing its slug breaks their links: `doing`
+    that needs the right to manage every invitation the flow carries ("invitations: manage" for
+    its namespace, and each within the ceiling). A new slug moves them to another namespace, so
+    it needs "invitations: manage" there too. CeilingError says which one if not."""
+    if grants.superuser or flow.id is None:
+        return
+    carried = list(db.session.scalars(select(Invitation).filter_by(flow_id=flow.id)
+                                      .order_by(Invitation.name)))
+    if not carried:
+        return
+    for slug in [flow.slug, *([new_slug] if new_slug else [])]:
+        if not grants.can(INVITATIONS_MANAGE, slug):
+            names = ", ".join(f"“{i.name}”" for i in carried[:3]) + (", …" if len(carried) > 3
+                                                                      else "")
+            raise CeilingError(None, f"The flow “{flow.slug}”", (
+                f"{doing[0].upper()}{doing[1:]} the flow “{flow.slug}” would also end its "
+                f"{len(carried)} invitation(s) ({names}), which you may not manage as "
+                f"invitations of “{slug}”. Only an admin who may manage the invitations of "
+                f"“{slug}” can do this."))
+    refusals = invitation_refusals(grants, carried)
+    if refusals:
+        raise next(iter(refusals.values()))
 
 
 def flow_within_ceiling(grants: Grants, flow: Flow) -> bool:
@@ -194,7 +270,7 @@ def invitation_refusals(grants: Grants, invitations: Iterable[Invitation], *,
     return refusals
 
 
-# -- groups themselves ------------------------------------------------------------------------
+# -- groups and accounts themselves -----------------------------------------------------------
 
 
 def group_change_refusal(grants: Grants, group: Group | None, *, make_superuser: bool) -> str | None:
@@ -202,7 +278,9 @@ def group_change_refusal(grants: Grants, group: Group | None, *, make_superuser:
 
     The group editor and the blueprint importer ask the same question: only a superuser makes a
     superuser group or touches one; changing or deleting any other existing group needs "Access"
-    everywhere. Creating a plain group needs nothing more: it grants nothing until a role is bound.
+    everywhere, and the group must be one they may give (renaming a group that grants more than
+    they hold would dress it up as another: the next admin who ticks it hands out more than they
+    think). Creating a plain group needs nothing more: it grants nothing until a role is bound.
     """
     if grants.superuser:
         return None
@@ -213,4 +291,55 @@ def group_change_refusal(grants: Grants, group: Group | None, *, make_superuser:
     if group is not None and not grants.can_everywhere(ACCESS_MANAGE):
         return (f"only an admin who may edit groups (“Access” for every namespace) can change or "
                 f"delete the group “{group.name}”")
+    if group is not None and not may_assign(grants, group):
+        return (f"the group “{group.name}” grants more than you may give; only an admin who may "
+                f"give it can change or delete it")
+    return None
+
+
+def role_change_refusal(grants: Grants, role: Role | None, *, permissions, namespaces,
+                        groups: Iterable[Group]) -> str | None:
+    """Why this admin may not create (`role` None) or change a role to these permissions,
+    namespaces and groups; None if they may.
+
+    Nobody hands out, or takes away, access they do not hold: the role must grant nothing beyond
+    them, before and after; and every group it is bound to, before and after, must be one they
+    may give (binding their own permission onto a group that grants more, or unbinding it from
+    one, is changing a group beyond their ceiling: it could strip an admin above them).
+    """
+    if grants.superuser:
+        return None
+    if role is not None and not role_within(grants, role):
+        return ("This role grants more than you hold; only an admin with all of its permissions "
+                "can change it.")
+    if not within(grants, permissions, namespaces):
+        return "You can only give permissions you hold yourself, in your own namespaces."
+    allowed = {g.id for g in assignable_groups(grants)}
+    for group in [*(role.groups if role is not None else []), *groups]:
+        if group.id not in allowed:
+            return (f"This role is (or would be) bound to the group “{group.name}”, which grants "
+                    f"more than you may give. Only an admin who may give “{group.name}” can "
+                    f"change its roles.")
+    return None
+
+
+def account_change_refusal(grants: Grants, user: User) -> str | None:
+    """Why this admin may not change (deactivate, activate again, remove an authenticator of)
+    this account; None if they may. Users: manage is needed first.
+
+    The same ceiling: an account in a group beyond it holds more than the admin may give, so it
+    is not theirs to lock out (or to bring back). Read from the account's groups, not its grants:
+    an inactive account has none, and reactivating must not be a way around the rule.
+    """
+    if grants.superuser:
+        return None
+    if not grants.can(USERS_MANAGE):
+        return "You may not change other people's accounts."
+    if user.is_superuser or any(g.is_superuser for g in user.groups):
+        return "Only a superuser may change a superuser's account."
+    allowed = {g.id for g in assignable_groups(grants)}
+    for group in user.groups:
+        if group.id not in allowed:
+            return (f"{user.username} is in the group “{group.name}”, which grants more than you "
+                    f"may give. Only an admin who may give “{group.name}” can change this account.")
     return None

@@ -6,7 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from ..access import ACCESS_MANAGE, PERMISSIONS, group_change_refusal, role_within, within
+from ..access import ACCESS_MANAGE, PERMISSIONS, group_change_refusal, role_change_refusal
 from ..audit import Action, record_event
 from ..extensions import db
 from ..models import Group, Role
@@ -48,20 +48,19 @@ def role_edit(role_id: int | None = None):
     if form.validate_on_submit():
         permissions = [p for p in form.permissions.data if p in PERMISSIONS]
         namespaces = split_addresses(form.namespaces.data or "")
-        # Nobody hands out, or takes away, access they do not hold themselves.
-        if role is not None and not role_within(grants(), role):
-            form.permissions.errors.append("This role grants more than you hold; only an admin "
-                                           "with all of its permissions can change it.")
-        elif not within(grants(), permissions, namespaces):
-            form.permissions.errors.append("You can only give permissions you hold yourself, in "
-                                           "your own namespaces.")
+        chosen = [g for g in groups if g.id in set(form.groups.data)]
+        # Nobody hands out, or takes away, access they do not hold (the privilege ceiling).
+        refusal = role_change_refusal(grants(), role, permissions=permissions,
+                                      namespaces=namespaces, groups=chosen)
+        if refusal:
+            form.permissions.errors.append(refusal)
         else:
             role = role or Role()
             role.name = form.name.data.strip()
             role.description = (form.description.data or "").strip()
             role.permissions = permissions
             role.namespaces = namespaces
-            role.groups = [g for g in groups if g.id in set(form.groups.data)]
+            role.groups = chosen
             db.session.add(role)
             try:
                 db.session.flush()

@@ -4,7 +4,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
-from ..access import CeilingError, check_flow_change
+from ..access import CeilingError, check_flow_change, check_flow_invitations
 from ..extensions import db
 from ..flows import editor
 from ..flows.planner import describe_condition
@@ -84,6 +84,9 @@ def flow_edit(flow_id: int):
     flow = _changeable_flow(flow_id)
     form = FlowForm(obj=flow, instance=flow)
     if form.validate_on_submit():
+        if form.values["slug"] != flow.slug:  # every link of its invitations changes
+            check_flow_invitations(grants(), flow, doing="changing the slug of",
+                                   new_slug=form.values["slug"])
         editor.update(flow, **form.values)
         flash("Flow saved.", "success")
         return redirect(url_for("admin.flow_detail", flow_id=flow.id))
@@ -94,6 +97,7 @@ def flow_edit(flow_id: int):
 @manage_flows
 def flow_delete(flow_id: int):
     flow = _changeable_flow(flow_id)
+    check_flow_invitations(grants(), flow, doing="deleting")  # they go with it
     return confirm_delete(
         flow, what="flow", name=flow.slug, used_by=editor.flow_usage(flow),
         consequence="Its stage bindings and every invitation for it are deleted too; their links "

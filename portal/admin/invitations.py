@@ -135,13 +135,15 @@ def _queued_ids(invitations) -> list[int]:
 def invitations():
     args = request.args
     filters = _list_filters()
-    query = service.list_query(**filters, flow_ids=_allowed_flow_ids())
+    flow_ids = _allowed_flow_ids()
+    query = service.list_query(**filters, flow_ids=flow_ids)
     page = paginate(query, per_page=PER_PAGE)
-    creators = db.session.scalars(
-        # An index probe per user, not a DISTINCT over every invitation.
-        select(User).where(select(Invitation.id).where(Invitation.created_by_id == User.id).exists())
-        .order_by(User.username)
-    ).all()
+    # An index probe per user, not a DISTINCT over every invitation; only creators of invitations
+    # this admin may see (other namespaces' admins are not theirs to learn about).
+    created = select(Invitation.id).where(Invitation.created_by_id == User.id)
+    if flow_ids is not None:
+        created = created.where(Invitation.flow_id.in_(flow_ids))
+    creators = db.session.scalars(select(User).where(created.exists()).order_by(User.username)).all()
     return render_template(
         "admin/invitations/list.html", page=page, status_of=service.status_of, filters=filters,
         flows=_enrollment_flows(), creators=creators, statuses=list(service.InvitationStatus),

@@ -4,11 +4,12 @@ from flask import flash, redirect, render_template, request, url_for
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from ..access import check_flow_change
 from ..extensions import db
 from ..flows import editor
 from ..flows.prompts import PROMPT_TYPES
 from ..models import Prompt
-from . import bp, manage_flows
+from . import bp, grants, manage_flows
 from .editing import confirm_delete
 from .flow_forms import PromptForm
 
@@ -38,6 +39,7 @@ def prompt_create():
 @manage_flows
 def prompt_edit(prompt_id: int):
     prompt = db.get_or_404(Prompt, prompt_id)
+    check_flow_change(grants(), prompts=[prompt])  # part of every flow that shows it
     form = PromptForm(instance=prompt)
     if request.method == "GET":
         form.load(prompt)
@@ -53,6 +55,7 @@ def prompt_edit(prompt_id: int):
 @manage_flows
 def prompt_delete(prompt_id: int):
     prompt = db.get_or_404(Prompt, prompt_id)
+    check_flow_change(grants(), prompts=[prompt])
     return confirm_delete(
         prompt, what="prompt", name=prompt.name, used_by=editor.prompt_usage(prompt),
         consequence="It disappears from every prompt stage that shows it.",

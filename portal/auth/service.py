@@ -295,19 +295,17 @@ def sign_out_everywhere(user: User, *, ip: str | None = None) -> None:
 def set_active(user: User, active: bool, *, actor: User, ip: str | None = None) -> None:
     """Deactivate (or activate again) an account; deactivating ends its sessions at once.
 
-    Nobody deactivates themselves (the last admin could lock everyone out), and only a
-    superuser may change a superuser's account.
+    Nobody deactivates themselves (the last admin could lock everyone out), and nobody changes
+    an account that holds more than they may give (access.account_change_refusal).
     """
-    from ..access import is_superuser, may_manage_account
+    from ..access import account_change_refusal, grants_for
     from ..audit import Action, record_event
 
     if user.id == actor.id:
         raise AccountError("You cannot deactivate your own account.")
-    # The account's superuser standing is read from its flag and groups, not its grants (an
-    # inactive account has no grants, and reactivating one must not be a way around this rule).
-    if not may_manage_account(actor, user):
-        raise AccountError("Only a superuser may change a superuser's account." if is_superuser(user)
-                           else "You may not change this account.")
+    refusal = account_change_refusal(grants_for(actor), user)  # the privilege ceiling
+    if refusal:
+        raise AccountError(refusal)
     if user.active == active:
         return
     user.active = active

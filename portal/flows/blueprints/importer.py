@@ -20,12 +20,13 @@ from ...access import (
     CeilingError,
     Grants,
     check_flow_change,
+    check_flow_invitations,
     check_invitation,
 )
 from ...access.ceiling import stage_groups
 from ...extensions import db
 from ...invitations.attributes import storable_problem
-from ...models import Flow, FlowDesignation, FlowStageBinding, Invitation, Stage
+from ...models import Flow, FlowDesignation, FlowStageBinding, Invitation, Prompt, Stage
 from ..stages import by_model
 from .handlers import (
     FIND_FIELDS,
@@ -249,7 +250,8 @@ class Importer:
         plan = handler_for(entry.model)(self, entry)
         _check_column_sizes(plan)
         existing = self._find(plan)
-        refused_before = self._ceiling_refusal(existing)  # judged on the row as it is now
+        refused_before = (self._ceiling_refusal(existing)  # judged on the row as it is now
+                          or self._carried_invitations_refusal(entry, plan, existing))
         change = Change(entry.number, entry.model, UNCHANGED, plan.label, notes=plan.notes)
         if entry.state == "absent":
             if existing is not None:
@@ -300,11 +302,29 @@ class Importer:
                 check_flow_change(self.actor, flows=[obj.flow])
             elif isinstance(obj, Stage):
                 check_flow_change(self.actor, stages=[obj])
+            elif isinstance(obj, Prompt):
+                check_flow_change(self.actor, prompts=[obj])
             elif isinstance(obj, Invitation):
                 if not self.actor.can(INVITATIONS_MANAGE, obj.flow.slug):
                     return (f"you may not manage invitations of the flow “{obj.flow.slug}” "
                             "(“invitations: manage” is needed for it).")
                 check_invitation(self.actor, obj)
+        except CeilingError as exc:
+            return str(exc)
+        return None
+
+    def _carried_invitations_refusal(self, entry: _Entry, plan: Plan, existing) -> str | None:
+        """Deleting a flow ends its invitations and a new slug breaks their links: the same
+        rule as the flow editor's (access.check_flow_invitations)."""
+        if self.actor.superuser or not isinstance(existing, Flow):
+            return None
+        new_slug = plan.values.get("slug")
+        try:
+            if entry.state == "absent":
+                check_flow_invitations(self.actor, existing, doing="deleting")
+            elif new_slug and new_slug != existing.slug:
+                check_flow_invitations(self.actor, existing, doing="changing the slug of",
+                                       new_slug=new_slug)
         except CeilingError as exc:
             return str(exc)
         return None
