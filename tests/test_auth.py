@@ -262,3 +262,18 @@ def test_a_username_prompt_of_any_type_and_fixed_data_follow_the_rule(app, clien
         as_text=True)
     with app.app_context():
         assert sorted(db.session.scalars(select(User.username)).all()) == ["Eve@Example.com", "admin"]
+
+
+def test_a_superuser_by_group_counts_as_an_admin_for_the_setup_link(app, runner):
+    """The setup link is offered only while nobody may do everything, by flag or by group."""
+    from portal.auth import service as accounts
+    from portal.models import Group
+
+    with app.app_context():
+        owner = accounts.create_user(username="owner", email="owner@example.com", password=TEST_PASSWORD)
+        assert accounts.admin_exists() is False
+        owner.groups.append(Group(name="root-group", is_superuser=True, attributes={}))
+        db.session.commit()
+        assert accounts.admin_exists() is True
+    result = runner.invoke(args=["seed"])
+    assert result.exit_code == 0 and "setup?token" not in result.output

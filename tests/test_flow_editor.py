@@ -352,3 +352,15 @@ def test_garbage_posts_never_500(app, editor):
         response = submit(editor, url, garbage)
         assert response.status_code in (200, 400), url
         assert "Something went wrong" not in response.get_data(as_text=True), url
+
+
+def test_a_prompt_posted_without_its_optional_texts_is_stored_with_empty_ones(app, editor):
+    """A hand-made POST with only the required fields: the optional texts are empty, not NULL."""
+    page = editor.get("/admin/prompts/new").get_data(as_text=True)
+    response = editor.post("/admin/prompts/new", data={
+        "csrf_token": csrf_from(page), "name": "bare", "field_key": "bare", "label": "Bare",
+        "type": "text", "order": "0"})
+    assert response.status_code == 302
+    with app.app_context():
+        bare = db.session.scalar(select(Prompt).filter_by(name="bare"))
+        assert (bare.placeholder, bare.initial_value, bare.help_text) == ("", "", "")

@@ -263,8 +263,10 @@ class PromptForm(EditorForm):
     @property
     def values(self) -> dict:
         values = {name: self[name].data for name in ("field_key", "label", "type", "required",
-                                                     "placeholder", "initial_value", "help_text",
                                                      "order")}
+        # Optional texts a hand-made POST may leave out: absent is empty, never NULL (a 500).
+        values.update({name: self[name].data or "" for name in ("placeholder", "initial_value",
+                                                               "help_text")})
         values["name"] = self.name.data.strip()
         values["choices"] = parse_choices(self.choices.data) or None
         options = dict(getattr(self.instance, "options", None) or {})

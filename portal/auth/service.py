@@ -9,7 +9,7 @@ from datetime import timedelta
 from sqlalchemy import func, select, update
 
 from ..extensions import db
-from ..models import ActionToken, TokenPurpose, User, utcnow
+from ..models import ActionToken, Group, TokenPurpose, User, utcnow
 from ..security import tokens
 from ..security.passwords import hash_password, needs_rehash, verify_password
 
@@ -160,7 +160,10 @@ def username_exists(username: str) -> bool:
 
 
 def admin_exists() -> bool:
-    return bool(db.session.scalar(select(func.count(User.id)).where(User.is_superuser.is_(True))))
+    """Is there a superuser, by the account's flag or through a superuser group? (The setup
+    link is offered only while there is none.)"""
+    superuser = User.is_superuser.is_(True) | User.groups.any(Group.is_superuser.is_(True))
+    return bool(db.session.scalar(select(func.count(User.id)).where(superuser)))
 
 
 def create_user(*, username: str, email: str, password: str, name: str = "",
