@@ -7,10 +7,10 @@ strict xfails; the fix for each is in its reason.
 from __future__ import annotations
 
 import pytest
+from portal.flows.blueprint_io import import_blueprint
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.flows.blueprint_io import import_blueprint
 from portal.models import Group
 
 from .blueprint_helpers import OPERATOR
