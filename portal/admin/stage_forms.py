@@ -94,6 +94,11 @@ def _field(option: Option, needs: FormNeeds):
     if kind == "choice":
         return SelectField(choices=as_choices(_choices(option, needs, list)),
                            default=option.default, **common)
+    if kind == "choices":
+        return SelectMultipleField(choices=as_choices(_choices(option, needs, list)),
+                                   default=list(option.default or []),
+                                   widget=widgets.ListWidget(prefix_label=False),
+                                   option_widget=widgets.CheckboxInput(), **common)
     if kind in ("group", "flow"):
         rows = _choices(option, needs, lambda: [
             (row.id, row.name if kind == "group" else f"{row.slug} ({row.name})")

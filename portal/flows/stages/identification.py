@@ -67,7 +67,7 @@ class IdentificationStage(StageType):
 
     @property
     def field_label(self) -> str:
-        return " or ".join(FIELD_LABELS[f] for f in self.user_fields)
+        return " or ".join(FIELD_LABELS[f].lower() for f in self.user_fields).capitalize()
 
     def linked_flow(self, key: str):
         """The enrollment or recovery flow the page links to (None when unset or deleted)."""
