@@ -149,6 +149,30 @@ def test_user_login_refuses_an_identification_no_stage_checked(app, sam):
         assert (step.kind, step.login_user_id) == ("denied", None)
 
 
+def test_an_inline_password_stage_checks_the_password_on_the_identification_page(app, sam):
+    with app.app_context():
+        checker = Stage(name="inline-password", type="password",
+                        options={"failed_attempts_before_cancel": "2"})
+        db.session.add(checker)
+        db.session.commit()
+        checker_id = checker.id
+    make_flow(app, "inline", [
+        {"type": "identification", "name": "inline-identification",
+         "options": {"password_stage": checker_id}},
+        {"type": "user_login", "name": "inline-login"},
+    ])
+    with app.app_context():
+        for login in ("sam", "nobody"):  # the same answer, unknown account or not
+            walk = Walk("inline")
+            assert set(walk.step.form._fields) == {"login", "password"}
+            step = walk.post(login=login, password="wrong-password")
+            assert (walk.stage, step.errors) == ("identification", {"password": [WRONG]})
+        assert _failed_events() == 2
+        walk = Walk("inline")
+        step = walk.post(login="sam@example.com", password=TEST_PASSWORD)
+        assert (step.kind, step.login_user_id) == ("done", sam)
+
+
 def test_session_duration_reaches_the_step(app, sam):
     _sign_in_flow(app, login={"session_duration": "days=30"})
     with app.app_context():

@@ -19,6 +19,7 @@ from portal.flows.stages.options import (
     FLOW,
     GROUP,
     PROMPTS,
+    STAGE,
     TEXT,
     TEXTAREA,
     OptionError,
@@ -79,9 +80,11 @@ def _references(app):
         other = Flow(slug="round-trip-target", name="Target", title="Target")
         prompts = [Prompt(name=f"rt-{key}", field_key=key, label=key, type="text", order=n)
                    for n, key in enumerate(("first", "second"))]
-        db.session.add_all([group, other, *prompts])
+        referred = Stage(name="round-trip-referred", type="password",
+                         options={"failed_attempts_before_cancel": "3"})
+        db.session.add_all([group, other, referred, *prompts])
         db.session.commit()
-        return {"group": str(group.id), "flow": str(other.id),
+        return {"group": str(group.id), "flow": str(other.id), "stage": str(referred.id),
                 "prompts": [str(p.id) for p in prompts]}
 
 
@@ -114,6 +117,8 @@ def _form_data(stage_type, refs) -> dict:
             data[option.key] = refs["group"]
         elif kind is FLOW:
             data[option.key] = refs["flow"]
+        elif kind is STAGE:
+            data[option.key] = refs["stage"]
         elif kind is PROMPTS:
             data[option.key] = refs["prompts"]
         else:  # a new kind needs a sample here
@@ -130,6 +135,8 @@ def _readable(stage_type, stage) -> dict:
             values[option.key] = getattr(option.kind.row(value), "name", None)
         elif option.kind is FLOW:
             values[option.key] = getattr(option.kind.row(value), "slug", None)
+        elif option.kind is STAGE:
+            values[option.key] = getattr(option.kind.row(value), "name", None)
         elif option.kind is PROMPTS:
             values[option.key] = [p.name for p in stage.prompts]
     return values

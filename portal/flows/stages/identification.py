@@ -15,7 +15,8 @@ from wtforms.form import BaseForm
 from ...auth.service import USER_FIELDS, find_user
 from ..context import note, noted
 from .base import Next, Retry, StageType
-from .options import BOOL, CHOICES, FLOW, Option
+from .options import BOOL, CHOICES, FLOW, STAGE, Option
+from .registry import stage_type_for
 
 FIELD = "login"  # the form field (kept from the old sign-in form: browsers fill it in)
 FAILED = "Failed to authenticate."  # authentik's words: nothing about which part was wrong
@@ -54,6 +55,10 @@ class IdentificationStage(StageType):
         Option("show_matched_user", BOOL, "Show the matched user", default=True,
                help="The next page shows the account's username instead of what was typed "
                     "(this tells whoever typed an address that an account has it)."),
+        Option("password_stage", STAGE, "Ask for the password on this page",
+               choices=lambda needs: [(s.id, s.name) for s in needs.stages("password")],
+               help="A password stage whose check runs here, so the flow needs no page of its "
+                    "own for it (leave that stage unbound)."),
         Option("enrollment_flow", FLOW, "Sign-up flow",
                help='Linked from the page as "Sign up".'),
         Option("recovery_flow", FLOW, "Recovery flow",
@@ -69,18 +74,29 @@ class IdentificationStage(StageType):
     def field_label(self) -> str:
         return " or ".join(FIELD_LABELS[f].lower() for f in self.user_fields).capitalize()
 
-    def linked_flow(self, key: str):
-        """The enrollment or recovery flow the page links to (None when unset or deleted)."""
+    def linked(self, key: str):
+        """The row a reference option names: the flows the page links to, the password stage
+        (None when unset or deleted)."""
         return self.option(key).kind.row(self.options.get(key))
 
+    @property
+    def password_stage(self):
+        """The password stage checked on this page (its form field and its rule), or None."""
+        row = self.linked("password_stage")
+        stage = stage_type_for(row) if row is not None else None
+        return stage if hasattr(stage, "check") else None
+
     def field_keys(self) -> set[str]:
-        return {FIELD}
+        return {FIELD} | (self.password_stage.field_keys() if self.password_stage else set())
 
     def form(self, ctx, formdata=None):
         autocomplete = "email" if self.user_fields == ("email",) else "username"
-        form = BaseForm([(FIELD, fields.StringField(
+        entries = [(FIELD, fields.StringField(
             self.field_label, validators=[validators.InputRequired(), validators.Length(max=320)],
-            render_kw={"autocomplete": autocomplete, "autofocus": True}))])
+            render_kw={"autocomplete": autocomplete, "autofocus": True}))]
+        if self.password_stage is not None:
+            entries.append(("password", self.password_stage.field(autofocus=False)))
+        form = BaseForm(entries)
         form.process(formdata)
         if formdata is None and pending_identifier(ctx.session):
             form[FIELD].data = pending_identifier(ctx.session)  # sent back here: keep the text
@@ -101,4 +117,6 @@ class IdentificationStage(StageType):
             "show_matched_user", True) else identifier
         note(ctx.session, "shown_as", shown)
         note(ctx.session, "authenticated", False)  # a new identity proves nothing yet
+        if self.password_stage is not None:
+            return self.password_stage.check(ctx, form["password"].data)
         return Next()

@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import Flow, Group, Prompt
+from ...models import Flow, Group, Prompt, Stage
 
 
 class OptionError(ValueError):
@@ -161,6 +161,12 @@ class FlowRef(Reference):
     name, model, what, by_name = "flow", Flow, "a flow", "slug"
 
 
+class StageRef(Reference):
+    """Another stage, by id (the identification stage's inline password stage)."""
+
+    name, model, what = "stage", Stage, "a stage"
+
+
 class Prompts(Kind):
     """The prompt stage's fields: stored as the stage's prompts (an ordered relationship)."""
 
@@ -194,7 +200,7 @@ class Prompts(Kind):
 
 BOOL, TEXT, TEXTAREA, EMAIL, CHOICE = Bool(), Text(), TextArea(), EmailAddress(), Choice()
 CHOICES = Choices()
-GROUP, FLOW, PROMPTS = GroupRef(), FlowRef(), Prompts()
+GROUP, FLOW, STAGE, PROMPTS = GroupRef(), FlowRef(), StageRef(), Prompts()
 
 
 # -- values several stage types share ------------------------------------------------------------

@@ -66,18 +66,28 @@ class PasswordStage(StageType):
     def field_keys(self) -> set[str]:
         return {FIELD}
 
-    def form(self, ctx, formdata=None):
-        form = BaseForm([(FIELD, fields.PasswordField(
+    def field(self, *, autofocus: bool = True):
+        """The password field (also on an identification page that checks the password)."""
+        return fields.PasswordField(
             "Password", validators=[validators.InputRequired(), validators.Length(max=1000)],
-            render_kw={"autocomplete": "current-password", "autofocus": True}))])
+            render_kw={"autocomplete": "current-password", **({"autofocus": True} if autofocus
+                                                               else {})})
+
+    def form(self, ctx, formdata=None):
+        form = BaseForm([(FIELD, self.field())])
         form.process(formdata)
         return form
 
     def submit(self, ctx, form) -> Next | Retry | Deny:
         if not form.validate():
             return Retry({k: list(v) for k, v in form.errors.items()})
+        return self.check(ctx, form[FIELD].data)
+
+    def check(self, ctx, password: str) -> Next | Retry | Deny:
+        """The pending user's password, counted and audited when wrong: this page's POST, and
+        the identification page's own password field (its `password_stage`) call this."""
         user = db.session.get(User, ctx.session.user_id) if ctx.session.user_id else None
-        if check_password(user, form[FIELD].data):
+        if check_password(user, password):
             note(ctx.session, "authenticated", True)
             return Next()
         failures = int(noted(ctx.session, "password_failures") or 0) + 1
