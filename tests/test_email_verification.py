@@ -11,7 +11,7 @@ from sqlalchemy import select
 from portal import create_app
 from portal.auth import service as accounts
 from portal.extensions import db
-from portal.flows.defaults import ensure_default_enrollment_flow
+from portal.flows.defaults import ensure_default_authentication_flow, ensure_default_enrollment_flow
 from portal.flows.stages.email import parse_expiry
 from portal.invitations import service
 from portal.mail import deliver
@@ -72,6 +72,7 @@ def mail_app(tmp_path, smtp):
     with app.app_context():
         db.drop_all()
         db.create_all()
+        ensure_default_authentication_flow()
         flow = ensure_default_enrollment_flow()
         writer = db.session.scalar(select(Stage).filter_by(type="user_write"))
         writer.options = {**writer.options, "create_users_as_inactive": True}
