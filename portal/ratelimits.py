@@ -19,41 +19,47 @@ def _setting(name: str) -> Callable[[], str]:
 
 
 def _failed(response) -> bool:
-    """A sign-in failed when the form came back instead of a redirect to the account."""
+    """A password check failed when a page came back (the form again, or the flow cancelled)
+    instead of a redirect onwards."""
     return not 300 <= response.status_code < 400
 
 
-def _account_and_address() -> str:
-    """Per (account, address): guesses at one account from one machine are slowed, while the
-    account's owner, from any other address, can still sign in. The account is the one the
-    identifier names, so its username and its email address draw on one budget."""
+def sign_in(*, identifier: Callable[[], str], applies: Callable[[], bool]):
+    """The sign-in rule: failed password checks are limited per (account, address) and per
+    address; successful ones never count. Per (account, address): guesses at one account from
+    one machine are slowed, while the account's owner, from any other address, can still sign
+    in, so a stranger cannot lock them out. The account is the one the identifier names
+    (auth.service.sign_in_budget_key), so its username and its email address draw on one budget.
+
+    `identifier()` is what the person typed to say who they are; `applies()` says whether this
+    request checks a password (the flow route: a POST to a password-checking stage)."""
     from .auth.service import sign_in_budget_key
 
-    return f"{get_remote_address()}/{sign_in_budget_key(request.form.get('login') or '')}"
+    def account_and_address() -> str:
+        return f"{get_remote_address()}/{sign_in_budget_key(identifier() or '')}"
 
-
-sign_in_account = limiter.shared_limit(
-    _setting("RATELIMIT_SIGNIN_ACCOUNT"), scope="sign-in-account", key_func=_account_and_address,
-    methods=["POST"], deduct_when=_failed,
-)
-sign_in_address = limiter.shared_limit(
-    _setting("RATELIMIT_SIGNIN_ADDRESS"), scope="sign-in-address", methods=["POST"],
-    deduct_when=_failed,
-)
-
-
-def sign_in(view):
-    """Failed sign-ins, per (account, address) and per address; successful ones never count."""
-    return sign_in_account(sign_in_address(view))
+    per_account = limiter.shared_limit(
+        _setting("RATELIMIT_SIGNIN_ACCOUNT"), scope="sign-in-account",
+        key_func=account_and_address, methods=["POST"], deduct_when=_failed,
+        exempt_when=lambda: not applies(),
+    )
+    per_address = limiter.shared_limit(
+        _setting("RATELIMIT_SIGNIN_ADDRESS"), scope="sign-in-address", methods=["POST"],
+        deduct_when=_failed, exempt_when=lambda: not applies(),
+    )
+    return lambda view: per_account(per_address(view))
 
 
 invitation_lookup = limiter.shared_limit(
     _setting("RATELIMIT_INVITATION_LOOKUP"), scope="invitation-lookup", methods=["GET"],
     exempt_when=lambda: "itoken" not in request.args,
 )
-wizard_submit = limiter.shared_limit(
-    _setting("RATELIMIT_WIZARD_SUBMIT"), scope="wizard-submit", methods=["POST"],
-)
+def wizard_submit(exempt_when: Callable[[], bool] | None = None):
+    """Every flow page's POST; sign-in attempts are exempt (the sign-in limits count them)."""
+    return limiter.shared_limit(
+        _setting("RATELIMIT_WIZARD_SUBMIT"), scope="wizard-submit", methods=["POST"],
+        exempt_when=exempt_when,
+    )
 
 
 def email_resend(exempt_when: Callable[[], bool] | None = None):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 import pytest
 from argon2 import PasswordHasher
@@ -18,7 +19,7 @@ from sqlalchemy import delete, insert, select, text
 from portal import create_app
 from portal.auth import service as accounts
 from portal.extensions import db
-from portal.flows.defaults import ensure_default_enrollment_flow
+from portal.flows.defaults import ensure_default_authentication_flow, ensure_default_enrollment_flow
 from portal.security import passwords
 
 TEST_PASSWORD = "a-long-and-unusual-passphrase"
@@ -34,6 +35,7 @@ def _fresh_schema(app) -> None:
         db.drop_all()
         db.create_all()
         ensure_default_enrollment_flow()
+        ensure_default_authentication_flow()
 
 
 def _drop_schema(app) -> None:
@@ -163,12 +165,37 @@ def submit(client, url: str, data: dict, *, follow_redirects: bool = True, page_
     return client.post(url, data=payload, follow_redirects=follow_redirects)
 
 
+SIGN_IN_FLOW = "/if/flow/default-authentication-flow/"
+
+
+def sign_in(client, login="admin", password=TEST_PASSWORD, *, follow_redirects: bool = True,
+            next: str | None = None):
+    """Sign in as a browser does: /auth/login leads to the sign-in flow; its identification page
+    takes the username or address, its password page the password. The answer of the last POST
+    (or of the first, when the flow refuses to go on to a password page)."""
+    start = client.get("/auth/login", query_string={"next": next} if next else None)
+    location = start.headers.get("Location", "")
+    if not location.split("?")[0].endswith(SIGN_IN_FLOW):
+        return start  # signed in already, or refused before the flow
+    parts = urlsplit(location)
+    flow_url = parts.path + (f"?{parts.query}" if parts.query else "")
+    first = submit(client, flow_url, {"login": login})
+    if 'name="password"' not in first.get_data(as_text=True):
+        return first
+    return submit(client, SIGN_IN_FLOW, {"password": password}, follow_redirects=follow_redirects)
+
+
+def sign_in_page(client) -> str:
+    """The sign-in flow's first page, as /auth/login shows it (for its CSRF token)."""
+    return client.get("/auth/login", follow_redirects=True).get_data(as_text=True)
+
+
 class AuthActions:
     def __init__(self, client):
         self._client = client
 
-    def login(self, login="admin", password=TEST_PASSWORD):
-        return submit(self._client, "/auth/login", {"login": login, "password": password})
+    def login(self, login="admin", password=TEST_PASSWORD, **kwargs):
+        return sign_in(self._client, login, password, **kwargs)
 
     def logout(self):
         return submit(self._client, "/auth/logout", {}, page_url="/account/")

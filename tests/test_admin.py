@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import Invitation, User
 
-from .conftest import TEST_PASSWORD, numbers_in, submit
+from .conftest import TEST_PASSWORD, numbers_in, sign_in, submit
 
 
 def _flow_id(html: str) -> str:
@@ -47,7 +47,7 @@ def test_expiry_is_prefilled_from_setting(tmp_path):
 
         create_user(username="admin", email="a@example.com", password=TEST_PASSWORD, superuser=True)
     client = app.test_client()
-    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    sign_in(client, "admin", TEST_PASSWORD)
     html = client.get("/admin/invitations/new").get_data(as_text=True)
     shown = re.search(r'name="expires"[^>]*value="([^"]+)"', html).group(1)
     expected = datetime.now(UTC) + timedelta(days=3)

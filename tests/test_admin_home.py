@@ -10,7 +10,7 @@ from portal.auth.service import create_user
 from portal.extensions import db
 from portal.models import Invitation, User
 
-from .conftest import TEST_PASSWORD, numbers_in, submit
+from .conftest import TEST_PASSWORD, numbers_in, sign_in, submit
 from .test_access import _member
 from .test_admin import _future
 
@@ -191,7 +191,7 @@ def test_with_a_mail_server_the_form_remembers_the_admins_last_choice(app_factor
         create_user(username="admin", email="admin@example.com", password=TEST_PASSWORD,
                     superuser=True)
     client = app.test_client()
-    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    sign_in(client, "admin", TEST_PASSWORD)
     new = "/admin/invitations/new"
     assert _mode_of(client.get(new).get_data(as_text=True))[1] == "recipients"
     assert _mode_of(client.get(f"{new}?mode=link").get_data(as_text=True))[1] == "link"

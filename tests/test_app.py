@@ -17,7 +17,7 @@ from portal.extensions import db
 from portal.models import User
 from portal.models.types import include_migration_object
 
-from .conftest import database_url
+from .conftest import database_url, sign_in
 
 
 def test_error_pages_use_the_portal_look(app, client):
@@ -223,7 +223,7 @@ def test_migration_0007_keeps_existing_users_signing_in(tmp_path):
 
     from portal.security.passwords import hash_password
 
-    from .conftest import TEST_PASSWORD, submit
+    from .conftest import TEST_PASSWORD
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
     with app.app_context():
@@ -242,7 +242,7 @@ def test_migration_0007_keeps_existing_users_signing_in(tmp_path):
             user = db.session.scalar(db.select(User).filter_by(username="old"))
             assert user.session_generation == 0
             client = app.test_client()
-            response = submit(client, "/auth/login", {"login": "old", "password": TEST_PASSWORD},
+            response = sign_in(client, "old", TEST_PASSWORD,
                               follow_redirects=False)
             assert response.status_code == 302
             assert client.get("/account/").status_code == 200

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import User
 
-from .conftest import TEST_PASSWORD, submit
+from .conftest import TEST_PASSWORD, sign_in, submit
 
 
 def test_login_and_logout(client, auth, admin):
@@ -50,17 +50,14 @@ def test_unknown_user_gets_the_same_message(client, auth):
 
 
 def test_login_by_email_and_next_stays_on_site(client, admin):
-    response = submit(client, "/auth/login?next=/admin/users/",
-                      {"login": "ADMIN@example.com", "password": TEST_PASSWORD},
-                      follow_redirects=False)
+    response = sign_in(client, "ADMIN@example.com", TEST_PASSWORD, follow_redirects=False,
+                       next="/admin/users/")
     assert response.headers["Location"] == "/admin/users/"
-    client.get("/auth/login")  # signed in: redirected
-    other = client.application.test_client()
+    assert client.get("/auth/login").headers["Location"] == "/admin/"  # signed in: redirected
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
-        response = submit(other, f"/auth/login?next={target}",
-                          {"login": "admin", "password": TEST_PASSWORD}, follow_redirects=False)
-        assert response.headers["Location"] == "/admin/", target
         other = client.application.test_client()
+        response = sign_in(other, "admin", TEST_PASSWORD, follow_redirects=False, next=target)
+        assert response.headers["Location"] == "/admin/", target
 
 
 def test_logout_needs_post(client, auth, admin):
@@ -145,7 +142,7 @@ def test_an_email_signs_in_its_owner_even_if_an_older_username_is_that_address(a
     squatter = _legacy_user(app, username="victim@example.com", email="squatter@example.com")
     victim = _legacy_user(app, username="victim", email="victim@example.com")
     assert squatter < victim  # the squatter's account is the older one
-    response = submit(client, "/auth/login", {"login": "Victim@Example.com", "password": TEST_PASSWORD},
+    response = sign_in(client, "Victim@Example.com", TEST_PASSWORD,
                       follow_redirects=False)
     assert response.status_code == 302
     assert _signed_in_as(client) == "victim"
@@ -159,7 +156,7 @@ def test_a_username_signs_in_by_username_only(app, client):
     for login, expected in (("SAM", "sam"), ("sam@example.com", "sam"),
                             ("old@legacy.example", "old@legacy.example")):
         other = app.test_client()
-        assert submit(other, "/auth/login", {"login": login, "password": TEST_PASSWORD},
+        assert sign_in(other, login, TEST_PASSWORD,
                       follow_redirects=False).status_code == 302, login
         assert _signed_in_as(other) == expected
     from portal.auth import service

@@ -31,8 +31,6 @@ EXPECTED_SKIPS = {
     "flows-invitation-enrollment.yaml": {},
     "flows-recovery-email-verification.yaml": {
         4: "expression policies run Python code",
-        7: "identification stages",
-        10: "refers to 'default-recovery-identification' (entry 7), which is skipped",
         15: "policy bindings attach authentik policies",
         16: "policy bindings attach authentik policies",
     },
@@ -177,11 +175,11 @@ def test_preview_lists_changes_and_writes_nothing(app):
         write = next(c for c in preview.changes
                      if c.label == "user_write stage 'default-recovery-user-write'")
         assert any("never_create" in note for note in write.notes)
-        assert preview.summary() == "11 to create, 0 to update, 0 to delete, 0 unchanged, 5 skipped"
+        assert preview.summary() == "13 to create, 0 to update, 0 to delete, 0 unchanged, 3 skipped"
         assert preview.warnings == []  # a recovery flow, not an enrollment flow
 
         applied = _import(text)
-        assert applied.summary() == "11 created, 0 updated, 0 deleted, 0 unchanged, 5 skipped"
+        assert applied.summary() == "13 created, 0 updated, 0 deleted, 0 unchanged, 3 skipped"
         assert [(c.entry, c.action) for c in applied.changes] == [
             (c.entry, c.action) for c in preview.changes]
         assert row_counts()["flows"] == counts["flows"] + 1

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from portal import create_app
 from portal.auth import service as accounts
 from portal.extensions import db
-from portal.flows.defaults import ensure_default_enrollment_flow
+from portal.flows.defaults import ensure_default_authentication_flow, ensure_default_enrollment_flow
 from portal.flows.stages.email import parse_expiry
 from portal.invitations import service
 from portal.mail import deliver
@@ -26,7 +26,17 @@ from portal.models import (
     utcnow,
 )
 
-from .conftest import TEST_PASSWORD, csrf_from, database_url, numbers_in, path_of, submit
+from .conftest import (
+    SIGN_IN_FLOW,
+    TEST_PASSWORD,
+    csrf_from,
+    database_url,
+    numbers_in,
+    path_of,
+    sign_in,
+    sign_in_page,
+    submit,
+)
 from .mailserver import SmtpServer, text_of
 from .test_enrollment import NEW_PASSWORD
 
@@ -62,6 +72,7 @@ def mail_app(tmp_path, smtp):
     with app.app_context():
         db.drop_all()
         db.create_all()
+        ensure_default_authentication_flow()
         flow = ensure_default_enrollment_flow()
         writer = db.session.scalar(select(Stage).filter_by(type="user_write"))
         writer.options = {**writer.options, "create_users_as_inactive": True}
@@ -232,7 +243,7 @@ def test_bad_tokens_are_refused(mail_app, token):
     client = mail_app.test_client()
     response = client.get(f"{FLOW_URL}verify-email?token={token}")
     assert response.status_code == 410
-    response = submit(client, f"{FLOW_URL}verify-email?token={token}", {}, page_url="/auth/login")
+    response = submit(client, f"{FLOW_URL}verify-email?token={token}", {}, page_url=SIGN_IN_FLOW)
     assert response.status_code == 410
 
 
@@ -301,7 +312,7 @@ def test_a_deactivated_account_is_not_brought_back_by_its_old_links(mail_app, sm
     phone = mail_app.test_client()
     opened = phone.get(link)
     assert opened.status_code == 410
-    token = csrf_from(phone.get("/auth/login").get_data(as_text=True))
+    token = csrf_from(sign_in_page(phone))
     assert phone.post(link, data={"csrf_token": token}).status_code == 410
     assert user(mail_app).active is False
     # Continue in the first window: the flow is over, nobody is signed in.
@@ -336,7 +347,7 @@ def test_send_again_checks_the_flows_sign_in_like_every_page(mail_app, smtp):
         flow.authentication = FlowAuthentication.REQUIRE_AUTHENTICATED
         db.session.commit()
     client = mail_app.test_client()
-    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    sign_in(client, "admin", TEST_PASSWORD)
     assert "Check your email" in reach_email_stage(mail_app, client).get_data(as_text=True)
     assert len(smtp.messages) == 1
     thief = _replaying(client)
@@ -345,7 +356,7 @@ def test_send_again_checks_the_flows_sign_in_like_every_page(mail_app, smtp):
         for token in db.session.scalars(select(ActionToken)):
             token.created_at -= timedelta(seconds=61)
         db.session.commit()
-    token = csrf_from(thief.get("/auth/login").get_data(as_text=True))
+    token = csrf_from(sign_in_page(thief))
     page = thief.post("/if/flow/default-enrollment-flow/email/resend", data={"csrf_token": token})
     assert page.status_code == 403 and "Sign in required" in page.get_data(as_text=True)
     assert len(smtp.messages) == 1

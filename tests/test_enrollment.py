@@ -10,7 +10,7 @@ from portal.extensions import db
 from portal.models import FlowSession, Invitation, InvitationUse, User, utcnow
 from portal.security.passwords import verify_password
 
-from .conftest import csrf_from, numbers_in, path_of, submit
+from .conftest import csrf_from, numbers_in, path_of, sign_in_page, submit
 
 NEW_PASSWORD = "violet-kettle-harbour-42"
 
@@ -210,7 +210,7 @@ def test_unknown_flow_slug(client):
 
 def test_post_without_a_session(app, client):
     """Never started: the flow starts with this POST, and its invitation stage refuses it."""
-    page = client.get("/auth/login").get_data(as_text=True)
+    page = sign_in_page(client)
     response = client.post("/if/flow/default-enrollment-flow/",
                            data={"csrf_token": csrf_from(page), "binding": "1"})
     assert response.status_code == 403

@@ -9,7 +9,7 @@ from portal.auth import service as accounts
 from portal.extensions import db
 from portal.models import User
 
-from .conftest import TEST_PASSWORD, csrf_from
+from .conftest import TEST_PASSWORD, csrf_from, sign_in
 
 HUGE = "9" * 5000
 ROUTES = [
@@ -42,9 +42,7 @@ def fuzz(app, admin):
     with app.app_context():
         sam = accounts.create_user(username="sam", email="sam@example.com", password=TEST_PASSWORD).id
     client = app.test_client()
-    page = client.get("/auth/login").get_data(as_text=True)
-    client.post("/auth/login", data={"csrf_token": csrf_from(page), "login": "admin",
-                                     "password": TEST_PASSWORD})
+    sign_in(client)
     csrf = csrf_from(client.get("/account/").get_data(as_text=True))
     return client, sam, csrf
 

@@ -16,7 +16,7 @@ from portal.flows.executor import load
 from portal.invitations import service
 from portal.models import AuditEvent, Flow, Group, Invitation, User, utcnow
 
-from .conftest import TEST_PASSWORD, csrf_from, numbers_in, path_of, submit
+from .conftest import TEST_PASSWORD, csrf_from, numbers_in, path_of, sign_in, submit
 from .test_admin import _future
 from .test_enrollment import NEW_PASSWORD, complete_wizard
 
@@ -296,7 +296,7 @@ def test_purge_removes_long_expired_invitations(app, runner, make_invitation):
 
 
 def test_audit_log_records_sign_ins_and_exports_csv(app, client, auth, admin):
-    submit(client, "/auth/login", {"login": "admin", "password": "wrong-password-here"})
+    sign_in(client, "admin", "wrong-password-here")
     auth.login()
     page = client.get("/admin/audit/?action=sign_in").get_data(as_text=True)
     assert "<code>sign_in.failed</code>" in page and "<code>sign_in.succeeded</code>" in page
@@ -313,7 +313,7 @@ def test_audit_log_records_sign_ins_and_exports_csv(app, client, auth, admin):
 
 
 def test_audit_csv_defuses_spreadsheet_formulas(app, client, auth, admin):
-    submit(client, "/auth/login", {"login": "=HYPERLINK(1)", "password": "whatever-password"})
+    sign_in(client, "=HYPERLINK(1)", "whatever-password")
     auth.login()
     body = client.get("/admin/audit/export.csv").get_data(as_text=True)
     assert "'=HYPERLINK(1)" in body

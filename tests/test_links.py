@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import Group, Invitation, OutboxMessage
 
-from .conftest import TEST_PASSWORD, submit
+from .conftest import TEST_PASSWORD, sign_in, submit
 from .mailserver import drop, make_mail_app, smtp, text_of  # noqa: F401 (fixture)
 from .test_admin import _future
 from .test_email_verification import mail_app, reach_email_stage  # noqa: F401 (fixture)
@@ -108,7 +108,7 @@ def test_invitation_email_never_links_to_the_requests_host(app, admin, smtp):  #
     assert smtp.messages == [] and _outbox(app) == 0
 
     client = hostile_client(app, host_check=False)
-    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    sign_in(client, "admin", TEST_PASSWORD)
     assert _invite_by_email(client).status_code == 302
     [(recipients, message)] = smtp.messages
     assert recipients == ["nia@example.com"]
@@ -123,7 +123,7 @@ def test_invitation_email_never_links_to_the_requests_host(app, admin, smtp):  #
 
 def test_set_password_email_never_links_to_the_requests_host(app, admin, smtp):  # noqa: F811
     client = hostile_client(app, host_check=False)
-    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    sign_in(client, "admin", TEST_PASSWORD)
     with app.app_context():
         db.session.add(Group(name="staff", attributes={}))
         db.session.commit()

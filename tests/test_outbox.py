@@ -12,7 +12,7 @@ from portal import mail
 from portal.extensions import db
 from portal.models import AuditEvent, Invitation, OutboxMessage, User
 
-from .conftest import numbers_in, path_of, submit
+from .conftest import numbers_in, path_of, sign_in, submit
 from .mailserver import drop, link_in, make_mail_app, smtp, text_of  # noqa: F401 (fixture)
 from .test_admin import _future
 
@@ -200,7 +200,7 @@ def test_without_a_mail_server_the_admin_gets_the_link(tmp_path):
         create_user(username="admin", email="a@example.com", password=TEST_PASSWORD,
                     name="Ada Admin", superuser=True)
     client = app.test_client()
-    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    sign_in(client, "admin", TEST_PASSWORD)
     assert "No mail server is configured" in client.get("/admin/invitations/new").get_data(as_text=True)
     page = submit(client, "/admin/invitations/new", {"kind": "recipients", "to": "hand@example.com",
                                                      "flow": _flow_id(client), "expires": _future()})
@@ -222,7 +222,7 @@ def test_big_batches_are_left_to_the_sender_and_old_mail_is_purged(tmp_path, smt
 
         create_user(username="admin", email="a@example.com", password=TEST_PASSWORD, superuser=True)
     client = app.test_client()
-    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    sign_in(client, "admin", TEST_PASSWORD)
     page = submit(client, "/admin/invitations/new", {
         "kind": "recipients", "to": "a1@example.com, a2@example.com, a3@example.com",
         "flow": _flow_id(client), "expires": _future()})

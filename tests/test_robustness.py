@@ -14,7 +14,16 @@ from portal.invitations import service
 from portal.models import Flow, FlowStageBinding, Group, Invitation, Stage, User, utcnow
 
 from .blueprint_helpers import OPERATOR
-from .conftest import TEST_PASSWORD, AuthActions, csrf_from, numbers_in, path_of, submit
+from .conftest import (
+    SIGN_IN_FLOW,
+    TEST_PASSWORD,
+    AuthActions,
+    csrf_from,
+    numbers_in,
+    path_of,
+    sign_in_page,
+    submit,
+)
 from .test_email_verification import Inbox
 from .test_enrollment import NEW_PASSWORD
 
@@ -268,7 +277,7 @@ def test_nul_in_any_query_value_is_a_400_not_a_500(client, auth, admin, url):
 
 
 def test_nul_in_a_form_value_is_a_400(client):
-    page = client.get("/auth/login").get_data(as_text=True)
-    response = client.post("/auth/login", data={"csrf_token": csrf_from(page),
-                                                "login": "ad\x00min", "password": "x"})
+    page = sign_in_page(client)
+    response = client.post(SIGN_IN_FLOW, data={"csrf_token": csrf_from(page),
+                                               "login": "ad\x00min", "password": "x"})
     assert response.status_code == 400

@@ -14,7 +14,7 @@ from portal.extensions import db
 from portal.invitations import service
 from portal.models import Flow
 
-from .conftest import TEST_PASSWORD, path_of, submit
+from .conftest import TEST_PASSWORD, path_of, sign_in
 from .live import gunicorn
 
 PAGES_TO_CHECK = ("/auth/login", "/admin/", "/admin/invitations/", "/admin/invitations/new",
@@ -83,14 +83,14 @@ def _session_cookie(response) -> str:
 
 
 def test_session_cookie_is_httponly_lax_and_not_secure_over_http(client, admin):
-    cookie = _session_cookie(submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD},
+    cookie = _session_cookie(sign_in(client, "admin", TEST_PASSWORD,
                                     follow_redirects=False))
     assert "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Secure" not in cookie
 
 
 def test_https_makes_the_cookie_secure_and_turns_on_hsts(client):
-    response = client.get("/auth/login", base_url="https://portal.test")
+    response = client.get("/auth/login", base_url="https://portal.test", follow_redirects=True)
     assert "Secure" in _session_cookie(response)
     assert response.headers["Strict-Transport-Security"].startswith("max-age=")
 
@@ -115,7 +115,7 @@ def test_behind_a_proxy_the_forwarded_host_must_be_trusted_and_links_use_base_ur
         invitation_id = service.create_invitation(name="via proxy", flow=flow, expires_at=None).id
     client = app.test_client()  # to the app, Host is the proxy's name for it (portal.test)
     client.environ_base["HTTP_X_FORWARDED_HOST"] = "portal.example.com"
-    submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD})
+    sign_in(client, "admin", TEST_PASSWORD)
     response = client.get(f"/admin/invitations/{invitation_id}", headers={"X-Forwarded-Host": forwarded})
     assert response.status_code == status
     html = response.get_data(as_text=True)
@@ -125,11 +125,11 @@ def test_behind_a_proxy_the_forwarded_host_must_be_trusted_and_links_use_base_ur
 
 
 def test_sign_in_starts_a_new_session(client, admin):
-    client.get("/auth/login")
+    client.get("/auth/login", follow_redirects=True)
     with client.session_transaction() as session:
         session["planted"] = "by someone else"
         before = dict(session)
-    response = submit(client, "/auth/login", {"login": "admin", "password": TEST_PASSWORD},
+    response = sign_in(client, "admin", TEST_PASSWORD,
                       follow_redirects=False)
     assert response.status_code == 302
     with client.session_transaction() as session:
@@ -151,5 +151,6 @@ def test_gunicorn_prints_a_working_setup_link_while_no_admin_exists(app, tmp_pat
 
 
 def test_session_cookie_secure_setting_forces_secure(app_factory):
-    response = app_factory(SESSION_COOKIE_SECURE=True).test_client().get("/auth/login")
+    response = app_factory(SESSION_COOKIE_SECURE=True).test_client().get("/auth/login",
+                                                                           follow_redirects=True)
     assert "Secure" in _session_cookie(response)

@@ -14,7 +14,7 @@ from portal.auth import service as accounts
 from portal.extensions import db
 from portal.models import AuditEvent, TokenPurpose, User
 
-from .conftest import TEST_PASSWORD, csrf_from, submit
+from .conftest import TEST_PASSWORD, csrf_from, sign_in, submit
 
 NEW_PASSWORD = "quiet-lantern-meadow-77"
 DAY = 24 * 3600
@@ -40,7 +40,7 @@ def copy_of(client) -> StolenCookie:
 
 def signed_in(app, login="admin", password=TEST_PASSWORD):
     client = app.test_client()
-    response = submit(client, "/auth/login", {"login": login, "password": password},
+    response = sign_in(client, login, password,
                       follow_redirects=False)
     assert response.status_code == 302, response.get_data(as_text=True)
     return client

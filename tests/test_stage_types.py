@@ -14,10 +14,12 @@ from portal.flows.stages import STAGE_TYPES, Next, Option, StageType, register, 
 from portal.flows.stages.options import (
     BOOL,
     CHOICE,
+    CHOICES,
     EMAIL,
     FLOW,
     GROUP,
     PROMPTS,
+    STAGE,
     TEXT,
     TEXTAREA,
     OptionError,
@@ -28,7 +30,7 @@ from portal.models import Flow, FlowStageBinding, Group, Prompt, Stage
 from .blueprint_helpers import empty_database
 from .conftest import submit
 
-TEXT_SAMPLES = ("hours=1;minutes=5", "users/round/trip", "Some words to keep")
+TEXT_SAMPLES = ("hours=1;minutes=5", "users/round/trip", "Some words to keep", "7")
 
 
 def _reject_shouting(value) -> None:
@@ -78,9 +80,11 @@ def _references(app):
         other = Flow(slug="round-trip-target", name="Target", title="Target")
         prompts = [Prompt(name=f"rt-{key}", field_key=key, label=key, type="text", order=n)
                    for n, key in enumerate(("first", "second"))]
-        db.session.add_all([group, other, *prompts])
+        referred = Stage(name="round-trip-referred", type="password",
+                         options={"failed_attempts_before_cancel": "3"})
+        db.session.add_all([group, other, referred, *prompts])
         db.session.commit()
-        return {"group": str(group.id), "flow": str(other.id),
+        return {"group": str(group.id), "flow": str(other.id), "stage": str(referred.id),
                 "prompts": [str(p.id) for p in prompts]}
 
 
@@ -107,10 +111,14 @@ def _form_data(stage_type, refs) -> dict:
             data[option.key] = "sender@example.com"
         elif kind is CHOICE:
             data[option.key] = option.choice_values()[-1]
+        elif kind is CHOICES:
+            data[option.key] = option.choice_values()[-1:]  # one of several: not the default
         elif kind is GROUP:
             data[option.key] = refs["group"]
         elif kind is FLOW:
             data[option.key] = refs["flow"]
+        elif kind is STAGE:
+            data[option.key] = refs["stage"]
         elif kind is PROMPTS:
             data[option.key] = refs["prompts"]
         else:  # a new kind needs a sample here
@@ -127,6 +135,8 @@ def _readable(stage_type, stage) -> dict:
             values[option.key] = getattr(option.kind.row(value), "name", None)
         elif option.kind is FLOW:
             values[option.key] = getattr(option.kind.row(value), "slug", None)
+        elif option.kind is STAGE:
+            values[option.key] = getattr(option.kind.row(value), "name", None)
         elif option.kind is PROMPTS:
             values[option.key] = [p.name for p in stage.prompts]
     return values
@@ -197,14 +207,14 @@ def test_a_new_stage_type_is_one_module_and_one_line(app, editor, shout_type):
 
 
 def test_attributes_no_option_declares_are_reported_as_not_used(app):
-    """session_duration (user login), mode and consent_expire_in (consent) are read by no stage
-    yet: the report says so, and they are not stored."""
+    """terminate_other_sessions (user login), mode and consent_expire_in (consent) are read by
+    no stage yet: the report says so, and they are not stored (session_duration is)."""
     text = """
 version: 1
 entries:
 - model: authentik_stages_user_login.userloginstage
   identifiers: {name: login}
-  attrs: {session_duration: hours=8}
+  attrs: {session_duration: hours=8, terminate_other_sessions: true}
 - model: authentik_stages_consent.consentstage
   identifiers: {name: terms}
   attrs: {mode: expiring, consent_expire_in: weeks=4, consent_text: Be nice.}
@@ -213,14 +223,15 @@ entries:
         report = import_blueprint(text, actor=Grants(superuser=True))
         assert report.ok, report.errors
         assert [c.notes for c in report.changes] == [
-            ["session_duration: not used by the portal's user login stage (no option of it "
-             "reads this); ignored"],
+            ["terminate_other_sessions: not used by the portal's user login stage (no option of "
+             "it reads this); ignored"],
             ["consent_expire_in, mode: not used by the portal's consent / terms stage (no option "
              "of it reads this); ignored"],
         ]
         terms = db.session.scalar(select(Stage).filter_by(name="terms"))
         assert terms.options == {"consent_text": "Be nice."}
-        assert db.session.scalar(select(Stage).filter_by(name="login")).options == {}
+        assert db.session.scalar(select(Stage).filter_by(name="login")).options == {
+            "session_duration": "hours=8"}
 
 
 def test_stages_hand_notices_to_the_step_not_to_flash(app):

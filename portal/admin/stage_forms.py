@@ -44,6 +44,12 @@ class FormNeeds:
     def prompts(self):
         return db.session.scalars(select(Prompt).order_by(Prompt.name)).all()
 
+    def stages(self, type_name: str | None = None):
+        query = select(Stage).order_by(Stage.name)
+        if type_name is not None:
+            query = query.filter_by(type=type_name)
+        return db.session.scalars(query).all()
+
     def flows(self):
         return db.session.scalars(select(Flow).order_by(Flow.slug)).all()
 
@@ -94,10 +100,16 @@ def _field(option: Option, needs: FormNeeds):
     if kind == "choice":
         return SelectField(choices=as_choices(_choices(option, needs, list)),
                            default=option.default, **common)
-    if kind in ("group", "flow"):
+    if kind == "choices":
+        return SelectMultipleField(choices=as_choices(_choices(option, needs, list)),
+                                   default=list(option.default or []),
+                                   widget=widgets.ListWidget(prefix_label=False),
+                                   option_widget=widgets.CheckboxInput(), **common)
+    if kind in ("group", "flow", "stage"):
+        listed = {"group": needs.groups, "flow": needs.flows, "stage": needs.stages}[kind]
         rows = _choices(option, needs, lambda: [
-            (row.id, row.name if kind == "group" else f"{row.slug} ({row.name})")
-            for row in (needs.groups() if kind == "group" else needs.flows())])
+            (row.id, f"{row.slug} ({row.name})" if kind == "flow" else row.name)
+            for row in listed()])
         return SelectField(coerce=_optional_id, choices=as_choices([("", "— none —"), *rows]),
                            **common)
     if kind == "prompts":

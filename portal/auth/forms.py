@@ -7,14 +7,6 @@ from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 from ..forms import PASSWORD_RENDER, Email, PasswordPolicy
 
 
-class LoginForm(FlaskForm):
-    login = StringField("Username or email", validators=[DataRequired(), Length(max=320)],
-                        render_kw={"autocomplete": "username", "autofocus": True})
-    password = PasswordField("Password", validators=[DataRequired(), Length(max=1000)],
-                             render_kw={"autocomplete": "current-password"})
-    submit = SubmitField("Sign in")
-
-
 class SetupForm(FlaskForm):
     username = StringField("Username", validators=[
         DataRequired(), Length(max=150),

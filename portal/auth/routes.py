@@ -3,13 +3,11 @@ from urllib.parse import urlsplit
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from .. import ratelimits
-from ..audit import Action, record_event
 from ..errors import render_error
 from ..models import TokenPurpose
 from ..security.headers import no_referrer
 from . import service
-from .forms import LoginForm, LogoutForm, SetPasswordForm, SetupForm
+from .forms import LogoutForm, SetPasswordForm, SetupForm
 from .sessions import sign_in, sign_out
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -32,23 +30,18 @@ def home_for(user) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@ratelimits.sign_in
 def login():
+    """The sign-in page's address: the seeded authentication flow (an admin may change it like
+    any flow), with a same-site `next` carried along."""
+    from ..flows.defaults import ensure_default_authentication_flow
+    from ..wizard.routes import start_over
+
     if current_user.is_authenticated:
         return redirect(home_for(current_user))
-    form = LoginForm()
-    if form.validate_on_submit():
-        user = service.authenticate(form.login.data, form.password.data)
-        if user is None:
-            record_event(Action.SIGN_IN_FAILED, ip=request.remote_addr, object_type="user",
-                         object_repr=form.login.data.strip()[:150], commit=True)
-            form.password.errors.append("The username or password is not right.")
-        else:
-            target = safe_next(request.args.get("next"))
-            record_event(Action.SIGN_IN_SUCCEEDED, actor=user, ip=request.remote_addr, obj=user)
-            sign_in(user)
-            return redirect(target or home_for(user))
-    return render_template("auth/login.html", form=form)
+    flow = ensure_default_authentication_flow()
+    start_over(flow.slug)  # "Sign in" begins at the first page, not where an earlier try stopped
+    target = safe_next(request.args.get("next"))
+    return redirect(url_for("wizard.flow", slug=flow.slug, **({"next": target} if target else {})))
 
 
 @bp.route("/logout", methods=["POST"])

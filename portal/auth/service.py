@@ -77,23 +77,29 @@ def end_pending_steps(user: User) -> None:
 EMAIL_SHAPED = "@"
 
 
-def find_user(login: str) -> User | None:
+USER_FIELDS = ("username", "email")
+
+
+def find_user(login: str, *, by: tuple[str, ...] | list[str] = USER_FIELDS) -> User | None:
     """The one account a sign-in identifier names.
 
     With an "@" it is an email address: the account with that address (the oldest, should
     several share it), or only when no account has it, a legacy username that looks like one.
     Anything else is a username. So a username can never capture another person's address;
-    username_problem keeps new usernames from trying.
+    username_problem keeps new usernames from trying. `by` narrows the lookup to the fields a
+    sign-in page asks for (the identification stage's user_fields).
     """
     login = (login or "").strip().lower()
     if not login:
         return None
-    if EMAIL_SHAPED in login:
+    if EMAIL_SHAPED in login and "email" in by:
         owner = db.session.scalar(
             select(User).where(func.lower(User.email) == login).order_by(User.id).limit(1)
         )
         if owner is not None:
             return owner
+    if "username" not in by:
+        return None
     return db.session.scalar(select(User).where(func.lower(User.username) == login).limit(1))
 
 
@@ -138,14 +144,20 @@ def check_username(username: str, email: str | None) -> None:
 def authenticate(login: str, password: str) -> User | None:
     """The user these credentials belong to, if they are right and the account is active."""
     user = find_user(login)
+    return user if check_password(user, password) else None
+
+
+def check_password(user: User | None, password: str) -> bool:
+    """The password is this active account's. Takes the same time for no account (a dummy hash
+    is checked), so a caller that pretends unknown accounts exist reveals nothing by timing."""
     if not verify_password(user.password_hash if user else None, password):
-        return None
+        return False
     if not user.active:
-        return None
+        return False
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
         db.session.commit()
-    return user
+    return True
 
 
 def record_login(user: User) -> None:

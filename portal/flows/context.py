@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import cached_property
 
 from ..extensions import db
@@ -34,6 +35,8 @@ class FlowContext:
     current_user_id: int | None = None
     # Set by the user-login stage; the web layer performs the login.
     login_user_id: int | None = None
+    # How long that sign-in lasts (user login's session_duration); None: the browser session.
+    login_lifetime: timedelta | None = None
     # Outbox messages a stage queued; the web layer delivers them after its response.
     outbox_ids: list[int] = field(default_factory=list)
     # The visitor's address, for the audit log (set by the web layer; the engine knows no HTTP).

@@ -69,3 +69,38 @@ def ensure_default_enrollment_flow() -> Flow:
         flow.bindings.append(FlowStageBinding(stage=stage, order=order))
     db.session.commit()
     return flow
+
+
+DEFAULT_AUTHENTICATION_SLUG = "default-authentication-flow"
+
+# authentik's default-authentication-flow: identification, then password, then user login.
+# Order 30 is left for an authenticator validate stage (MFA when the user has it), as in authentik.
+_AUTHENTICATION_BINDINGS = [
+    ("default-authentication-identification", "identification",
+     {"user_fields": ["username", "email"], "pretend_user_exists": True,
+      "show_matched_user": True}, 10),
+    ("default-authentication-password", "password", {"failed_attempts_before_cancel": "5"}, 20),
+    ("default-authentication-login", "user_login", {"session_duration": "seconds=0"}, 100),
+]
+
+
+def ensure_default_authentication_flow() -> Flow:
+    """Create the sign-in flow unless a flow with its slug exists (admins may edit it: add a
+    consent, a deny with a condition, MFA). Called by `flask seed` (which `make run` and `make serve` run at
+    start) and by /auth/login, so an install upgraded without seeding still has its sign-in page."""
+    flow = db.session.scalar(select(Flow).filter_by(slug=DEFAULT_AUTHENTICATION_SLUG))
+    if flow is not None:
+        return flow
+    flow = Flow(
+        slug=DEFAULT_AUTHENTICATION_SLUG,
+        name="Default authentication flow",
+        title="Sign in",
+        designation=FlowDesignation.AUTHENTICATION,
+        authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED,
+    )
+    db.session.add(flow)
+    for name, kind, options, order in _AUTHENTICATION_BINDINGS:
+        stage = _get_or_create(Stage, name, type=kind, options=options)
+        flow.bindings.append(FlowStageBinding(stage=stage, order=order))
+    db.session.commit()
+    return flow

@@ -21,7 +21,7 @@ from ..models import (
 )
 from ..security import tokens
 from . import planner
-from .context import FlowContext
+from .context import FlowContext, noted
 from .stages import Deny, Retry, StageType, stage_type_for
 
 
@@ -40,6 +40,8 @@ class Step:
     message: str = ""
     status: int = 200
     login_user_id: int | None = None
+    login_lifetime: timedelta | None = None  # see FlowContext.login_lifetime
+    next_path: str | None = None  # where the visitor wanted to go (a same-site path)
     user_id: int | None = None
     notices: list[tuple[str, str]] = field(default_factory=list)  # (category, text) to show
 
@@ -271,6 +273,7 @@ class FlowExecutor:
         self.session.finished_at = utcnow()
         db.session.commit()
         return Step(kind="done", login_user_id=self.ctx.login_user_id,
+                    login_lifetime=self.ctx.login_lifetime, next_path=noted(self.session, "next"),
                     user_id=self.session.user_id, title=self.flow.title or self.flow.name)
 
     def _check_authentication(self) -> Deny | None:

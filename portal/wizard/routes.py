@@ -16,18 +16,22 @@ from werkzeug.datastructures import CombinedMultiDict
 
 from .. import ratelimits
 from ..access import grants_for
+from ..auth.routes import home_for, safe_next
 from ..auth.sessions import sign_in
 from ..errors import render_error
 from ..extensions import db
 from ..flows import executor
+from ..flows.context import note
 from ..flows.executor import FlowExecutor, Step
 from ..flows.planner import ConditionError
 from ..flows.prompts import DISPLAY_TYPES
 from ..flows.stages import STAGE_TYPES, ActionRequest, ActionResult
 from ..flows.stages.email import EmailStage
+from ..flows.stages.identification import FIELD as IDENTIFIER_FIELD
+from ..flows.stages.identification import pending_identifier
 from ..invitations.service import usable_invitation_digest
 from ..mail.web import deliver_on_close
-from ..models import Flow, FlowStageBinding, User
+from ..models import Flow, FlowDesignation, FlowStageBinding, User
 from ..security.headers import no_referrer
 from ..urls import base_url
 
@@ -46,6 +50,12 @@ def _remember(slug: str, key: str | None, *, under: str = SESSION_KEY) -> None:
     else:
         keys[slug] = key
     session[under] = keys
+
+
+def start_over(slug: str) -> None:
+    """This browser's next visit to the flow begins a new flow session (the unfinished one
+    expires on its own)."""
+    _remember(slug, None)
 
 
 def _key(slug: str) -> str | None:
@@ -72,6 +82,9 @@ def _start(flow: Flow, token: str | None, token_digest: str | None = None):
         flow, token, current_user=_visitor(), token_digest=token_digest,
         lifetime=current_app.config["FLOW_SESSION_LIFETIME_DELTA"], store=store,
     )
+    target = safe_next(request.args.get("next"))
+    if target:  # where to go once the flow is done (a sign-in's ?next=)
+        note(flow_session, "next", target)
     wizard = _executor(flow_session)
     if store:
         _remember(flow.slug, key)
@@ -115,10 +128,27 @@ def _get_flow(slug: str) -> Flow | None:
     return db.session.scalar(select(Flow).filter_by(slug=slug))
 
 
+def _sign_in_attempt() -> bool:
+    """This POST is for an identification or password stage: the sign-in limits count it."""
+    binding = db.session.get(FlowStageBinding, request.form.get("binding", type=int) or 0)
+    stage_type = STAGE_TYPES.get(binding.stage.type) if binding is not None else None
+    return bool(stage_type and stage_type(binding.stage).sign_in_attempt)
+
+
+def _pending_identifier() -> str:
+    """Who is signing in: the identifier of this POST, or the one the visitor's flow noted."""
+    if request.form.get(IDENTIFIER_FIELD):
+        return request.form[IDENTIFIER_FIELD]
+    flow = _get_flow((request.view_args or {}).get("slug", ""))
+    flow_session = executor.load(_key(flow.slug), flow) if flow is not None else None
+    return pending_identifier(flow_session) if flow_session is not None else ""
+
+
 @bp.route("/if/flow/<slug>/", methods=["GET", "POST"])
 @no_referrer
 @ratelimits.invitation_lookup
-@ratelimits.wizard_submit
+@ratelimits.wizard_submit(exempt_when=_sign_in_attempt)
+@ratelimits.sign_in(identifier=_pending_identifier, applies=_sign_in_attempt)
 def flow(slug: str):
     try:
         return _flow(slug)
@@ -279,9 +309,12 @@ def _render(flow: Flow, step: Step):
         if step.login_user_id is not None:
             user = db.session.get(User, step.login_user_id)
             if user is not None and user.is_active:
-                sign_in(user)
+                sign_in(user, step.login_lifetime)
+                target = safe_next(step.next_path)
+                if flow.designation == FlowDesignation.AUTHENTICATION:
+                    return redirect(target or home_for(user))
                 flash(f"Welcome, {user.display_name}! Your account is ready.", "success")
-                return redirect(url_for("account.index"))
+                return redirect(target or url_for("account.index"))
         user = db.session.get(User, step.user_id) if step.user_id else None
         return render_template("flow/done.html", flow=flow, step=step, user=user)
     return render_template(step.stage.template, flow=flow, step=step, form=step.form,

@@ -118,11 +118,13 @@ def page(new_context):
 
 @pytest.fixture
 def sign_in():
-    """Sign in through the form, as the admin fixture's user unless told otherwise."""
+    """Sign in through the sign-in flow (who, then the password), as the admin fixture's user
+    unless told otherwise."""
 
     def sign_in(page, login="admin", password=TEST_PASSWORD):
         page.goto("/auth/login")
         page.get_by_label("Username or email").fill(login)
+        page.get_by_role("button", name="Sign in").click()
         page.get_by_label("Password").fill(password)
         page.get_by_role("button", name="Sign in").click()
 

@@ -6,8 +6,10 @@ from .base import ActionRequest, ActionResult, Deny, Next, Result, Retry, StageA
 from .consent import ConsentStage
 from .deny import DenyStage
 from .email import EmailStage
+from .identification import IdentificationStage
 from .invitation import InvitationStage
 from .options import Option
+from .password import PasswordStage
 from .prompt import PromptStage
 from .registry import STAGE_TYPES, by_model, register, stage_type_for, unregister
 from .user_login import UserLoginStage
@@ -20,6 +22,8 @@ register(UserLoginStage)
 register(EmailStage)
 register(ConsentStage)
 register(DenyStage)
+register(IdentificationStage)
+register(PasswordStage)
 
 __all__ = ["STAGE_TYPES", "ActionRequest", "ActionResult", "Deny", "Next", "Option", "Result",
            "Retry", "StageAction", "StageType", "by_model", "register", "stage_type_for",

@@ -111,6 +111,10 @@ class StageType:
     # acts for the visitor: the flow has really started, so its session is stored first. A stage
     # that only reads sets False, and a visitor who merely opens the flow's page writes nothing.
     needs_stored_session: ClassVar[bool] = True
+    # Its POSTs are sign-in attempts (who is it, is this their password): the flow route counts
+    # their failures against the sign-in limits (portal.ratelimits.sign_in), per account and
+    # address, instead of the general wizard limit.
+    sign_in_attempt: ClassVar[bool] = False
 
     def __init__(self, stage) -> None:
         self.stage = stage

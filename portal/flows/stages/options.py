@@ -16,12 +16,13 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import Flow, Group, Prompt
+from ...models import Flow, Group, Prompt, Stage
 
 
 class OptionError(ValueError):
@@ -107,6 +108,24 @@ class Choice(Text):
         return value
 
 
+class Choices(Kind):
+    """Several of the option's choices (authentik's identification `user_fields`), as a list."""
+
+    name = "choices"
+
+    def parse(self, option, value):
+        if value is None:
+            return None
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise OptionError(f"expected a list of {', '.join(option.choice_values())}.")
+        unknown = [v for v in value if v not in option.choice_values()]
+        if unknown:
+            raise OptionError(f"{unknown[0]!r} is not one of {', '.join(option.choice_values())}.")
+        return list(dict.fromkeys(value))
+
+
 class Reference(Kind):
     """A row referred to by id (a group, a flow); `!KeyOf` or `!Find` in a blueprint."""
 
@@ -142,6 +161,12 @@ class FlowRef(Reference):
     name, model, what, by_name = "flow", Flow, "a flow", "slug"
 
 
+class StageRef(Reference):
+    """Another stage, by id (the identification stage's inline password stage)."""
+
+    name, model, what = "stage", Stage, "a stage"
+
+
 class Prompts(Kind):
     """The prompt stage's fields: stored as the stage's prompts (an ordered relationship)."""
 
@@ -174,7 +199,26 @@ class Prompts(Kind):
 
 
 BOOL, TEXT, TEXTAREA, EMAIL, CHOICE = Bool(), Text(), TextArea(), EmailAddress(), Choice()
-GROUP, FLOW, PROMPTS = GroupRef(), FlowRef(), Prompts()
+CHOICES = Choices()
+GROUP, FLOW, STAGE, PROMPTS = GroupRef(), FlowRef(), StageRef(), Prompts()
+
+
+# -- values several stage types share ------------------------------------------------------------
+
+_UNITS = {"weeks", "days", "hours", "minutes", "seconds"}
+
+
+def parse_units(text: str) -> timedelta:
+    """authentik's duration text, "hours=1;minutes=30" (any of weeks, days, hours, minutes,
+    seconds; "seconds=0" is zero). ValueError when unreadable."""
+    parts = {}
+    for item in str(text).split(";"):
+        unit, _, amount = item.strip().partition("=")
+        unit = unit.strip().lower()
+        if unit not in _UNITS or not re.fullmatch(r"\d+(\.\d+)?", amount.strip()):
+            raise ValueError(f"{text!r} is not a duration such as hours=1;minutes=30")
+        parts[unit] = float(amount)
+    return timedelta(**parts)
 
 
 # -- the declaration -----------------------------------------------------------------------------
