@@ -58,10 +58,14 @@ def register(app: Flask) -> None:
     @click.option("--no-setup-link", is_flag=True, help="Leave the setup link to the server's start.")
     def seed(no_setup_link: bool) -> None:
         """Create the default flows (idempotent) and print a setup link if there is no admin."""
-        from .flows.defaults import ensure_default_enrollment_flow
+        from .flows.defaults import (
+            ensure_default_authenticator_setup_flow,
+            ensure_default_enrollment_flow,
+        )
 
         flow = ensure_default_enrollment_flow()
         click.echo(f"Default enrollment flow: {flow.slug}")
+        click.echo(f"Authenticator setup flow: {ensure_default_authenticator_setup_flow().slug}")
         if not no_setup_link:
             print_setup_link()
 

@@ -14,6 +14,7 @@ from portal.flows.stages import STAGE_TYPES, Next, Option, StageType, register, 
 from portal.flows.stages.options import (
     BOOL,
     CHOICE,
+    CHOICES,
     EMAIL,
     FLOW,
     GROUP,
@@ -107,6 +108,8 @@ def _form_data(stage_type, refs) -> dict:
             data[option.key] = "sender@example.com"
         elif kind is CHOICE:
             data[option.key] = option.choice_values()[-1]
+        elif kind is CHOICES:
+            data[option.key] = [option.choice_values()[-1]]
         elif kind is GROUP:
             data[option.key] = refs["group"]
         elif kind is FLOW:

@@ -94,6 +94,11 @@ def _field(option: Option, needs: FormNeeds):
     if kind == "choice":
         return SelectField(choices=as_choices(_choices(option, needs, list)),
                            default=option.default, **common)
+    if kind == "choices":
+        return SelectMultipleField(choices=as_choices(_choices(option, needs, list)),
+                                   default=list(option.default or []),
+                                   widget=widgets.ListWidget(prefix_label=False),
+                                   option_widget=widgets.CheckboxInput(), **common)
     if kind in ("group", "flow"):
         rows = _choices(option, needs, lambda: [
             (row.id, row.name if kind == "group" else f"{row.slug} ({row.name})")
@@ -132,6 +137,8 @@ class StageForm(EditorForm):
                 value = option.shown_as(value)
             if option.kind.name == "choice" and value not in option.choice_values():
                 value = option.default  # e.g. an imported template the portal does not have
+            elif option.kind.name == "choices":
+                value = [v for v in value or [] if v in option.choice_values()]
             elif option.kind.name in ("text", "textarea") and isinstance(value, (int, float)):
                 value = str(value)
             self[option.key].data = value

@@ -27,7 +27,7 @@ from ..flows.stages import STAGE_TYPES, ActionRequest, ActionResult
 from ..flows.stages.email import EmailStage
 from ..invitations.service import usable_invitation_digest
 from ..mail.web import deliver_on_close
-from ..models import Flow, FlowStageBinding, User
+from ..models import Flow, FlowDesignation, FlowStageBinding, User
 from ..security.headers import no_referrer
 from ..urls import base_url
 
@@ -282,6 +282,8 @@ def _render(flow: Flow, step: Step):
                 sign_in(user)
                 flash(f"Welcome, {user.display_name}! Your account is ready.", "success")
                 return redirect(url_for("account.index"))
+        if flow.designation == FlowDesignation.STAGE_CONFIGURATION and _visitor() is not None:
+            return redirect(url_for("account.index"))  # set up from the account page: back there
         user = db.session.get(User, step.user_id) if step.user_id else None
         return render_template("flow/done.html", flow=flow, step=step, user=user)
     return render_template(step.stage.template, flow=flow, step=step, form=step.form,

@@ -107,6 +107,23 @@ class Choice(Text):
         return value
 
 
+class Choices(Kind):
+    """Several of a fixed set (authentik's device_classes): a list of values. A value outside
+    the choices is kept only when the option says so (`unknown_choice`), and then reported."""
+
+    name = "choices"
+
+    def parse(self, option, value):
+        if value is None:
+            return None
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise OptionError(f"expected a list of {', '.join(option.choice_values())}.")
+        unknown = [v for v in value if v not in option.choice_values()]
+        if unknown and not option.unknown_choice:
+            raise OptionError(f"{unknown[0]!r} is not one of {', '.join(option.choice_values())}.")
+        return list(dict.fromkeys(value))
+
+
 class Reference(Kind):
     """A row referred to by id (a group, a flow); `!KeyOf` or `!Find` in a blueprint."""
 
@@ -174,6 +191,7 @@ class Prompts(Kind):
 
 
 BOOL, TEXT, TEXTAREA, EMAIL, CHOICE = Bool(), Text(), TextArea(), EmailAddress(), Choice()
+CHOICES = Choices()
 GROUP, FLOW, PROMPTS = GroupRef(), FlowRef(), Prompts()
 
 
@@ -224,6 +242,9 @@ class Option:
         if isinstance(self.kind, Choice) and stored is not None and \
                 stored not in self.choice_values():
             notes.append(f"{self.blueprint_attr}: {stored!r} {self.unknown_choice}")
+        if isinstance(self.kind, Choices) and stored is not None:
+            notes.extend(f"{self.blueprint_attr}: {value!r} {self.unknown_choice}"
+                         for value in stored if value not in self.choice_values())
         if self.note is not None and stored is not None and (text := self.note(stored)):
             notes.append(f"{self.blueprint_attr}: {text}")
         return stored, notes
