@@ -33,6 +33,7 @@ from portal.models import (
     FlowDesignation,
     FlowSession,
     RecoveryCode,
+    Stage,
     TOTPDevice,
     User,
     utcnow,
@@ -375,3 +376,66 @@ def test_enrolled_with_totp_then_asked_for_a_code(app, client):
         assert step.kind == "page" and step.login_user_id is None  # a code first
         done = wizard.submit(step.binding_id, MultiDict({"code": _code(secret, 1)}))
         assert done.kind == "done" and done.login_user_id == user_id
+
+
+def test_not_configured_configure_runs_the_setup_stage_in_place(app, client):
+    """authentik's "configure": validation counts as passed, and the configuration stage runs
+    instead; its codes page still follows its confirmation (the person now has a factor)."""
+    user_id = _user(app)
+    with app.app_context():
+        db.session.add(Stage(name="mfa-setup-for-validate", type="authenticator_totp",
+                             options={"friendly_name": "Set up at sign-in"}))
+        db.session.commit()
+        setup_id = db.session.scalar(select(Stage.id).filter_by(name="mfa-setup-for-validate"))
+    url = _validate_flow(app, not_configured_action="configure",
+                         configuration_stages=[setup_id])
+    _login(client)
+    page = client.get(url).get_data(as_text=True)
+    assert "Set up an authenticator app" in page and "Two-step verification" not in page
+    secret = SECRET_RE.search(page).group(1).replace(" ", "")
+    codes = RECOVERY_RE.findall(submit(client, url, {"code": _code(secret)}).get_data(as_text=True))
+    assert len(codes) == 10
+    assert submit(client, url, {}).request.path == "/account/"
+    with app.app_context():
+        assert [d.name for d in mfa.list_devices(db.session.get(User, user_id),
+                                                 confirmed_only=True)] == ["Set up at sign-in"]
+
+
+def test_configure_without_a_configuration_stage_denies(app, client):
+    _user(app)
+    url = _validate_flow(app, not_configured_action="configure")
+    _login(client)
+    page = client.get(url)
+    assert page.status_code == 403 and "no way to set one up here" in page.get_data(as_text=True)
+
+
+def test_configuration_stages_travel_through_a_blueprint(app):
+    from portal.access import Grants
+    from portal.flows.blueprints import export_flow, import_blueprint
+
+    from .blueprint_helpers import empty_database
+
+    with app.app_context():
+        db.session.add(Stage(name="bp-setup", type="authenticator_totp", options={"digits": "8"}))
+        db.session.commit()
+        setup_id = db.session.scalar(select(Stage.id).filter_by(name="bp-setup"))
+    make_flow(app, "bp-mfa", [{"type": "authenticator_validate", "name": "bp-validate", "options": {
+        "not_configured_action": "configure", "configuration_stages": [setup_id],
+        "device_classes": ["totp"]}}])
+    with app.app_context():
+        text = export_flow(db.session.scalar(select(Flow).filter_by(slug="bp-mfa")))
+        assert "configuration_stages:\n    - !KeyOf 'stage-bp-setup'" in text
+        empty_database()
+        report = import_blueprint(text, actor=Grants(superuser=True))
+        assert report.ok, report.errors
+        validate = db.session.scalar(select(Stage).filter_by(name="bp-validate"))
+        setup = db.session.scalar(select(Stage).filter_by(name="bp-setup"))
+        assert validate.options["configuration_stages"] == [setup.id]
+        assert setup.options["digits"] == "8"
+        # authentik's other device classes are kept out, and the report says so.
+        report = import_blueprint(
+            "version: 1\nentries:\n- model: authentik_stages_authenticator_validate."
+            "authenticatorvalidatestage\n  identifiers: {name: bp-validate}\n"
+            "  attrs: {device_classes: [totp, webauthn]}\n", actor=Grants(superuser=True))
+        assert report.ok and [n for c in report.changes for n in c.notes] == [
+            "device_classes: 'webauthn' is not a kind of authenticator the portal has; ignored"]

@@ -19,6 +19,7 @@ from portal.flows.stages.options import (
     FLOW,
     GROUP,
     PROMPTS,
+    STAGES,
     TEXT,
     TEXTAREA,
     OptionError,
@@ -79,10 +80,11 @@ def _references(app):
         other = Flow(slug="round-trip-target", name="Target", title="Target")
         prompts = [Prompt(name=f"rt-{key}", field_key=key, label=key, type="text", order=n)
                    for n, key in enumerate(("first", "second"))]
-        db.session.add_all([group, other, *prompts])
+        setup = Stage(name="rt-setup", type="authenticator_totp", options={})
+        db.session.add_all([group, other, setup, *prompts])
         db.session.commit()
         return {"group": str(group.id), "flow": str(other.id),
-                "prompts": [str(p.id) for p in prompts]}
+                "prompts": [str(p.id) for p in prompts], "stages": [str(setup.id)]}
 
 
 def _form_data(stage_type, refs) -> dict:
@@ -116,6 +118,8 @@ def _form_data(stage_type, refs) -> dict:
             data[option.key] = refs["flow"]
         elif kind is PROMPTS:
             data[option.key] = refs["prompts"]
+        elif kind is STAGES:
+            data[option.key] = refs["stages"]
         else:  # a new kind needs a sample here
             raise AssertionError(f"no sample for option kind {kind.name}")
     return data
@@ -132,6 +136,8 @@ def _readable(stage_type, stage) -> dict:
             values[option.key] = getattr(option.kind.row(value), "slug", None)
         elif option.kind is PROMPTS:
             values[option.key] = [p.name for p in stage.prompts]
+        elif option.kind is STAGES:
+            values[option.key] = [s.name for s in option.kind.rows(value)]
     return values
 
 

@@ -47,6 +47,9 @@ class FormNeeds:
     def flows(self):
         return db.session.scalars(select(Flow).order_by(Flow.slug)).all()
 
+    def stages(self):
+        return db.session.scalars(select(Stage).order_by(Stage.name)).all()
+
 
 def _optional_id(value):
     return int(value) if value not in (None, "", "None") else None
@@ -105,6 +108,12 @@ def _field(option: Option, needs: FormNeeds):
             for row in (needs.groups() if kind == "group" else needs.flows())])
         return SelectField(coerce=_optional_id, choices=as_choices([("", "— none —"), *rows]),
                            **common)
+    if kind == "stages":
+        rows = _choices(option, needs, lambda: [(s.id, f"{s.name} ({s.type})")
+                                                for s in needs.stages()])
+        return SelectMultipleField(coerce=int, choices=as_choices(rows),
+                                   widget=widgets.ListWidget(prefix_label=False),
+                                   option_widget=widgets.CheckboxInput(), **common)
     if kind == "prompts":
         rows = _choices(option, needs, lambda: [
             (p.id, f"{p.name} — {p.field_key} ({p.type})") for p in needs.prompts()])

@@ -8,7 +8,7 @@ import yaml
 from sqlalchemy import func, select
 
 from ...extensions import db
-from ...models import Flow, Group, Prompt
+from ...models import Flow, Group, Prompt, Stage
 from ..stages import STAGE_TYPES
 from .handlers import BINDING, FLOW, GROUP, PROMPT
 from .loader import BlueprintDumper, BlueprintError, Find, KeyOf
@@ -56,6 +56,13 @@ def export_flow(flow: Flow) -> str:
     stages = list(dict.fromkeys(b.stage for b in flow.bindings))
     # Each stage's declared options as blueprint attributes, rows standing for references.
     exported = {stage.id: _stage_attrs(stage) for stage in stages}
+    # Stages a bound stage names (a validate stage's configuration stages) travel along, first.
+    named = [row for attrs in list(exported.values()) for value in attrs.values()
+             for row in (value if isinstance(value, list) else [value])
+             if isinstance(row, Stage) and row.id not in exported]
+    for stage in dict.fromkeys(named):
+        exported[stage.id] = _stage_attrs(stage)
+    stages = [*dict.fromkeys(named), *stages]
     rows = [row for attrs in exported.values() for value in attrs.values()
             for row in (value if isinstance(value, list) else [value])]
     for group in dict.fromkeys(r for r in rows if isinstance(r, Group)):
@@ -83,6 +90,8 @@ def export_flow(flow: Flow) -> str:
             return KeyOf(ids("prompt", value))
         if isinstance(value, Flow):
             return KeyOf("flow") if value is flow else Find(FLOW, (("slug", value.slug),))
+        if isinstance(value, Stage):
+            return KeyOf(ids("stage", value))
         return value
 
     for stage in stages:

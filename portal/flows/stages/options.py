@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import Flow, Group, Prompt
+from ...models import Flow, Group, Prompt, Stage
 
 
 class OptionError(ValueError):
@@ -159,6 +159,29 @@ class FlowRef(Reference):
     name, model, what, by_name = "flow", Flow, "a flow", "slug"
 
 
+class StageRefs(Kind):
+    """Other stages, by id, in order (authentik's configuration_stages): a list of `!KeyOf` or
+    `!Find` in a blueprint; the exporter writes the stages they name too."""
+
+    name, model = "stages", Stage
+
+    def parse(self, option, value):
+        value = value or []
+        if not isinstance(value, list) or not all(isinstance(s, Stage) for s in value):
+            raise OptionError("expected a list of stages (!KeyOf or !Find).")
+        return [s.id for s in dict.fromkeys(value)]
+
+    def export(self, option, stored):
+        return self.rows(stored)
+
+    def rows(self, stored) -> list:
+        """The stages a stored list names, in its order (ones deleted since are left out)."""
+        ids = [int(i) for i in stored or [] if str(i).isdigit()]
+        found = {s.id: s for s in db.session.scalars(select(Stage).where(Stage.id.in_(ids)))} \
+            if ids else {}
+        return [found[i] for i in ids if i in found]
+
+
 class Prompts(Kind):
     """The prompt stage's fields: stored as the stage's prompts (an ordered relationship)."""
 
@@ -192,7 +215,7 @@ class Prompts(Kind):
 
 BOOL, TEXT, TEXTAREA, EMAIL, CHOICE = Bool(), Text(), TextArea(), EmailAddress(), Choice()
 CHOICES = Choices()
-GROUP, FLOW, PROMPTS = GroupRef(), FlowRef(), Prompts()
+GROUP, FLOW, PROMPTS, STAGES = GroupRef(), FlowRef(), Prompts(), StageRefs()
 
 
 # -- the declaration -----------------------------------------------------------------------------
