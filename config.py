@@ -123,6 +123,9 @@ class Config:
     RATELIMIT_INVITATION_LOOKUP: Env[str] = "60 per minute"
     RATELIMIT_WIZARD_SUBMIT: Env[str] = "30 per minute"
     RATELIMIT_EMAIL_RESEND: Env[str] = "3 per 10 minutes; 10 per day"
+    # Wrong codes at an authenticator validate stage, per (account, address); counted by the
+    # stage itself (portal.ratelimits.second_factor_allowed), not by a route.
+    RATELIMIT_MFA_VERIFY: Env[str] = "5 per 5 minutes; 20 per hour"
 
 
 class DevelopmentConfig(Config):

@@ -60,6 +60,7 @@ def register(app: Flask) -> None:
         """Create the default flows (idempotent) and print a setup link if there is no admin."""
         from .flows.defaults import (
             ensure_default_authentication_flow,
+            ensure_default_authenticator_setup_flow,
             ensure_default_enrollment_flow,
         )
 
@@ -67,6 +68,7 @@ def register(app: Flask) -> None:
         click.echo(f"Default enrollment flow: {flow.slug}")
         flow = ensure_default_authentication_flow()
         click.echo(f"Default authentication flow: {flow.slug}")
+        click.echo(f"Authenticator setup flow: {ensure_default_authenticator_setup_flow().slug}")
         if not no_setup_link:
             print_setup_link()
 

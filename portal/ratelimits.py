@@ -68,3 +68,44 @@ def email_resend(exempt_when: Callable[[], bool] | None = None):
         _setting("RATELIMIT_EMAIL_RESEND"), scope="email-resend", methods=["POST"],
         exempt_when=exempt_when,
     )
+
+
+# -- limits a stage applies itself ---------------------------------------------------------------
+# A stage knows no HTTP, so these are not decorators: the stage asks before it checks a code and
+# counts a failure after, with the same storage and key prefix as the limits above.
+
+
+def _second_factor_key(user_id: int, address: str | None) -> tuple[str, str]:
+    """Per (account, address), like failed sign-ins: a stranger guessing codes is slowed, and
+    cannot lock the owner out from the owner's own machine."""
+    return "second-factor", f"{address or '-'}/{user_id}"
+
+
+def _second_factor_limits():
+    from limits import parse_many
+
+    return parse_many(current_app.config["RATELIMIT_MFA_VERIFY"])
+
+
+def second_factor_allowed(user_id: int, address: str | None) -> bool:
+    """May this account be sent another code from this address (wrong codes so far within the
+    limit RATELIMIT_MFA_VERIFY)? Storage errors allow, as RATELIMIT_SWALLOW_ERRORS does."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return True
+    try:
+        return all(limiter.limiter.test(item, *_second_factor_key(user_id, address))
+                   for item in _second_factor_limits())
+    except Exception:  # noqa: BLE001 - a rate limiter that is down must not block sign-in
+        current_app.logger.exception("second-factor rate limit unavailable")
+        return True
+
+
+def second_factor_failed(user_id: int, address: str | None) -> None:
+    """Count one wrong second-factor code (successful ones never count)."""
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return
+    try:
+        for item in _second_factor_limits():
+            limiter.limiter.hit(item, *_second_factor_key(user_id, address))
+    except Exception:  # noqa: BLE001
+        current_app.logger.exception("second-factor rate limit unavailable")

@@ -20,6 +20,7 @@ from portal.flows.stages.options import (
     GROUP,
     PROMPTS,
     STAGE,
+    STAGES,
     TEXT,
     TEXTAREA,
     OptionError,
@@ -82,10 +83,11 @@ def _references(app):
                    for n, key in enumerate(("first", "second"))]
         referred = Stage(name="round-trip-referred", type="password",
                          options={"failed_attempts_before_cancel": "3"})
-        db.session.add_all([group, other, referred, *prompts])
+        setup = Stage(name="rt-setup", type="authenticator_totp", options={})
+        db.session.add_all([group, other, referred, setup, *prompts])
         db.session.commit()
         return {"group": str(group.id), "flow": str(other.id), "stage": str(referred.id),
-                "prompts": [str(p.id) for p in prompts]}
+                "prompts": [str(p.id) for p in prompts], "stages": [str(setup.id)]}
 
 
 def _form_data(stage_type, refs) -> dict:
@@ -121,6 +123,8 @@ def _form_data(stage_type, refs) -> dict:
             data[option.key] = refs["stage"]
         elif kind is PROMPTS:
             data[option.key] = refs["prompts"]
+        elif kind is STAGES:
+            data[option.key] = refs["stages"]
         else:  # a new kind needs a sample here
             raise AssertionError(f"no sample for option kind {kind.name}")
     return data
@@ -139,6 +143,8 @@ def _readable(stage_type, stage) -> dict:
             values[option.key] = getattr(option.kind.row(value), "name", None)
         elif option.kind is PROMPTS:
             values[option.key] = [p.name for p in stage.prompts]
+        elif option.kind is STAGES:
+            values[option.key] = [s.name for s in option.kind.rows(value)]
     return values
 
 

@@ -1,11 +1,20 @@
 """The signed-in user's own pages: their account, their password, their sessions."""
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
+from .. import mfa
 from ..auth import service as accounts
-from ..auth.forms import ChangePasswordForm, LogoutForm, SignOutEverywhereForm
+from ..auth.forms import (
+    ChangePasswordForm,
+    ConfirmActionForm,
+    LogoutForm,
+    SignOutEverywhereForm,
+)
 from ..auth.routes import home_for
 from ..auth.sessions import sign_in, sign_out
+from ..extensions import db
+from ..flows.stages.authenticator_totp import setup_flow
+from ..models import TOTPDevice
 
 bp = Blueprint("account", __name__)
 
@@ -20,8 +29,37 @@ def home():
 @bp.route("/account/")
 @login_required
 def index():
+    user = current_user._get_current_object()
     return render_template("account/index.html", logout_form=LogoutForm(),
-                           everywhere_form=SignOutEverywhereForm())
+                           everywhere_form=SignOutEverywhereForm(), action_form=ConfirmActionForm(),
+                           devices=mfa.list_devices(user, confirmed_only=True),
+                           recovery_left=mfa.remaining_recovery_codes(user),
+                           totp_setup=setup_flow())
+
+
+@bp.route("/account/authenticators/<int:device_id>/remove", methods=["POST"])
+@login_required
+def remove_authenticator(device_id: int):
+    user = current_user._get_current_object()
+    device = db.session.get(TOTPDevice, device_id)
+    if device is None or device.user_id != user.id:
+        abort(404)
+    if ConfirmActionForm().validate_on_submit():
+        mfa.remove_totp(device, actor=user, ip=request.remote_addr)
+        flash(f"The authenticator “{device.name}” is removed.", "success")
+    return redirect(url_for("account.index"))
+
+
+@bp.route("/account/recovery-codes", methods=["POST"])
+@login_required
+def new_recovery_codes():
+    """New codes replace the old ones and are shown in this response only (never stored in
+    clear, never redirected through the session)."""
+    user = current_user._get_current_object()
+    if not ConfirmActionForm().validate_on_submit() or not mfa.user_has_mfa(user):
+        return redirect(url_for("account.index"))
+    codes = mfa.generate_recovery_codes(user, ip=request.remote_addr)
+    return render_template("account/recovery_codes.html", codes=codes)
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

@@ -112,6 +112,12 @@ def _field(option: Option, needs: FormNeeds):
             for row in listed()])
         return SelectField(coerce=_optional_id, choices=as_choices([("", "— none —"), *rows]),
                            **common)
+    if kind == "stages":
+        rows = _choices(option, needs, lambda: [(s.id, f"{s.name} ({s.type})")
+                                                for s in needs.stages()])
+        return SelectMultipleField(coerce=int, choices=as_choices(rows),
+                                   widget=widgets.ListWidget(prefix_label=False),
+                                   option_widget=widgets.CheckboxInput(), **common)
     if kind == "prompts":
         rows = _choices(option, needs, lambda: [
             (p.id, f"{p.name} — {p.field_key} ({p.type})") for p in needs.prompts()])
@@ -144,6 +150,8 @@ class StageForm(EditorForm):
                 value = option.shown_as(value)
             if option.kind.name == "choice" and value not in option.choice_values():
                 value = option.default  # e.g. an imported template the portal does not have
+            elif option.kind.name == "choices":
+                value = [v for v in value or [] if v in option.choice_values()]
             elif option.kind.name in ("text", "textarea") and isinstance(value, (int, float)):
                 value = str(value)
             self[option.key].data = value

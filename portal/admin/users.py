@@ -5,11 +5,12 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from ..access import USERS_MANAGE, assignable_groups
+from .. import mfa
+from ..access import USERS_MANAGE, assignable_groups, may_manage_account
 from ..auth import service as accounts
 from ..extensions import db
 from ..mail.web import deliver_after_response
-from ..models import InvitationUse, User
+from ..models import InvitationUse, TOTPDevice, User
 from ..pagination import paginate
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
@@ -41,7 +42,28 @@ def user_detail(user_id: int):
         select(InvitationUse).options(selectinload(InvitationUse.invitation))
         .filter_by(user_id=user.id)
     ).all()
-    return render_template("admin/users/detail.html", user=user, uses=uses, action_form=ConfirmForm())
+    return render_template("admin/users/detail.html", user=user, uses=uses, action_form=ConfirmForm(),
+                           devices=mfa.list_devices(user, confirmed_only=True),
+                           may_manage=may_manage_account(current_user, user))
+
+
+@bp.route("/users/<int:user_id>/authenticators/<int:device_id>/remove", methods=["POST"])
+@manage
+def user_remove_authenticator(user_id: int, device_id: int):
+    """For a person who lost their phone and their recovery codes: they sign in with their
+    password alone again, and can set up a new authenticator."""
+    user = db.get_or_404(User, user_id)
+    device = db.session.get(TOTPDevice, device_id)
+    if device is None or device.user_id != user.id:
+        return redirect(url_for("admin.user_detail", user_id=user.id))
+    if ConfirmForm().validate_on_submit():
+        try:
+            mfa.remove_totp(device, actor=current_user._get_current_object(), ip=client_ip())
+        except mfa.MFAPermissionError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(f"The authenticator “{device.name}” of {user.username} is removed.", "success")
+    return redirect(url_for("admin.user_detail", user_id=user.id))
 
 
 @bp.route("/users/<int:user_id>/deactivate", methods=["POST"], defaults={"active": False})

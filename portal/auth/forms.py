@@ -60,3 +60,9 @@ class ChangePasswordForm(FlaskForm):
 
 class SignOutEverywhereForm(FlaskForm):
     submit = SubmitField("Sign out everywhere")
+
+
+class ConfirmActionForm(FlaskForm):
+    """An empty form for the account page's POST-only actions: its CSRF token protects them."""
+
+    submit = SubmitField("Confirm")

@@ -7,7 +7,7 @@ from datetime import timedelta
 from functools import cached_property
 
 from ..extensions import db
-from ..models import Flow, FlowSession, FlowStageBinding, Invitation
+from ..models import Flow, FlowSession, FlowStageBinding, Invitation, User
 
 # Keys under this prefix are the engine's own notes in prompt_data (such as which address was
 # verified): never taken from a form or an invitation, never copied onto the user.
@@ -49,6 +49,19 @@ class FlowContext:
 
     def notify(self, text: str, category: str = "info") -> None:
         self.notices.append((category, text))
+
+    def pending_user(self) -> User | None:
+        """The person this flow acts for, the one rule every stage reads it by: the user the
+        flow has written or identified (`session.user_id`: set by user write, or by a stage that
+        identifies someone through `set_pending_user`), else the signed-in visitor (a
+        stage-configuration flow run from the account page)."""
+        user_id = self.session.user_id if self.session.user_id is not None \
+            else self.current_user_id
+        return db.session.get(User, user_id) if user_id is not None else None
+
+    def set_pending_user(self, user: User) -> None:
+        """An identification stage names the person the rest of the flow is about."""
+        self.session.user_id = user.id
 
     @property
     def prompt_data(self) -> dict:

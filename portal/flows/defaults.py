@@ -104,3 +104,27 @@ def ensure_default_authentication_flow() -> Flow:
         flow.bindings.append(FlowStageBinding(stage=stage, order=order))
     db.session.commit()
     return flow
+
+
+DEFAULT_TOTP_SETUP_SLUG = "default-authenticator-totp-setup"
+
+
+def ensure_default_authenticator_setup_flow() -> Flow:
+    """The stage-configuration flow the account page's "Set up an authenticator" runs
+    (authentik's default-authenticator-totp-setup), unless a flow with its slug exists."""
+    flow = db.session.scalar(select(Flow).filter_by(slug=DEFAULT_TOTP_SETUP_SLUG))
+    if flow is not None:
+        return flow
+    flow = Flow(
+        slug=DEFAULT_TOTP_SETUP_SLUG, name="default-authenticator-totp-setup",
+        title="Set up an authenticator app", designation=FlowDesignation.STAGE_CONFIGURATION,
+        authentication=FlowAuthentication.REQUIRE_AUTHENTICATED,
+    )
+    db.session.add(flow)
+    stage = _get_or_create(Stage, "default-authenticator-totp-setup", type="authenticator_totp",
+                           options={"digits": "6", "friendly_name": ""})
+    db.session.flush()
+    stage.options = {**stage.options, "configure_flow": flow.id}
+    flow.bindings.append(FlowStageBinding(stage=stage, order=0))
+    db.session.commit()
+    return flow

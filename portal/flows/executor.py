@@ -149,6 +149,12 @@ class FlowExecutor:
             if stage.needs_stored_session:
                 self.store()
             if stage.interactive:
+                entered = stage.enter(self.ctx)
+                if isinstance(entered, Deny):
+                    return self._deny(entered)
+                if entered is not None:  # Next: nothing to ask on this page
+                    self._advance()
+                    continue
                 errors = self.session.errors or {}
                 form = stage.form(self.ctx)
                 if errors:  # sent back here by a later stage
@@ -184,6 +190,12 @@ class FlowExecutor:
         self.ctx.binding = binding
         stage = stage_type_for(binding.stage)
         if not stage.interactive:
+            return self.step()
+        entered = stage.enter(self.ctx)  # the same check as before its page
+        if isinstance(entered, Deny):
+            return self._with_notices(self._deny(entered))
+        if entered is not None:
+            self._advance()
             return self.step()
         form = stage.form(self.ctx, formdata=formdata)
         result = stage.submit(self.ctx, form)

@@ -98,13 +98,17 @@ def user_has_mfa(user: User) -> bool:
         TOTPDevice.user_id == user.id, TOTPDevice.confirmed.is_(True)))))
 
 
-def begin_totp(user: User, name: str = DEFAULT_DEVICE_NAME, *, ip: str | None = None) -> Enrolment:
+def begin_totp(user: User, name: str = DEFAULT_DEVICE_NAME, *, digits: int | None = None,
+               ip: str | None = None) -> Enrolment:
     """Start enrolling a device: a new unconfirmed device with a fresh secret.
 
     The person's earlier unconfirmed devices are removed (one enrolment in progress at a time):
-    an abandoned setup must not leave secrets lying about.
+    an abandoned setup must not leave secrets lying about. `digits` (6 or 8) is the setup
+    stage's; MFA_TOTP_DIGITS otherwise.
     """
     config = current_app.config
+    if digits not in (None, 6, 8):
+        raise MFAError("An authenticator code has 6 or 8 digits.")
     algorithm = config["MFA_TOTP_ALGORITHM"].lower()
     if algorithm not in ALGORITHMS:
         raise MFAError(f"MFA_TOTP_ALGORITHM must be one of {', '.join(ALGORITHMS)}")
@@ -113,7 +117,7 @@ def begin_totp(user: User, name: str = DEFAULT_DEVICE_NAME, *, ip: str | None = 
     secret = pyotp.random_base32()
     device = TOTPDevice(
         user_id=user.id, name=(name or "").strip()[:100] or DEFAULT_DEVICE_NAME,
-        secret_sealed=sealing.seal(SECRET_SEAL, secret), digits=config["MFA_TOTP_DIGITS"],
+        secret_sealed=sealing.seal(SECRET_SEAL, secret), digits=digits or config["MFA_TOTP_DIGITS"],
         period=config["MFA_TOTP_PERIOD"], algorithm=algorithm, confirmed=False,
     )
     db.session.add(device)

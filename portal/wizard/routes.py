@@ -315,6 +315,8 @@ def _render(flow: Flow, step: Step):
                     return redirect(target or home_for(user))
                 flash(f"Welcome, {user.display_name}! Your account is ready.", "success")
                 return redirect(target or url_for("account.index"))
+        if flow.designation == FlowDesignation.STAGE_CONFIGURATION and _visitor() is not None:
+            return redirect(url_for("account.index"))  # set up from the account page: back there
         user = db.session.get(User, step.user_id) if step.user_id else None
         return render_template("flow/done.html", flow=flow, step=step, user=user)
     return render_template(step.stage.template, flow=flow, step=step, form=step.form,

@@ -56,12 +56,13 @@ def export_flow(flow: Flow) -> str:
     stages = list(dict.fromkeys(b.stage for b in flow.bindings))
     # Each stage's declared options as blueprint attributes, rows standing for references.
     exported = {stage.id: _stage_attrs(stage) for stage in stages}
-    # A stage another one refers to (an inline password stage) comes along, before it.
-    referred = [row for attrs in exported.values() for row in attrs.values()
-                if isinstance(row, Stage) and row not in stages]
-    for stage in dict.fromkeys(referred):
+    # Stages a bound stage names (an inline password stage, a validate stage's configuration stages) travel along, first.
+    named = [row for attrs in list(exported.values()) for value in attrs.values()
+             for row in (value if isinstance(value, list) else [value])
+             if isinstance(row, Stage) and row.id not in exported]
+    for stage in dict.fromkeys(named):
         exported[stage.id] = _stage_attrs(stage)
-    stages = [*dict.fromkeys(referred), *stages]
+    stages = [*dict.fromkeys(named), *stages]
     rows = [row for attrs in exported.values() for value in attrs.values()
             for row in (value if isinstance(value, list) else [value])]
     for group in dict.fromkeys(r for r in rows if isinstance(r, Group)):

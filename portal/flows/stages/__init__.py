@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .authenticator_totp import AuthenticatorTOTPStage
+from .authenticator_validate import AuthenticatorValidateStage
 from .base import ActionRequest, ActionResult, Deny, Next, Result, Retry, StageAction, StageType
 from .consent import ConsentStage
 from .deny import DenyStage
@@ -24,6 +26,8 @@ register(ConsentStage)
 register(DenyStage)
 register(IdentificationStage)
 register(PasswordStage)
+register(AuthenticatorTOTPStage)
+register(AuthenticatorValidateStage)
 
 __all__ = ["STAGE_TYPES", "ActionRequest", "ActionResult", "Deny", "Next", "Option", "Result",
            "Retry", "StageAction", "StageType", "by_model", "register", "stage_type_for",

@@ -123,6 +123,11 @@ class StageType:
     def run(self, ctx: FlowContext) -> Result:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def enter(self, ctx: FlowContext) -> Result | None:
+        """An interactive stage, reached by the flow, before its page is shown: None shows the
+        page, Next skips it (nothing to ask), Deny ends the flow (e.g. nobody to ask)."""
+        return None
+
     def form(self, ctx: FlowContext, formdata=None):  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -109,7 +109,9 @@ class Choice(Text):
 
 
 class Choices(Kind):
-    """Several of the option's choices (authentik's identification `user_fields`), as a list."""
+    """Several of a fixed set (identification's `user_fields`, validate's `device_classes`), as
+    a list. A value outside the choices is kept only when the option says so (`unknown_choice`),
+    and then reported."""
 
     name = "choices"
 
@@ -121,7 +123,7 @@ class Choices(Kind):
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise OptionError(f"expected a list of {', '.join(option.choice_values())}.")
         unknown = [v for v in value if v not in option.choice_values()]
-        if unknown:
+        if unknown and not option.unknown_choice:
             raise OptionError(f"{unknown[0]!r} is not one of {', '.join(option.choice_values())}.")
         return list(dict.fromkeys(value))
 
@@ -167,6 +169,29 @@ class StageRef(Reference):
     name, model, what = "stage", Stage, "a stage"
 
 
+class StageRefs(Kind):
+    """Other stages, by id, in order (authentik's configuration_stages): a list of `!KeyOf` or
+    `!Find` in a blueprint; the exporter writes the stages they name too."""
+
+    name, model = "stages", Stage
+
+    def parse(self, option, value):
+        value = value or []
+        if not isinstance(value, list) or not all(isinstance(s, Stage) for s in value):
+            raise OptionError("expected a list of stages (!KeyOf or !Find).")
+        return [s.id for s in dict.fromkeys(value)]
+
+    def export(self, option, stored):
+        return self.rows(stored)
+
+    def rows(self, stored) -> list:
+        """The stages a stored list names, in its order (ones deleted since are left out)."""
+        ids = [int(i) for i in stored or [] if str(i).isdigit()]
+        found = {s.id: s for s in db.session.scalars(select(Stage).where(Stage.id.in_(ids)))} \
+            if ids else {}
+        return [found[i] for i in ids if i in found]
+
+
 class Prompts(Kind):
     """The prompt stage's fields: stored as the stage's prompts (an ordered relationship)."""
 
@@ -200,7 +225,7 @@ class Prompts(Kind):
 
 BOOL, TEXT, TEXTAREA, EMAIL, CHOICE = Bool(), Text(), TextArea(), EmailAddress(), Choice()
 CHOICES = Choices()
-GROUP, FLOW, STAGE, PROMPTS = GroupRef(), FlowRef(), StageRef(), Prompts()
+GROUP, FLOW, STAGE, PROMPTS, STAGES = GroupRef(), FlowRef(), StageRef(), Prompts(), StageRefs()
 
 
 # -- values several stage types share ------------------------------------------------------------
@@ -268,6 +293,9 @@ class Option:
         if isinstance(self.kind, Choice) and stored is not None and \
                 stored not in self.choice_values():
             notes.append(f"{self.blueprint_attr}: {stored!r} {self.unknown_choice}")
+        if isinstance(self.kind, Choices) and stored is not None:
+            notes.extend(f"{self.blueprint_attr}: {value!r} {self.unknown_choice}"
+                         for value in stored if value not in self.choice_values())
         if self.note is not None and stored is not None and (text := self.note(stored)):
             notes.append(f"{self.blueprint_attr}: {text}")
         return stored, notes
