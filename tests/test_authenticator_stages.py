@@ -39,7 +39,7 @@ from portal.models import (
     utcnow,
 )
 
-from .conftest import TEST_PASSWORD, submit
+from .conftest import TEST_PASSWORD, sign_in, submit
 from .flowkit import make_flow
 
 RECOVERY_RE = re.compile(r"<li>([0-9a-f]{4}(?:-[0-9a-f]{4}){3})</li>")
@@ -75,7 +75,7 @@ def _enrol(app, user_id) -> str:
 
 
 def _login(client, login="sam"):
-    return submit(client, "/auth/login", {"login": login, "password": TEST_PASSWORD})
+    return sign_in(client, login, TEST_PASSWORD)
 
 
 def _validate_flow(app, slug="mfa-check", **options) -> str:
@@ -203,11 +203,11 @@ def test_setup_flow_needs_a_signed_in_person(app, client):
 
 def test_account_page_removes_and_renews(app, client):
     user_id = _user(app)
+    _login(client)  # before the authenticator: signing in would then ask for a code
     _enrol(app, user_id)
     with app.app_context():
         first = mfa.generate_recovery_codes(db.session.get(User, user_id))
         device_id = db.session.scalar(select(TOTPDevice.id).filter_by(user_id=user_id))
-    _login(client)
     renewed = submit(client, "/account/recovery-codes", {}, page_url="/account/")
     codes = RECOVERY_RE.findall(renewed.get_data(as_text=True))
     assert len(codes) == 10 and not set(codes) & set(first)
@@ -272,11 +272,11 @@ def test_validate_stage_takes_a_totp_code_once(app):
 
 def test_validate_over_http_with_totp_and_recovery_code(app, client):
     user_id = _user(app)
+    _login(client)  # before the authenticator: signing in would then ask for a code
     secret = _enrol(app, user_id)
     with app.app_context():
         codes = mfa.generate_recovery_codes(db.session.get(User, user_id))
     url = _validate_flow(app)
-    _login(client)
     page = client.get(url).get_data(as_text=True)
     assert 'name="code"' in page and "Two-step verification" in page
     wrong = submit(client, url, {"code": _wrong(secret)})
@@ -296,11 +296,11 @@ def test_validate_over_http_with_totp_and_recovery_code(app, client):
 
 def test_validate_accepts_only_its_device_classes(app, client):
     user_id = _user(app)
+    _login(client)  # before the authenticator: signing in would then ask for a code
     _enrol(app, user_id)
     with app.app_context():
         codes = mfa.generate_recovery_codes(db.session.get(User, user_id))
     url = _validate_flow(app, device_classes=["totp"])
-    _login(client)
     refused = submit(client, url, {"code": codes[0]})
     assert "That code is not right" in refused.get_data(as_text=True)
     with app.app_context():
@@ -439,3 +439,18 @@ def test_configuration_stages_travel_through_a_blueprint(app):
             "  attrs: {device_classes: [totp, webauthn]}\n", actor=Grants(superuser=True))
         assert report.ok and [n for c in report.changes for n in c.notes] == [
             "device_classes: 'webauthn' is not a kind of authenticator the portal has; ignored"]
+
+
+def test_the_sign_in_flow_asks_for_a_code_only_of_people_with_an_authenticator(app, client):
+    """The seeded default-authentication-flow: identification, password, then a code from the
+    person's authenticator when they have one; everyone else goes straight in."""
+    secret = _enrol(app, _user(app, "sam"))
+    _user(app, "pat")
+    page = _login(client, "sam").get_data(as_text=True)
+    assert "Code from your authenticator app" in page
+    assert client.get("/account/").status_code == 302  # not signed in before the code
+    done = submit(client, "/if/flow/default-authentication-flow/", {"code": _code(secret, 1)})
+    assert done.request.path == "/account/" and "sam" in done.get_data(as_text=True)
+    submit(client, "/auth/logout", {}, page_url="/account/")
+    other = app.test_client()
+    assert _login(other, "pat").request.path == "/account/"

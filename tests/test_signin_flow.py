@@ -325,7 +325,8 @@ def test_the_authentication_flow_is_seeded_once_and_ensured_on_upgrade(app, runn
         flows = db.session.scalars(select(Flow).filter_by(slug=DEFAULT_AUTHENTICATION_SLUG)).all()
         assert len(flows) == 1
         assert [(b.order, b.stage.type) for b in flows[0].bindings] == [
-            (10, "identification"), (20, "password"), (100, "user_login")]
+            (10, "identification"), (20, "password"), (30, "authenticator_validate"),
+            (100, "user_login")]
 
 
 @needs_blueprints

@@ -74,12 +74,14 @@ def ensure_default_enrollment_flow() -> Flow:
 DEFAULT_AUTHENTICATION_SLUG = "default-authentication-flow"
 
 # authentik's default-authentication-flow: identification, then password, then user login.
-# Order 30 is left for an authenticator validate stage (MFA when the user has it), as in authentik.
 _AUTHENTICATION_BINDINGS = [
     ("default-authentication-identification", "identification",
      {"user_fields": ["username", "email"], "pretend_user_exists": True,
       "show_matched_user": True}, 10),
     ("default-authentication-password", "password", {"failed_attempts_before_cancel": "5"}, 20),
+    # A code from the person's authenticator, when they have one (skipped for everyone else).
+    ("default-authentication-mfa-validation", "authenticator_validate",
+     {"device_classes": ["totp", "static"], "not_configured_action": "skip"}, 30),
     ("default-authentication-login", "user_login", {"session_duration": "seconds=0"}, 100),
 ]
 

@@ -56,7 +56,8 @@ def export_flow(flow: Flow) -> str:
     stages = list(dict.fromkeys(b.stage for b in flow.bindings))
     # Each stage's declared options as blueprint attributes, rows standing for references.
     exported = {stage.id: _stage_attrs(stage) for stage in stages}
-    # Stages a bound stage names (an inline password stage, a validate stage's configuration stages) travel along, first.
+    # Stages a bound stage names (an inline password stage, a validate stage's configuration
+    # stages) travel along, first.
     named = [row for attrs in list(exported.values()) for value in attrs.values()
              for row in (value if isinstance(value, list) else [value])
              if isinstance(row, Stage) and row.id not in exported]
