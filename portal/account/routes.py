@@ -6,6 +6,7 @@ from ..auth import service as accounts
 from ..auth.forms import ChangePasswordForm, LogoutForm, SignOutEverywhereForm
 from ..auth.routes import home_for
 from ..auth.sessions import sign_in, sign_out
+from ..flows.defaults import unenrollment_flow
 
 bp = Blueprint("account", __name__)
 
@@ -21,7 +22,8 @@ def home():
 @login_required
 def index():
     return render_template("account/index.html", logout_form=LogoutForm(),
-                           everywhere_form=SignOutEverywhereForm())
+                           everywhere_form=SignOutEverywhereForm(),
+                           unenrollment=unenrollment_flow())
 
 
 @bp.route("/account/password", methods=["GET", "POST"])

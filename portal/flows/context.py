@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 from ..extensions import db
-from ..models import Flow, FlowSession, FlowStageBinding, Invitation
+from ..models import Flow, FlowSession, FlowStageBinding, Invitation, User
 
 # Keys under this prefix are the engine's own notes in prompt_data (such as which address was
 # verified): never taken from a form or an invitation, never copied onto the user.
@@ -26,6 +26,12 @@ def noted(session: FlowSession, key: str):
     return (session.prompt_data or {}).get(PRIVATE_PREFIX + key)
 
 
+# The note that names the account a flow acts on (authentik's "pending user"): set by the stage
+# that finds the person (identification) or writes them (user write). Read through
+# FlowContext.pending_user() only.
+PENDING_USER = "pending_user_id"
+
+
 @dataclass
 class FlowContext:
     flow: Flow
@@ -34,6 +40,9 @@ class FlowContext:
     current_user_id: int | None = None
     # Set by the user-login stage; the web layer performs the login.
     login_user_id: int | None = None
+    # Set by a stage that ended the visitor's account (user delete); the web layer signs the
+    # browser out.
+    sign_out: bool = False
     # Outbox messages a stage queued; the web layer delivers them after its response.
     outbox_ids: list[int] = field(default_factory=list)
     # The visitor's address, for the audit log (set by the web layer; the engine knows no HTTP).
@@ -55,6 +64,21 @@ class FlowContext:
         # Reassign so SQLAlchemy notices the change to the JSON column.
         self.session.prompt_data = {**self.session.prompt_data,
                                     **{k: v for k, v in values.items() if not is_private(k)}}
+
+    def pending_user(self) -> User | None:
+        """The account this flow acts on: the one a stage noted (`_portal.pending_user_id`: the
+        identification stage found it, or user write wrote it), else the signed-in visitor.
+
+        The one answer for every stage that updates, deletes, signs in or checks a person
+        (user write's update modes, user delete, consent's remembered acceptances)."""
+        user_id = noted(self.session, PENDING_USER)
+        user = db.session.get(User, user_id) if type(user_id) is int else None
+        if user is None and self.current_user_id is not None:
+            user = db.session.get(User, self.current_user_id)
+        return user
+
+    def set_pending_user(self, user: User | None) -> None:
+        note(self.session, PENDING_USER, user.id if user is not None else None)
 
     @cached_property
     def invitation(self) -> Invitation | None:

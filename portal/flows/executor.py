@@ -42,6 +42,7 @@ class Step:
     login_user_id: int | None = None
     user_id: int | None = None
     notices: list[tuple[str, str]] = field(default_factory=list)  # (category, text) to show
+    sign_out: bool = False  # the web layer signs the browser out (the account was deleted)
 
 
 def start(
@@ -129,6 +130,7 @@ class FlowExecutor:
 
     def _with_notices(self, step: Step) -> Step:
         step.notices, self.ctx.notices = [*self.ctx.notices, *step.notices], []
+        step.sign_out = step.sign_out or self.ctx.sign_out
         return step
 
     def _step(self) -> Step:
@@ -146,6 +148,9 @@ class FlowExecutor:
             stage = stage_type_for(binding.stage)
             if stage.needs_stored_session:
                 self.store()
+            if stage.interactive and stage.already_done(self.ctx):
+                self._advance()
+                continue
             if stage.interactive:
                 errors = self.session.errors or {}
                 form = stage.form(self.ctx)

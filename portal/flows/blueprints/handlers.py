@@ -52,7 +52,6 @@ UNSUPPORTED_MODELS = {
     "authentik_stages_identification.identificationstage":
         "identification stages (sign-in by username or email) are not part of the portal",
     "authentik_stages_password.passwordstage": "password sign-in stages are not part of the portal",
-    "authentik_stages_user_delete.userdeletestage": "deleting accounts from a flow is not supported",
     "authentik_stages_user_logout.userlogoutstage": "logout stages are not supported",
     "authentik_blueprints.metaapplyblueprint": "blueprints that apply other blueprints are not supported",
 }

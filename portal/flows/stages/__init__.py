@@ -10,6 +10,7 @@ from .invitation import InvitationStage
 from .options import Option
 from .prompt import PromptStage
 from .registry import STAGE_TYPES, by_model, register, stage_type_for, unregister
+from .user_delete import UserDeleteStage
 from .user_login import UserLoginStage
 from .user_write import UserWriteStage
 
@@ -20,6 +21,7 @@ register(UserLoginStage)
 register(EmailStage)
 register(ConsentStage)
 register(DenyStage)
+register(UserDeleteStage)
 
 __all__ = ["STAGE_TYPES", "ActionRequest", "ActionResult", "Deny", "Next", "Option", "Result",
            "Retry", "StageAction", "StageType", "by_model", "register", "stage_type_for",

@@ -27,7 +27,7 @@ from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
 from ...security import tokens
 from ..context import note, noted
 from .base import ActionResult, Next, Retry, StageAction, StageType
-from .options import BOOL, CHOICE, EMAIL, TEXT, Option
+from .options import BOOL, CHOICE, EMAIL, TEXT, Option, parse_authentik_duration
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,6 @@ TEMPLATES = {
 }
 DEFAULT_TEMPLATE = "email/account_confirmation.html"
 RESEND_MIN_INTERVAL = 60  # seconds; EMAIL_RESEND_MIN_INTERVAL overrides
-_UNITS = {"weeks", "days", "hours", "minutes", "seconds"}
 
 
 def parse_expiry(value) -> timedelta:
@@ -65,14 +64,7 @@ def parse_expiry(value) -> timedelta:
             if not isinstance(delta, timedelta):
                 raise ValueError("use days, hours or minutes, not months or years")
         else:
-            parts = {}
-            for item in text.split(";"):
-                unit, _, amount = item.strip().partition("=")
-                unit = unit.strip().lower()
-                if unit not in _UNITS or not re.fullmatch(r"\d+(\.\d+)?", amount.strip()):
-                    raise ValueError(f"{text!r} is not a duration such as hours=1;minutes=30")
-                parts[unit] = float(amount)
-            delta = timedelta(**parts)
+            delta = parse_authentik_duration(text)
     if delta <= timedelta(0) or delta > timedelta(days=365):
         raise ValueError("token expiry must be between one second and a year")
     return delta

@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -26,6 +27,33 @@ from ...models import Flow, Group, Prompt
 
 class OptionError(ValueError):
     """A value the option does not accept; the message says why (without the key)."""
+
+
+DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+
+
+def parse_authentik_duration(value) -> timedelta:
+    """authentik's duration text ("weeks=4", "hours=1;minutes=30"; its
+    timedelta_string_validator) as a timedelta. OptionError (a ValueError) when unreadable or
+    not positive. Every option that holds such a duration reads it here."""
+    text = str(value or "").strip() if not isinstance(value, bool) else ""
+    parts: dict[str, float] = {}
+    for item in text.split(";") if text else []:
+        unit, _, amount = item.strip().partition("=")
+        unit = unit.strip().lower()
+        if unit not in DURATION_UNITS or unit in parts or \
+                not re.fullmatch(r"\d{1,9}(\.\d{1,6})?", amount.strip()):
+            raise OptionError(f"{text!r} is not a duration such as weeks=4 or hours=1;minutes=30.")
+        parts[unit] = float(amount)
+    if not parts:
+        raise OptionError("expected a duration such as weeks=4 or hours=1;minutes=30.")
+    try:
+        delta = timedelta(**parts)
+    except OverflowError:
+        raise OptionError(f"{text!r} is too long a duration.") from None
+    if delta <= timedelta(0):
+        raise OptionError("a duration must be longer than zero.")
+    return delta
 
 
 # -- kinds ---------------------------------------------------------------------------------------
