@@ -34,8 +34,7 @@ from portal.models import (
 
 from .conftest import csrf_from
 from .flowkit import make_flow
-from .test_access import _member
-from .test_admin import _future
+from .helpers import future_input, make_member
 
 IMPORT_APPLY = "/admin/flows/import/apply"
 ROLES = {  # role -> (permissions, namespaces) of its one group's role
@@ -124,7 +123,7 @@ def sign_in(app, auth, role: str) -> None:
         auth.login()
         return
     permissions, namespaces = ROLES[role]
-    _member(app, role, permissions=permissions, namespaces=namespaces)
+    make_member(app, role, permissions=permissions, namespaces=namespaces)
     auth.login(role)
 
 
@@ -249,12 +248,12 @@ _bp_delete_group = _import(_blueprint("""\
 
 def _invite_to_root_flow(client, ids):
     return post(client, "/admin/invitations/new", {
-        "kind": "link", "name": "smuggled", "flow": ids["flow:sales-root"], "expires": _future()})
+        "kind": "link", "name": "smuggled", "flow": ids["flow:sales-root"], "expires": future_input()})
 
 
 def _bulk_invite_to_root_flow(client, ids):
     return post(client, "/admin/invitations/bulk", {
-        "text": "someone@example.com", "flow": ids["flow:sales-root"], "expires": _future(),
+        "text": "someone@example.com", "flow": ids["flow:sales-root"], "expires": future_input(),
         "confirm": "Create invitations"})
 
 
@@ -266,7 +265,7 @@ def _invitation_action(action: str, name: str = "root-invite", **data):
 
 def _edit_root_invite(client, ids):
     return post(client, f"/admin/invitations/{ids['invitation:root-invite']}/edit", {
-        "name": "root-invite, edited", "flow": ids["flow:sales-staff"], "expires": _future()})
+        "name": "root-invite, edited", "flow": ids["flow:sales-staff"], "expires": future_input()})
 
 
 def _duplicate_root_invite(client, ids):
@@ -303,12 +302,12 @@ PATHS = {
                                                         _invite_to_root_flow),
     "bulk invite to that flow": (INVITATIONS, 403, CEILING, _bulk_invite_to_root_flow),
     "resend a superuser's invitation": (INVITATIONS, 403, CEILING,
-                                        _invitation_action("resend", expires=_future(10))),
+                                        _invitation_action("resend", expires=future_input(10))),
     "resend an invitation whose flow assigns it": (
         INVITATIONS, 403, CEILING, _invitation_action("resend", "flow-root-invite",
-                                                      expires=_future(10))),
+                                                      expires=future_input(10))),
     "extend a superuser's invitation": (INVITATIONS, 403, CEILING,
-                                        _invitation_action("extend", expires=_future(10))),
+                                        _invitation_action("extend", expires=future_input(10))),
     "edit a superuser's invitation": (INVITATIONS, 403, CEILING, _edit_root_invite),
     "duplicate a superuser's invitation": (INVITATIONS, 403, CEILING, _duplicate_root_invite),
     "revoke a superuser's invitation": (INVITATIONS, 403, CEILING, _invitation_action("revoke")),
