@@ -236,3 +236,41 @@ def make_invitation(app, admin):
 
 def path_of(link: str) -> str:
     return link.removeprefix("http://portal.test")
+
+
+@pytest.fixture
+def mail_app(tmp_path, smtp):
+    """An app that sends to the test SMTP server, with rate limits on, and a verifying flow.
+
+    `smtp` is the requesting module's SMTP server fixture (mailserver.smtp, or an Inbox)."""
+    from sqlalchemy import select
+
+    from portal.invitations import service
+    from portal.models import FlowStageBinding, Stage, utcnow
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "MAIL_SERVER": "127.0.0.1",
+                      "MAIL_PORT": smtp.port, "MAIL_SUPPRESS_SEND": False,
+                      "RATELIMIT_ENABLED": True, "MAIL_DEFAULT_SENDER": "portal@example.com"})
+    with app.app_context():
+        db.drop_all()
+        db.create_all()
+        ensure_default_authentication_flow()
+        flow = ensure_default_enrollment_flow()
+        writer = db.session.scalar(select(Stage).filter_by(type="user_write"))
+        writer.options = {**writer.options, "create_users_as_inactive": True}
+        flow.bindings.append(FlowStageBinding(order=30, stage=Stage(
+            name="verify", type="email", options={
+                "subject": "Please confirm", "template": "email/account_confirmation.html",
+                "token_expiry": "minutes=45", "activate_user_on_success": True,
+                "use_global_settings": True})))
+        db.session.commit()
+        admin = accounts.create_user(username="admin", email="a@example.com", password=TEST_PASSWORD,
+                                     superuser=True)
+        invitation = service.create_invitation(name="x", flow=flow, expires_at=utcnow() + timedelta(days=1),
+                                               created_by=admin)
+        app.config["TEST_LINK"] = service.invitation_link(invitation, "http://portal.test")
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.drop_all()
+        db.engine.dispose()

@@ -7,24 +7,11 @@ import re
 
 from sqlalchemy import select
 
-from portal.auth.service import create_user
 from portal.extensions import db
 from portal.models import Flow, Group, Invitation, Role, Stage, User
 
-from .conftest import TEST_PASSWORD, submit
-from .test_admin import _future
-
-
-def _member(app, username: str, *, permissions=(), namespaces=(), superuser_group=False) -> None:
-    """A user whose only access is one group with one role."""
-    with app.app_context():
-        user = create_user(username=username, email=f"{username}@example.com", password=TEST_PASSWORD)
-        group = Group(name=f"{username}-group", attributes={}, is_superuser=superuser_group)
-        if permissions:
-            group.roles.append(Role(name=f"{username}-role", permissions=list(permissions),
-                                    namespaces=list(namespaces)))
-        user.groups.append(group)
-        db.session.commit()
+from .conftest import submit
+from .helpers import future_input, make_member
 
 
 def _admin_get_urls(app) -> list[tuple[str, str]]:
@@ -40,7 +27,7 @@ def _admin_get_urls(app) -> list[tuple[str, str]]:
 def test_only_invitations_permission_reaches_only_invitations(app, client, auth, admin,
                                                                make_invitation):
     make_invitation(name="someone's")
-    _member(app, "inviter", permissions=["invitations:manage"])
+    make_member(app, "inviter", permissions=["invitations:manage"])
     response = auth.login("inviter")
     assert response.request.path == "/admin/"  # an admin of invitations lands on the dashboard
     nav = re.search(r'<nav class="admin-nav".*?</nav>', response.get_data(as_text=True), re.S).group(0)
@@ -58,7 +45,7 @@ def test_only_invitations_permission_reaches_only_invitations(app, client, auth,
     assert client.get("/admin/users/new").status_code == 403
     # They can do their job: create an invitation.
     page = submit(client, "/admin/invitations/new", {
-        "kind": "link", "name": "from-inviter", "flow": "1", "expires": _future()})
+        "kind": "link", "name": "from-inviter", "flow": "1", "expires": future_input()})
     assert "Invitation created" in page.get_data(as_text=True)
 
 
@@ -81,14 +68,14 @@ def test_flow_administration_is_refused_without_its_permission(app, client, auth
         return "superuser"
 
     app.register_blueprint(probe)
-    _member(app, "inviter", permissions=["invitations:manage"])
+    make_member(app, "inviter", permissions=["invitations:manage"])
     auth.login("inviter")
     assert client.get("/probe/flows").status_code == 403
     assert client.get("/probe/superuser").status_code == 403
     for url in ("/admin/flows/", "/admin/stages/", "/admin/prompts/", "/admin/flows/import"):
         assert client.get(url).status_code == 403, url
     auth.logout()
-    _member(app, "flowed", permissions=["flows:manage"])
+    make_member(app, "flowed", permissions=["flows:manage"])
     auth.login("flowed")
     assert client.get("/probe/flows").status_code == 200
     for url in ("/admin/flows/", "/admin/stages/", "/admin/prompts/", "/admin/flows/import"):
@@ -100,13 +87,13 @@ def test_flow_administration_is_refused_without_its_permission(app, client, auth
 
 
 def test_a_user_with_no_role_is_not_an_admin(app, client, auth, admin):
-    _member(app, "plain")
+    make_member(app, "plain")
     assert auth.login("plain").request.path == "/account/"
     assert client.get("/admin/").status_code == 403
 
 
 def test_superuser_group_grants_everything(app, client, auth, admin):
-    _member(app, "boss", superuser_group=True)
+    make_member(app, "boss", superuser_group=True)
     auth.login("boss")
     for url in ("/admin/users/", "/admin/access/", "/admin/audit/", "/admin/invitations/"):
         assert client.get(url).status_code == 200, url
@@ -122,7 +109,7 @@ def test_namespaces_limit_a_role_to_their_flows(app, client, auth, admin, make_i
         assert default.slug == "default-enrollment-flow"
     other_id, _ = make_invitation(name="default-flow-invitation")
     sales_invitation, _ = make_invitation(name="sales-invitation", flow_slug="sales.emea")
-    _member(app, "seller", permissions=["invitations:manage"], namespaces=["sales"])
+    make_member(app, "seller", permissions=["invitations:manage"], namespaces=["sales"])
     auth.login("seller")
     listing = client.get("/admin/invitations/").get_data(as_text=True)
     assert "sales-invitation" in listing and "default-flow-invitation" not in listing
@@ -131,15 +118,15 @@ def test_namespaces_limit_a_role_to_their_flows(app, client, auth, admin, make_i
     form = client.get("/admin/invitations/new").get_data(as_text=True)
     assert "sales.emea" in form and "default-enrollment-flow" not in form
     refused = submit(client, "/admin/invitations/new", {
-        "kind": "link", "name": "sneaky", "flow": "1", "expires": _future()})
+        "kind": "link", "name": "sneaky", "flow": "1", "expires": future_input()})
     assert "Not a valid choice" in refused.get_data(as_text=True)
     created = submit(client, "/admin/invitations/new", {
-        "kind": "link", "name": "ok", "flow": str(sales_id), "expires": _future()})
+        "kind": "link", "name": "ok", "flow": str(sales_id), "expires": future_input()})
     assert "Invitation created" in created.get_data(as_text=True)
 
 
 def test_an_inviter_cannot_hand_out_more_access_than_they_have(app, client, auth, admin):
-    _member(app, "inviter", permissions=["invitations:manage"])
+    make_member(app, "inviter", permissions=["invitations:manage"])
     with app.app_context():
         admins = Group(name="admins", attributes={}, is_superuser=True)
         staff = Group(name="staff", attributes={})
@@ -152,7 +139,7 @@ def test_an_inviter_cannot_hand_out_more_access_than_they_have(app, client, auth
     form = client.get("/admin/invitations/new").get_data(as_text=True)
     assert ">staff<" in form and ">admins<" not in form and ">auditors<" not in form
     submit(client, "/admin/invitations/new", {
-        "kind": "link", "name": "escalate", "flow": "1", "expires": _future(),
+        "kind": "link", "name": "escalate", "flow": "1", "expires": future_input(),
         "groups": [str(ids["admins"])]})
     with app.app_context():
         invitation = db.session.scalar(select(Invitation).filter_by(name="escalate"))
@@ -160,7 +147,7 @@ def test_an_inviter_cannot_hand_out_more_access_than_they_have(app, client, auth
 
 
 def test_groups_on_the_invitation_are_given_at_enrollment(app, client, auth, admin):
-    from .test_enrollment import complete_wizard
+    from .helpers import complete_wizard
 
     with app.app_context():
         db.session.add_all([Group(name="research", attributes={}), Group(name="oslo", attributes={})])
@@ -168,7 +155,7 @@ def test_groups_on_the_invitation_are_given_at_enrollment(app, client, auth, adm
         ids = [str(g.id) for g in db.session.scalars(select(Group).order_by(Group.name))]
     auth.login()
     page = submit(client, "/admin/invitations/new", {
-        "kind": "link", "name": "with-groups", "flow": "1", "expires": _future(), "groups": ids})
+        "kind": "link", "name": "with-groups", "flow": "1", "expires": future_input(), "groups": ids})
     link = re.search(r'id="invitation-link" type="text" readonly value="([^"]+)"',
                      page.get_data(as_text=True)).group(1)
     complete_wizard(app.test_client(), link.removeprefix("http://portal.test"))
@@ -214,7 +201,7 @@ def test_every_admin_page_renders_for_a_superuser(app, client, auth, admin, make
 def test_a_namespace_limited_role_reaches_no_shared_admin_page(app, client, auth, admin):
     """Flows, stages, prompts and blueprints are shared between namespaces: "flows: manage" for
     one namespace does not open them (nor users, access or audit limited to a namespace)."""
-    _member(app, "salesflows", permissions=["flows:manage", "users:manage", "access:manage",
+    make_member(app, "salesflows", permissions=["flows:manage", "users:manage", "access:manage",
                                             "audit:view"], namespaces=["sales"])
     auth.login("salesflows")
     for url in ("/admin/flows/", "/admin/flows/1", "/admin/stages/", "/admin/prompts/",
@@ -229,7 +216,7 @@ def test_a_namespace_limited_role_reaches_no_shared_admin_page(app, client, auth
 
 
 def test_an_access_manager_cannot_grant_more_than_they_hold(app, client, auth, admin):
-    _member(app, "keeper", permissions=["access:manage", "invitations:manage"], namespaces=["sales"])
+    make_member(app, "keeper", permissions=["access:manage", "invitations:manage"], namespaces=["sales"])
     with app.app_context():
         # Limited to "sales", access:manage would not even open the page: give it everywhere.
         db.session.add(Role(name="keeper-access", permissions=["access:manage"],
@@ -260,8 +247,8 @@ def test_an_access_manager_cannot_grant_more_than_they_hold(app, client, auth, a
 
 
 def test_only_a_superuser_makes_or_changes_superuser_groups(app, client, auth, admin):
-    _member(app, "keeper", permissions=["access:manage"])
-    _member(app, "boss", superuser_group=True)  # a superuser by group membership only
+    make_member(app, "keeper", permissions=["access:manage"])
+    make_member(app, "boss", superuser_group=True)  # a superuser by group membership only
     with app.app_context():
         admins = Group(name="admins", attributes={}, is_superuser=True)
         staff = Group(name="staff", attributes={})
@@ -297,8 +284,8 @@ def test_a_flow_requiring_a_superuser_refuses_other_signed_in_users(app, client,
     url = make_flow(app, "admins-only", [
         {"type": "consent", "name": "admin-terms", "options": {"consent_text": "Root rules apply."}}],
         authentication=FlowAuthentication.REQUIRE_SUPERUSER)
-    _member(app, "plain")
-    _member(app, "boss", superuser_group=True)
+    make_member(app, "plain")
+    make_member(app, "boss", superuser_group=True)
     assert client.get(url, follow_redirects=True).status_code == 403  # signed out
     auth.login("plain")
     page = client.get(url, follow_redirects=True)
@@ -321,7 +308,7 @@ ADMINS_GROUP = """  - model: authentik_core.group
 
 def _flow_manager(app) -> dict[str, int]:
     """A "flows: manage" admin, and groups: admins (superuser), staff, auditors (audit:view)."""
-    _member(app, "flowed", permissions=["flows:manage"])
+    make_member(app, "flowed", permissions=["flows:manage"])
     with app.app_context():
         groups = [Group(name="admins", attributes={}, is_superuser=True),
                   Group(name="staff", attributes={}),
@@ -343,7 +330,7 @@ def _groups(app) -> dict[str, bool]:
 
 def test_a_blueprint_cannot_make_or_touch_superuser_groups_for_a_non_superuser(
         app, client, auth, admin):
-    from .test_blueprint_admin import IMPORT, _upload
+    from .helpers import IMPORT, upload_blueprint
 
     _flow_manager(app)
     before = _groups(app)
@@ -364,14 +351,14 @@ def test_a_blueprint_cannot_make_or_touch_superuser_groups_for_a_non_superuser(
     }
     for message, texts in attempts.items():
         for text in texts:
-            preview = _upload(client, text=text)
+            preview = upload_blueprint(client, text=text)
             assert preview.status_code == 422 and message in _text(preview), text
             # The apply step checks again: a forged hidden field is refused just the same.
             forged = submit(client, f"{IMPORT}/apply", {"blueprint": text}, page_url=IMPORT)
             assert forged.status_code == 422 and message in _text(forged), text
             assert _groups(app) == before
     # What they may do, they can: a plain group, or an unchanged mention of the superuser group.
-    ok = _upload(client, text=_blueprint(ADMINS_GROUP, "    attrs: {is_superuser: true}\n", """\
+    ok = upload_blueprint(client, text=_blueprint(ADMINS_GROUP, "    attrs: {is_superuser: true}\n", """\
   - model: authentik_core.group
     identifiers: {name: helpers}
     attrs: {is_superuser: false}
@@ -380,12 +367,13 @@ def test_a_blueprint_cannot_make_or_touch_superuser_groups_for_a_non_superuser(
 
 
 def test_new_users_go_only_to_groups_the_flow_admin_may_give(app, client, auth, admin):
-    from .test_blueprint_admin import _upload
+    from .helpers import upload_blueprint
 
     ids = _flow_manager(app)
     auth.login("flowed")
     for group in ("admins", "auditors"):
-        preview = _upload(client, text=_blueprint(f"""  - model: authentik_stages_user_write.userwritestage
+        preview = upload_blueprint(client, text=_blueprint(
+            f"""  - model: authentik_stages_user_write.userwritestage
     identifiers: {{name: sneaky-write}}
     attrs: {{create_users_group: !Find [authentik_core.group, [name, {group}]]}}
 """))

@@ -11,14 +11,7 @@ from portal.extensions import db
 from portal.models import Invitation, User
 
 from .conftest import TEST_PASSWORD, numbers_in, sign_in, submit
-
-
-def _flow_id(html: str) -> str:
-    return re.search(r'<option [^>]*value="(\d+)"', html).group(1)
-
-
-def _future(days=3) -> str:
-    return (datetime.now(UTC) + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M")
+from .helpers import flow_option_id, future_input
 
 
 def test_admin_pages_need_an_admin(app, client, auth, admin):
@@ -64,12 +57,13 @@ def test_invalid_attributes_yaml_keeps_what_was_typed(app, client, auth, admin):
     html = client.get("/admin/invitations/new").get_data(as_text=True)
     bad = "department: Sales\nteam: [unclosed\n"
     page = submit(client, "/admin/invitations/new", {
-        "name": "typo-invite", "expires": _future(), "flow": _flow_id(html), "attributes": bad,
+        "name": "typo-invite", "expires": future_input(), "flow": flow_option_id(html), "attributes": bad,
     }).get_data(as_text=True)
     assert numbers_in(page, "Line {}, column {}:") == (3, 1)  # where the YAML parser gave up
     assert "typo-invite" in page and "team: [unclosed" in page
     not_a_mapping = submit(client, "/admin/invitations/new", {
-        "name": "list-invite", "expires": _future(), "flow": _flow_id(html), "attributes": "- a\n- b",
+        "name": "list-invite", "expires": future_input(), "flow": flow_option_id(html),
+        "attributes": "- a\n- b",
     }).get_data(as_text=True)
     assert "must be an object of key: value pairs, not a list" in not_a_mapping
     with app.app_context():
@@ -80,7 +74,7 @@ def test_expiry_in_the_past_is_refused(app, client, auth, admin):
     auth.login()
     html = client.get("/admin/invitations/new").get_data(as_text=True)
     page = submit(client, "/admin/invitations/new", {
-        "name": "late", "expires": _future(-1), "flow": _flow_id(html),
+        "name": "late", "expires": future_input(-1), "flow": flow_option_id(html),
     }).get_data(as_text=True)
     assert "Choose a moment in the future." in page
 
@@ -89,7 +83,7 @@ def test_json_attributes_are_accepted(app, client, auth, admin):
     auth.login()
     html = client.get("/admin/invitations/new").get_data(as_text=True)
     submit(client, "/admin/invitations/new", {
-        "name": "json", "expires": _future(), "flow": _flow_id(html),
+        "name": "json", "expires": future_input(), "flow": flow_option_id(html),
         "attributes": '{"email": "j@example.com", "tags": ["a", "b"]}',
     })
     with app.app_context():
@@ -102,7 +96,7 @@ def test_forged_post_without_csrf_is_refused(app, client, auth, admin):
     auth.login()
     html = client.get("/admin/invitations/new").get_data(as_text=True)
     response = client.post("/admin/invitations/new", data={
-        "name": "forged", "expires": _future(), "flow": _flow_id(html),
+        "name": "forged", "expires": future_input(), "flow": flow_option_id(html),
     })
     assert response.status_code == 400
     assert "The form expired" in response.get_data(as_text=True)
@@ -124,7 +118,7 @@ def test_list_edit_show_link_again_and_delete(app, client, auth, admin, make_inv
     html = client.get(edit_url).get_data(as_text=True)
     assert 'value="team-invite"' in html
     expires = re.search(r'name="expires"[^>]*value="([^"]+)"', html).group(1)
-    submit(client, edit_url, {"name": "renamed", "expires": expires, "flow": _flow_id(html),
+    submit(client, edit_url, {"name": "renamed", "expires": expires, "flow": flow_option_id(html),
                               "attributes": "team: red", "single_use": "y"})
     with app.app_context():
         invitation = db.session.get(Invitation, invitation_id)

@@ -11,8 +11,7 @@ from portal.extensions import db
 from portal.models import Invitation, User
 
 from .conftest import TEST_PASSWORD, numbers_in, sign_in, submit
-from .test_access import _member
-from .test_admin import _future
+from .helpers import future_input, make_member
 
 
 def _header_links(page: str) -> list[str]:
@@ -22,7 +21,7 @@ def _header_links(page: str) -> list[str]:
 
 
 def test_a_superuser_group_member_lands_on_the_dashboard_and_sees_the_admin_links(app, client, auth):
-    _member(app, "grouped", superuser_group=True)  # the account's own flag stays off
+    make_member(app, "grouped", superuser_group=True)  # the account's own flag stays off
     with app.app_context():
         user = db.session.scalar(db.select(User).filter_by(username="grouped"))
         assert user.is_superuser is False
@@ -57,14 +56,14 @@ def test_a_plain_user_lands_on_their_account_without_admin_links(app, client, au
 
 
 def test_an_invitations_admin_sees_only_the_links_they_may_follow(app, client, auth):
-    _member(app, "inviter", permissions=["invitations:manage"])
+    make_member(app, "inviter", permissions=["invitations:manage"])
     landed = auth.login("inviter")
     assert landed.request.path == "/admin/"
     assert _header_links(landed.get_data(as_text=True)) == ["Dashboard", "Invitations", "inviter"]
 
 
 def test_the_account_flag_and_the_group_both_show_as_superuser(app, client, auth, admin):
-    _member(app, "grouped", superuser_group=True)
+    make_member(app, "grouped", superuser_group=True)
     with app.app_context():
         create_user(username="plain", email="plain@example.com", password=TEST_PASSWORD)
     auth.login()
@@ -111,7 +110,7 @@ def test_the_dashboard_counts_only_what_a_namespace_limited_admin_may_see(app, c
             db.session.add(InvitationUse(invitation=invitation, user=user,
                                          used_at=utcnow() - timedelta(minutes=number)))
         db.session.commit()
-    _member(app, "seller", permissions=["invitations:manage"], namespaces=["sales"])
+    make_member(app, "seller", permissions=["invitations:manage"], namespaces=["sales"])
 
     auth.login("seller")
     page = client.get("/admin/").get_data(as_text=True)
@@ -129,7 +128,7 @@ def test_the_dashboard_counts_only_what_a_namespace_limited_admin_may_see(app, c
 
 def test_an_admin_without_invitations_sees_no_enrollments(app, client, auth, admin, make_invitation):
     make_invitation(name="someone's")
-    _member(app, "auditor", permissions=["audit:view"])
+    make_member(app, "auditor", permissions=["audit:view"])
     auth.login("auditor")
     page = client.get("/admin/").get_data(as_text=True)
     assert _stat(page, "pending invitations") is None
@@ -167,7 +166,7 @@ def test_without_a_mail_server_the_form_opens_on_the_shareable_link(app, client,
     assert 'href="/admin/invitations/new?mode=people"' in page
     # authentik's documented steps: Name, Expires, Flow, Attributes, Single use, Create.
     created = submit(client, "/admin/invitations/new", {
-        "kind": "link", "name": "first-try", "expires": _future(), "flow": "1",
+        "kind": "link", "name": "first-try", "expires": future_input(), "flow": "1",
         "attributes": "department: Research", "single_use": "y"})
     html = created.get_data(as_text=True)
     assert created.request.path.startswith("/admin/invitations/") and "Invitation created" in html
@@ -196,7 +195,7 @@ def test_with_a_mail_server_the_form_remembers_the_admins_last_choice(app_factor
     assert _mode_of(client.get(new).get_data(as_text=True))[1] == "recipients"
     assert _mode_of(client.get(f"{new}?mode=link").get_data(as_text=True))[1] == "link"
     assert _mode_of(client.get(new).get_data(as_text=True))[1] == "link"  # the tab chosen
-    submit(client, new, {"kind": "link", "name": "shared", "expires": _future(), "flow": "1"})
+    submit(client, new, {"kind": "link", "name": "shared", "expires": future_input(), "flow": "1"})
     assert _mode_of(client.get(new).get_data(as_text=True))[1] == "link"  # the kind created
     assert _mode_of(client.get(f"{new}?mode=people").get_data(as_text=True))[1] == "recipients"
     assert _mode_of(client.get(new).get_data(as_text=True))[1] == "recipients"
@@ -205,9 +204,9 @@ def test_with_a_mail_server_the_form_remembers_the_admins_last_choice(app_factor
 def test_a_post_without_a_mode_or_in_people_mode_without_addresses(app, client, auth, admin):
     auth.login()
     # No mode (a script, an older page): a link, as before.
-    submit(client, "/admin/invitations/new", {"name": "scripted", "expires": _future(), "flow": "1"})
+    submit(client, "/admin/invitations/new", {"name": "scripted", "expires": future_input(), "flow": "1"})
     # People mode still asks for an address, on the people tab.
-    page = submit(client, "/admin/invitations/new", {"kind": "recipients", "expires": _future(),
+    page = submit(client, "/admin/invitations/new", {"kind": "recipients", "expires": future_input(),
                                                      "flow": "1"}).get_data(as_text=True)
     assert "Enter at least one address" in page
     assert _mode_of(page) == ("Specific people", "recipients")

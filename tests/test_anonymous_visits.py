@@ -111,7 +111,7 @@ def test_audit_purge_deletes_events_past_retention(app, runner):
 
 
 def test_the_invited_wizard_still_runs_end_to_end(app, client, make_invitation):
-    from .test_enrollment import complete_wizard
+    from .helpers import complete_wizard
 
     _, link = make_invitation()
     complete_wizard(client, path_of(link))

@@ -18,7 +18,7 @@ from portal.invitations.attributes import parse_attributes
 from portal.models import Invitation
 
 from .conftest import TEST_PASSWORD, submit
-from .test_admin import _flow_id, _future
+from .helpers import flow_option_id, future_input
 
 
 def billion_laughs(levels: int = 9, *, flow: bool = False) -> str:
@@ -79,7 +79,7 @@ def test_a_nan_attribute_in_the_invitation_form_is_a_field_error(app, client, au
     auth.login()
     html = client.get("/admin/invitations/new").get_data(as_text=True)
     page = submit(client, "/admin/invitations/new", {
-        "kind": "link", "name": "nan", "expires": _future(), "flow": _flow_id(html),
+        "kind": "link", "name": "nan", "expires": future_input(), "flow": flow_option_id(html),
         "attributes": "score: .nan"})
     text = page.get_data(as_text=True)
     assert page.status_code == 200
@@ -102,7 +102,7 @@ def test_a_billion_laughs_in_the_invitation_form_is_a_field_error(app, client, a
     payload = billion_laughs()
     started = time.perf_counter()
     page = submit(client, "/admin/invitations/new", {
-        "kind": "link", "name": "laughs", "expires": _future(), "flow": _flow_id(html),
+        "kind": "link", "name": "laughs", "expires": future_input(), "flow": flow_option_id(html),
         "attributes": payload,
     })
     assert time.perf_counter() - started < 2
@@ -120,7 +120,7 @@ def test_a_billion_laughs_in_a_csv_row_is_that_rows_problem(app, client, auth, a
     auth.login()
     started = time.perf_counter()
     page = submit(client, "/admin/invitations/bulk", {
-        "upload": (io.BytesIO(csv.encode()), "people.csv"), "flow": "1", "expires": _future(),
+        "upload": (io.BytesIO(csv.encode()), "people.csv"), "flow": "1", "expires": future_input(),
         "preview": "Preview"})
     assert time.perf_counter() - started < 2
     html = page.get_data(as_text=True)
@@ -214,13 +214,13 @@ def test_hostile_entries_are_refused_with_the_entry_named(app, entry, error):
 
 def test_a_billion_laughs_upload_is_refused_on_the_import_page(app, client, auth, admin):
     from .blueprint_helpers import row_counts
-    from .test_blueprint_admin import _upload
+    from .helpers import upload_blueprint
 
     auth.login()
     with app.app_context():
         counts = row_counts()
     started = time.perf_counter()
-    response = _upload(client, content=_laughs_blueprint().encode())
+    response = upload_blueprint(client, content=_laughs_blueprint().encode())
     assert time.perf_counter() - started < 2
     html = response.get_data(as_text=True)
     assert response.status_code == 422
@@ -254,7 +254,7 @@ def test_an_oversized_post_gets_the_friendly_413_page_at_once(app, client):
     from portal.flows.blueprints import MAX_BLUEPRINT_BYTES
     from portal.flows.prompts import FILE_MAX_SIZE_LIMIT
 
-    from .test_prompt_types import file_flow, post, upload
+    from .helpers import file_flow, post, upload
 
     limit = app.config["MAX_CONTENT_LENGTH"]
     assert limit == 16 * 1024 * 1024
@@ -288,7 +288,7 @@ def _bulk_post(client, data: dict) -> tuple[int, str]:
     """As the browser sends it: multipart (the form has a file input), the file left empty.
     The response is closed at once: it holds the test client's spooled copy of a large body."""
     response = submit(client, "/admin/invitations/bulk", {
-        "upload": (io.BytesIO(b""), ""), "flow": "1", "expires": _future(), "preview": "Preview",
+        "upload": (io.BytesIO(b""), ""), "flow": "1", "expires": future_input(), "preview": "Preview",
         **data})
     html = response.get_data(as_text=True)
     response.close()
@@ -323,7 +323,7 @@ def test_a_paste_far_above_the_limit_gets_a_413_that_names_the_field_limit(app, 
 def test_an_upload_over_the_limit_is_refused_with_the_limit(app_factory):
     app = app_factory(BULK_INVITE_MAX_BYTES=100_000)
     assert app.config["MAX_FORM_MEMORY_SIZE"] == 100_000 + 64 * 1024
-    from .test_sessions import signed_in
+    from .helpers import signed_in
 
     with app.app_context():
         from portal.auth import service as accounts
@@ -333,11 +333,11 @@ def test_an_upload_over_the_limit_is_refused_with_the_limit(app_factory):
     client = signed_in(app)
     fits = submit(client, "/admin/invitations/bulk", {
         "upload": (io.BytesIO(_paste_of(100_000, 10).encode()), "people.csv"), "flow": "1",
-        "expires": _future(), "preview": "Preview"}).get_data(as_text=True)
+        "expires": future_input(), "preview": "Preview"}).get_data(as_text=True)
     assert re.search(r"Preview: 10 of 10 rows will be invited<", fits)
     too_big = submit(client, "/admin/invitations/bulk", {
         "upload": (io.BytesIO(_paste_of(100_001, 10).encode()), "people.csv"), "flow": "1",
-        "expires": _future(), "preview": "Preview"}).get_data(as_text=True)
+        "expires": future_input(), "preview": "Preview"}).get_data(as_text=True)
     assert "The file is larger than 97 kB (100,000 bytes); split it." in too_big
     _, pasted = _bulk_post(client, {"text": _paste_of(100_001, 10)})
     assert "The pasted text is larger than 97 kB (100,000 bytes); split it." in pasted

@@ -46,8 +46,7 @@ from .conftest import (
     saved_rows,
 )
 from .flowkit import make_flow
-from .test_access import _member
-from .test_admin import _future
+from .helpers import future_input, make_member
 
 IMPORT_APPLY = "/admin/flows/import/apply"
 ROLES = {  # role -> (permissions, namespaces) of its one group's role
@@ -75,7 +74,7 @@ def built(tmp_path_factory):
                                      password=TEST_PASSWORD, name="Ada Admin", superuser=True).id
     ids = _build_world(app, admin)
     for role, (permissions, namespaces) in ROLES.items():
-        _member(app, role, permissions=permissions, namespaces=namespaces)
+        make_member(app, role, permissions=permissions, namespaces=namespaces)
     yield app, admin, ids, saved_rows(app)
     _drop_schema(app)
 
@@ -339,12 +338,12 @@ _bp_delete_group = _import(_blueprint("""\
 
 def _invite_to_root_flow(client, ids):
     return post(client, "/admin/invitations/new", {
-        "kind": "link", "name": "smuggled", "flow": ids["flow:sales-root"], "expires": _future()})
+        "kind": "link", "name": "smuggled", "flow": ids["flow:sales-root"], "expires": future_input()})
 
 
 def _bulk_invite_to_root_flow(client, ids):
     return post(client, "/admin/invitations/bulk", {
-        "text": "someone@example.com", "flow": ids["flow:sales-root"], "expires": _future(),
+        "text": "someone@example.com", "flow": ids["flow:sales-root"], "expires": future_input(),
         "confirm": "Create invitations"})
 
 
@@ -356,7 +355,7 @@ def _invitation_action(action: str, name: str = "root-invite", **data):
 
 def _edit_root_invite(client, ids):
     return post(client, f"/admin/invitations/{ids['invitation:root-invite']}/edit", {
-        "name": "root-invite, edited", "flow": ids["flow:sales-staff"], "expires": _future()})
+        "name": "root-invite, edited", "flow": ids["flow:sales-staff"], "expires": future_input()})
 
 
 def _duplicate_root_invite(client, ids):
@@ -404,12 +403,12 @@ PATHS = {
                                                         _invite_to_root_flow),
     "bulk invite to that flow": (INVITATIONS, 403, CEILING, _bulk_invite_to_root_flow),
     "resend a superuser's invitation": (INVITATIONS, 403, CEILING,
-                                        _invitation_action("resend", expires=_future(10))),
+                                        _invitation_action("resend", expires=future_input(10))),
     "resend an invitation whose flow assigns it": (
         INVITATIONS, 403, CEILING, _invitation_action("resend", "flow-root-invite",
-                                                      expires=_future(10))),
+                                                      expires=future_input(10))),
     "extend a superuser's invitation": (INVITATIONS, 403, CEILING,
-                                        _invitation_action("extend", expires=_future(10))),
+                                        _invitation_action("extend", expires=future_input(10))),
     "edit a superuser's invitation": (INVITATIONS, 403, CEILING, _edit_root_invite),
     "duplicate a superuser's invitation": (INVITATIONS, 403, CEILING, _duplicate_root_invite),
     "revoke a superuser's invitation": (INVITATIONS, 403, CEILING, _invitation_action("revoke")),
@@ -604,7 +603,7 @@ def test_a_flow_whose_invitations_an_admin_may_not_manage_is_not_theirs_to_delet
     assert post(client, f"/admin/flows/{flow_id}/edit", edit).status_code == 302
     auth.logout()
     # An admin who may manage those invitations may delete the flow, and them with it.
-    _member(app, "both", permissions=[FLOWS, INVITATIONS])
+    make_member(app, "both", permissions=[FLOWS, INVITATIONS])
     auth.login("both")
     assert post(client, f"/admin/flows/{flow_id}/delete").status_code == 302
     with app.app_context():
@@ -644,7 +643,7 @@ def test_a_blueprint_may_not_change_a_prompt_of_a_flow_beyond_the_ceiling(app, c
 
 def _powerful(app, *, active: bool = True) -> int:
     """An account whose group grants "flows: manage" and "access: manage"."""
-    _member(app, "power", permissions=[FLOWS, access.ACCESS_MANAGE])
+    make_member(app, "power", permissions=[FLOWS, access.ACCESS_MANAGE])
     with app.app_context():
         user = db.session.scalar(select(User).filter_by(username="power"))
         user.active = active
@@ -665,7 +664,7 @@ def test_a_users_admin_may_not_deactivate_or_reactivate_an_account_beyond_their_
         db.session.add_all([inactive, staff_member])
         db.session.commit()
         inactive, staff_member = inactive.id, staff_member.id
-    _member(app, "useradmin", permissions=[access.USERS_MANAGE])
+    make_member(app, "useradmin", permissions=[access.USERS_MANAGE])
     auth.login("useradmin")
     for user_id, action in ((active, "deactivate"), (inactive, "activate")):
         page = text_of(post(client, f"/admin/users/{user_id}/{action}", follow_redirects=True))
@@ -732,7 +731,7 @@ def test_re_slugging_a_flow_into_another_namespace_needs_its_invitations_there_t
         app, client, auth, admin, world):
     """Moving "sales-open" to "hr-open" would hand its invitations to the hr inviters."""
     _open_invite(app, admin)
-    _member(app, "mover", permissions=[FLOWS])
+    make_member(app, "mover", permissions=[FLOWS])
     with app.app_context():
         group = db.session.scalar(select(Group).filter_by(name="mover-group"))
         group.roles.append(Role(name="mover-sales", permissions=[INVITATIONS], namespaces=["sales"]))
@@ -753,7 +752,7 @@ def test_re_slugging_a_flow_into_another_namespace_needs_its_invitations_there_t
 def test_the_creator_filter_names_only_creators_of_invitations_the_admin_may_see(
         app, client, auth, admin, world):
     make_flow(app, "hr-onboarding", [])
-    _member(app, "hr-lead", permissions=[INVITATIONS])
+    make_member(app, "hr-lead", permissions=[INVITATIONS])
     with app.app_context():
         service.create_invitation(
             name="hr-only", flow=db.session.scalar(select(Flow).filter_by(slug="hr-onboarding")),

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from portal import create_app
 from portal.auth import service as accounts
 from portal.extensions import db
-from portal.flows.defaults import ensure_default_authentication_flow, ensure_default_enrollment_flow
+from portal.flows.defaults import ensure_default_enrollment_flow
 from portal.flows.stages.email import parse_expiry
 from portal.invitations import service
 from portal.mail import deliver
@@ -37,22 +37,7 @@ from .conftest import (
     sign_in_page,
     submit,
 )
-from .mailserver import SmtpServer, text_of
-from .test_enrollment import NEW_PASSWORD
-
-FLOW_URL = "/if/flow/default-enrollment-flow/"
-
-
-class Inbox(SmtpServer):
-    """The shared test SMTP server, read as a list of messages with their verification link."""
-
-    @property
-    def messages(self):
-        return [message for _, message in super().messages]
-
-    def link(self, index=-1) -> str:
-        text = text_of(self.messages[index])
-        return re.search(r"http://\S+/stage/\d+/verify\?token=\S+", text).group(0)
+from .helpers import ENROLLMENT_URL, Inbox, reach_email_stage
 
 
 @pytest.fixture
@@ -63,42 +48,8 @@ def smtp():
     inbox.stop()
 
 
-@pytest.fixture
-def mail_app(tmp_path, smtp):
-    """An app that sends to the test SMTP server, with rate limits on, and a verifying flow."""
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), "MAIL_SERVER": "127.0.0.1",
-                      "MAIL_PORT": smtp.port, "MAIL_SUPPRESS_SEND": False,
-                      "RATELIMIT_ENABLED": True, "MAIL_DEFAULT_SENDER": "portal@example.com"})
-    with app.app_context():
-        db.drop_all()
-        db.create_all()
-        ensure_default_authentication_flow()
-        flow = ensure_default_enrollment_flow()
-        writer = db.session.scalar(select(Stage).filter_by(type="user_write"))
-        writer.options = {**writer.options, "create_users_as_inactive": True}
-        flow.bindings.append(FlowStageBinding(order=30, stage=Stage(
-            name="verify", type="email", options={
-                "subject": "Please confirm", "template": "email/account_confirmation.html",
-                "token_expiry": "minutes=45", "activate_user_on_success": True,
-                "use_global_settings": True})))
-        db.session.commit()
-        admin = accounts.create_user(username="admin", email="a@example.com", password=TEST_PASSWORD,
-                                     superuser=True)
-        invitation = service.create_invitation(name="x", flow=flow, expires_at=utcnow() + timedelta(days=1),
-                                               created_by=admin)
-        app.config["TEST_LINK"] = service.invitation_link(invitation, "http://portal.test")
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.drop_all()
-        db.engine.dispose()
 
 
-def reach_email_stage(app, client):
-    client.get(path_of(app.config["TEST_LINK"]))
-    submit(client, FLOW_URL, {"username": "verifier", "password": NEW_PASSWORD,
-                              "password_repeat": NEW_PASSWORD})
-    return submit(client, FLOW_URL, {"name": "Vera", "email": "vera@example.com"})
 
 
 def user(app) -> User:
@@ -120,10 +71,10 @@ def test_link_arrives_and_activates_the_account(mail_app, smtp):
     assert "Confirm my email address" in message.get_body(("html",)).get_content()
     assert user(mail_app).active is False
     # Reloading the waiting page sends nothing more.
-    client.get(FLOW_URL)
+    client.get(ENROLLMENT_URL)
     assert len(smtp.messages) == 1
     # Continue before opening the link: still waiting.
-    waiting = submit(client, FLOW_URL, {}).get_data(as_text=True)
+    waiting = submit(client, ENROLLMENT_URL, {}).get_data(as_text=True)
     assert "not seen the link opened yet" in waiting
 
     # The link, opened on another device: a mail scanner opens it first, then the person does.
@@ -153,7 +104,7 @@ def test_link_arrives_and_activates_the_account(mail_app, smtp):
     assert again.status_code == 410 and "already used" in again.get_data(as_text=True)
     assert phone.post(link, data={"csrf_token": csrf_from(shown)}).status_code == 410
     # Back in the first window, Continue (on the page still open there) finishes and signs in.
-    done = client.post(FLOW_URL, data={"csrf_token": csrf_from(waiting), "binding": re.search(
+    done = client.post(ENROLLMENT_URL, data={"csrf_token": csrf_from(waiting), "binding": re.search(
         r'name="binding" value="(\d+)"', waiting).group(1)}, follow_redirects=True)
     assert done.request.path == "/account/" and "Welcome, Vera" in done.get_data(as_text=True)
 
@@ -164,7 +115,7 @@ def test_link_in_the_same_browser_continues_the_flow(mail_app, smtp):
     link = path_of(smtp.link())
     client.get(link)
     client.get(link)
-    assert "Check your email" in client.get(FLOW_URL).get_data(as_text=True)  # still waiting
+    assert "Check your email" in client.get(ENROLLMENT_URL).get_data(as_text=True)  # still waiting
     assert user(mail_app).active is False
     done = submit(client, link, {})
     assert done.request.path == "/account/"
@@ -186,13 +137,13 @@ def test_resend_waits_for_the_minimum_interval_and_replaces_the_link(mail_app, s
     client = mail_app.test_client()
     reach_email_stage(mail_app, client)
     first = smtp.link()
-    page = submit(client, "/if/flow/default-enrollment-flow/email/resend", {}, page_url=FLOW_URL)
+    page = submit(client, "/if/flow/default-enrollment-flow/email/resend", {}, page_url=ENROLLMENT_URL)
     assert "Please wait" in page.get_data(as_text=True) and len(smtp.messages) == 1
     with mail_app.app_context():  # a minute later
         for token in db.session.scalars(select(ActionToken)):
             token.created_at -= timedelta(seconds=61)
         db.session.commit()
-    page = submit(client, "/if/flow/default-enrollment-flow/email/resend", {}, page_url=FLOW_URL)
+    page = submit(client, "/if/flow/default-enrollment-flow/email/resend", {}, page_url=ENROLLMENT_URL)
     assert "A new email is on its way to vera@example.com" in page.get_data(as_text=True)
     assert len(smtp.messages) == 2 and smtp.link() != first
     # The earlier link no longer works; the new one does.
@@ -212,7 +163,7 @@ def test_resend_is_rate_limited(mail_app, smtp):
     statuses = []
     for _ in range(4):
         response = submit(client, "/if/flow/default-enrollment-flow/email/resend", {},
-                          page_url=FLOW_URL, follow_redirects=False)
+                          page_url=ENROLLMENT_URL, follow_redirects=False)
         response.close()  # as a server does: queued mail goes out when the response is closed
         statuses.append(response.status_code)
     assert statuses[:3] == [302] * 3 and statuses[3] == 429
@@ -241,9 +192,9 @@ def test_expired_link_is_refused(mail_app, smtp):
 @pytest.mark.parametrize("token", ["", "x" * 500, "not-a-token"])
 def test_bad_tokens_are_refused(mail_app, token):
     client = mail_app.test_client()
-    response = client.get(f"{FLOW_URL}verify-email?token={token}")
+    response = client.get(f"{ENROLLMENT_URL}verify-email?token={token}")
     assert response.status_code == 410
-    response = submit(client, f"{FLOW_URL}verify-email?token={token}", {}, page_url=SIGN_IN_FLOW)
+    response = submit(client, f"{ENROLLMENT_URL}verify-email?token={token}", {}, page_url=SIGN_IN_FLOW)
     assert response.status_code == 410
 
 
@@ -316,7 +267,7 @@ def test_a_deactivated_account_is_not_brought_back_by_its_old_links(mail_app, sm
     assert phone.post(link, data={"csrf_token": token}).status_code == 410
     assert user(mail_app).active is False
     # Continue in the first window: the flow is over, nobody is signed in.
-    done = client.post(FLOW_URL, data={"csrf_token": csrf_from(waiting), "binding": re.search(
+    done = client.post(ENROLLMENT_URL, data={"csrf_token": csrf_from(waiting), "binding": re.search(
         r'name="binding" value="(\d+)"', waiting).group(1)}, follow_redirects=True)
     assert done.status_code == 400 and "Your sign-up session has ended" in done.get_data(as_text=True)
     assert client.get("/account/").status_code == 302
@@ -340,7 +291,7 @@ def test_send_again_checks_the_flows_sign_in_like_every_page(mail_app, smtp):
     make the portal mail the address again."""
     from portal.models import FlowAuthentication
 
-    from .test_sessions import _replaying
+    from .helpers import replaying_client
 
     with mail_app.app_context():
         flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
@@ -350,7 +301,7 @@ def test_send_again_checks_the_flows_sign_in_like_every_page(mail_app, smtp):
     sign_in(client, "admin", TEST_PASSWORD)
     assert "Check your email" in reach_email_stage(mail_app, client).get_data(as_text=True)
     assert len(smtp.messages) == 1
-    thief = _replaying(client)
+    thief = replaying_client(client)
     submit(client, "/auth/logout", {}, page_url="/account/")
     with mail_app.app_context():  # past the minimum interval
         for token in db.session.scalars(select(ActionToken)):
@@ -367,10 +318,10 @@ def test_send_again_is_the_stage_action_of_the_binding(mail_app, smtp):
     mail_app.config["EMAIL_RESEND_MIN_INTERVAL"] = 0
     client = mail_app.test_client()
     reach_email_stage(mail_app, client)
-    page = client.get(FLOW_URL).get_data(as_text=True)
+    page = client.get(ENROLLMENT_URL).get_data(as_text=True)
     action = re.search(r'action="(/if/flow/default-enrollment-flow/stage/(\d+)/resend)"', page)
     assert action is not None, page
-    sent = submit(client, action.group(1), {}, page_url=FLOW_URL).get_data(as_text=True)
+    sent = submit(client, action.group(1), {}, page_url=ENROLLMENT_URL).get_data(as_text=True)
     assert "A new email is on its way to vera@example.com" in sent and len(smtp.messages) == 2
     # The link in the email names the same binding.
     assert re.search(rf"/stage/{action.group(2)}/verify\?token=", smtp.link())
@@ -384,7 +335,7 @@ def test_links_of_earlier_releases_still_confirm(mail_app, smtp):
     client = mail_app.test_client()
     reach_email_stage(mail_app, client)
     token = re.search(r"\?token=(\S+)", smtp.link()).group(1)
-    old = f"{FLOW_URL}verify-email?token={token}"
+    old = f"{ENROLLMENT_URL}verify-email?token={token}"
     assert "Confirm my address" in mail_app.test_client().get(old).get_data(as_text=True)
     assert submit(client, old, {}).request.path == "/account/"
     assert user(mail_app).active is True

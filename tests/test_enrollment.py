@@ -11,20 +11,7 @@ from portal.models import FlowSession, Invitation, InvitationUse, User, utcnow
 from portal.security.passwords import verify_password
 
 from .conftest import csrf_from, numbers_in, path_of, sign_in_page, submit
-
-NEW_PASSWORD = "violet-kettle-harbour-42"
-
-
-def complete_wizard(client, link_path, *, username="newbie", name="Nia Newbie",
-                    email="nia@example.com"):
-    """Open the link and fill both prompt pages; returns the last response."""
-    page = client.get(link_path, follow_redirects=True)
-    assert numbers_in(page.get_data(as_text=True), "Step {} of {}") == (1, 2)
-    page = submit(client, "/if/flow/default-enrollment-flow/", {
-        "username": username, "password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD,
-    })
-    assert numbers_in(page.get_data(as_text=True), "Step {} of {}") == (2, 2), page.get_data(as_text=True)
-    return submit(client, "/if/flow/default-enrollment-flow/", {"name": name, "email": email})
+from .helpers import NEW_PASSWORD, complete_wizard
 
 
 def test_admin_invites_and_invitee_enrolls(app, client, auth, admin):

@@ -266,9 +266,14 @@ def test_email_consent_and_deny_stage_forms(app, editor):
     submit(editor, "/admin/stages/new/email", {
         "name": "verify", "subject": "Confirm", "template": "email/account_confirmation.html",
         "token_expiry": "hours=2", "activate_user_on_success": "y", "use_global_settings": "y"})
+    bad = submit(editor, "/admin/stages/new/consent", {
+        "name": "terms", "consent_text": "Be kind.", "mode": "expiring",
+        "consent_expire_in": "a fortnight"}).get_data(as_text=True)
+    assert "is not a duration such as weeks=4" in bad
     submit(editor, "/admin/stages/new/consent", {
         "name": "terms", "consent_title": "Rules", "consent_text": "Be kind.",
-        "consent_version": "v3", "checkbox_label": "I agree"})
+        "consent_version": "v3", "checkbox_label": "I agree", "mode": "expiring",
+        "consent_expire_in": "days=3"})
     submit(editor, "/admin/stages/new/deny", {"name": "nope", "deny_message": "Closed."})
     empty = submit(editor, "/admin/stages/new/consent", {"name": "t2", "consent_text": ""})
     assert "This field is required." in empty.get_data(as_text=True)
@@ -278,7 +283,8 @@ def test_email_consent_and_deny_stage_forms(app, editor):
                                  "token_expiry": "hours=2", "activate_user_on_success": True,
                                  "use_global_settings": True, "from_address": ""}
     assert options["terms"] == {"consent_title": "Rules", "consent_text": "Be kind.",
-                                "consent_version": "v3", "checkbox_label": "I agree"}
+                                "consent_version": "v3", "checkbox_label": "I agree",
+                                "mode": "expiring", "consent_expire_in": "days=3"}
     assert options["nope"] == {"deny_message": "Closed."}
     assert editor.get("/admin/stages/new/no-such-type").status_code == 404
 

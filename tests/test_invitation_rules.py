@@ -13,7 +13,7 @@ from portal.invitations import service
 from portal.models import Flow, FlowAuthentication, FlowStageBinding, Invitation, Stage, User
 
 from .conftest import numbers_in, path_of, submit
-from .test_enrollment import NEW_PASSWORD, complete_wizard
+from .helpers import NEW_PASSWORD, complete_wizard
 
 FLOW_URL = "/if/flow/default-enrollment-flow/"
 

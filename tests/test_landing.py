@@ -11,8 +11,8 @@ from portal.invitations import service
 from portal.models import FlowSession, Invitation, utcnow
 
 from .conftest import path_of
+from .helpers import add_invitations
 from .querycount import count_statements
-from .test_query_counts import _add_invitations
 
 
 def _flow_sessions(app) -> int:
@@ -41,7 +41,7 @@ def test_landing_statements_do_not_depend_on_the_invitation_count(app, make_invi
         return len(statements)
 
     before = landing()
-    _add_invitations(app, 20)
+    add_invitations(app, 20)
     assert landing() == before == 1
 
 

@@ -17,8 +17,7 @@ from portal.invitations import service
 from portal.models import AuditEvent, Flow, Group, Invitation, User, utcnow
 
 from .conftest import TEST_PASSWORD, csrf_from, numbers_in, path_of, sign_in, submit
-from .test_admin import _future
-from .test_enrollment import NEW_PASSWORD, complete_wizard
+from .helpers import NEW_PASSWORD, complete_wizard, future_input
 
 
 def _refusal_events(app) -> list[str]:
@@ -119,7 +118,7 @@ def test_allowed_domains_are_enforced(app, make_invitation):
 def test_open_link_counts_uses_and_records_each(app, client, auth, admin):
     auth.login()
     page = submit(client, "/admin/invitations/new", {
-        "kind": "link", "name": "team", "flow": "1", "expires": _future(), "max_uses": "3"})
+        "kind": "link", "name": "team", "flow": "1", "expires": future_input(), "max_uses": "3"})
     link = re.search(r'id="invitation-link" type="text" readonly value="([^"]+)"',
                      page.get_data(as_text=True)).group(1)
     for number in range(3):
@@ -221,7 +220,7 @@ def test_bulk_csv_preview_shows_each_problem_and_creates_the_valid_rows(app, cli
         db.session.commit()
     auth.login()
     upload = {"upload": (io.BytesIO(CSV_WITH_PROBLEMS.encode()), "people.csv"), "flow": "1",
-              "expires": _future(), "preview": "Preview"}
+              "expires": future_input(), "preview": "Preview"}
     page = submit(client, "/admin/invitations/bulk", upload)
     html = page.get_data(as_text=True)
     assert numbers_in(html, "Preview: {} of {} rows will be invited") == (2, 7)
@@ -232,7 +231,7 @@ def test_bulk_csv_preview_shows_each_problem_and_creates_the_valid_rows(app, cli
     import html as html_lib
 
     page = submit(client, "/admin/invitations/bulk", {
-        "text": html_lib.unescape(text).lstrip("\n"), "flow": "1", "expires": _future(),
+        "text": html_lib.unescape(text).lstrip("\n"), "flow": "1", "expires": future_input(),
         "confirm": "Create"})
     assert numbers_in(page.get_data(as_text=True), "{} invitations created") == 2
     with app.app_context():
@@ -243,7 +242,7 @@ def test_bulk_csv_preview_shows_each_problem_and_creates_the_valid_rows(app, cli
         assert [g.name for g in created["fine@example.org"].groups] == ["oslo", "staff"]
     # The same list again: everyone is now "already invited", nothing is created twice.
     again = submit(client, "/admin/invitations/bulk", {
-        "text": "good@example.com\nfine@example.org", "flow": "1", "expires": _future(),
+        "text": "good@example.com\nfine@example.org", "flow": "1", "expires": future_input(),
         "preview": "Preview"})
     assert again.get_data(as_text=True).count("Already has a pending invitation") == 2
 
@@ -256,7 +255,7 @@ def test_bulk_csv_preview_shows_each_problem_and_creates_the_valid_rows(app, cli
 def test_a_bad_upload_is_rejected_whole(app, client, auth, admin, content, message):
     auth.login()
     page = submit(client, "/admin/invitations/bulk", {
-        "upload": (io.BytesIO(content), "bad.csv"), "flow": "1", "expires": _future(),
+        "upload": (io.BytesIO(content), "bad.csv"), "flow": "1", "expires": future_input(),
         "confirm": "Create"})
     html = page.get_data(as_text=True)
     assert "The upload was not used" in html and message in html
@@ -269,11 +268,11 @@ def test_a_thousand_pasted_addresses_take_seconds(app, client, auth, admin):
     addresses = "\n".join(f"person{n}@example.com" for n in range(1000))
     started = time.perf_counter()
     preview = submit(client, "/admin/invitations/bulk", {
-        "text": addresses, "flow": "1", "expires": _future(), "preview": "Preview"})
+        "text": addresses, "flow": "1", "expires": future_input(), "preview": "Preview"})
     previewed = time.perf_counter()
     assert numbers_in(preview.get_data(as_text=True), "Preview: {} of {} rows") == (1000, 1000)
     page = submit(client, "/admin/invitations/bulk", {
-        "text": addresses, "flow": "1", "expires": _future(), "confirm": "Create"})
+        "text": addresses, "flow": "1", "expires": future_input(), "confirm": "Create"})
     finished = time.perf_counter()
     assert numbers_in(page.get_data(as_text=True), "{} invitations created") == 1000
     print(f"\n1000 rows: preview {previewed - started:.2f}s, create {finished - previewed:.2f}s")
@@ -346,7 +345,7 @@ def _bulk_in_slices(client, text: str, *, slice_size: int = 200) -> tuple[int, s
     """What the page's script does: the same form, a slice at a time, answered in JSON, adding up
     the slices' counts; returns the invitations created and the list page it then opens."""
     page = client.get("/admin/invitations/bulk").get_data(as_text=True)
-    base = {"csrf_token": csrf_from(page), "text": text, "flow": "1", "expires": _future(),
+    base = {"csrf_token": csrf_from(page), "text": text, "flow": "1", "expires": future_input(),
             "confirm": "1", "count": str(slice_size)}
     created = skipped = start = 0
     total = None

@@ -18,9 +18,8 @@ from portal.extensions import db
 from portal.models import Group, Invitation, OutboxMessage
 
 from .conftest import TEST_PASSWORD, sign_in, submit
+from .helpers import future_input, reach_email_stage
 from .mailserver import drop, make_mail_app, smtp, text_of  # noqa: F401 (fixture)
-from .test_admin import _future
-from .test_email_verification import mail_app, reach_email_stage  # noqa: F401 (fixture)
 
 HOSTILE = "evil.example"
 LINK_RE = re.compile(r"https?://[^/\s]+/\S+")
@@ -93,10 +92,11 @@ def test_trusted_hosts_adds_names_to_serve(app_factory):
 
 
 def _invite_by_email(client):
-    from .test_outbox import _flow_id
+    from .helpers import invitation_flow_id
 
     response = submit(client, "/admin/invitations/new", {
-        "kind": "recipients", "flow": _flow_id(client), "expires": _future(7), "to": "nia@example.com",
+        "kind": "recipients", "flow": invitation_flow_id(client), "expires": future_input(7),
+        "to": "nia@example.com",
     }, follow_redirects=False)
     response.close()  # delivery runs when the server closes the response
     return response

@@ -13,8 +13,8 @@ from portal.extensions import db
 from portal.models import AuditEvent, Invitation, OutboxMessage, User
 
 from .conftest import numbers_in, path_of, sign_in, submit
+from .helpers import future_input, invitation_flow_id
 from .mailserver import drop, link_in, make_mail_app, smtp, text_of  # noqa: F401 (fixture)
-from .test_admin import _future
 
 
 @pytest.fixture
@@ -24,13 +24,10 @@ def app(tmp_path, smtp):  # noqa: F811 (the conftest fixtures use this mail-enab
     drop(app)
 
 
-def _flow_id(client) -> str:
-    html = client.get("/admin/invitations/new").get_data(as_text=True)
-    return re.search(r'<select[^>]*name="flow".*?<option [^>]*value="(\d+)"', html, re.S).group(1)
 
 
 def _invite(client, **fields):
-    data = {"kind": "recipients", "flow": _flow_id(client), "expires": _future(7), **fields}
+    data = {"kind": "recipients", "flow": invitation_flow_id(client), "expires": future_input(7), **fields}
     response = submit(client, "/admin/invitations/new", data, follow_redirects=False)
     response.close()  # the WSGI server closes the response: delivery runs after it
     return response
@@ -203,7 +200,8 @@ def test_without_a_mail_server_the_admin_gets_the_link(tmp_path):
     sign_in(client, "admin", TEST_PASSWORD)
     assert "No mail server is configured" in client.get("/admin/invitations/new").get_data(as_text=True)
     page = submit(client, "/admin/invitations/new", {"kind": "recipients", "to": "hand@example.com",
-                                                     "flow": _flow_id(client), "expires": _future()})
+                                                     "flow": invitation_flow_id(client),
+                                                     "expires": future_input()})
     html = page.get_data(as_text=True)
     assert "No mail server is configured" in html and "itoken=" in html
     with app.app_context():
@@ -225,7 +223,7 @@ def test_big_batches_are_left_to_the_sender_and_old_mail_is_purged(tmp_path, smt
     sign_in(client, "admin", TEST_PASSWORD)
     page = submit(client, "/admin/invitations/new", {
         "kind": "recipients", "to": "a1@example.com, a2@example.com, a3@example.com",
-        "flow": _flow_id(client), "expires": _future()})
+        "flow": invitation_flow_id(client), "expires": future_input()})
     assert numbers_in(page.get_data(as_text=True),
                       "{} emails are queued; the outbox sender delivers them") == 3
     assert smtp.messages == []
@@ -255,7 +253,7 @@ def test_withdrawn_links_are_not_emailed(app, client, auth, admin, smtp):  # noq
     detail = f"/admin/invitations/{revoke_id}"
     submit(client, f"{detail}/revoke", {}, page_url=detail)
     submit(client, f"/admin/invitations/{delete_id}/delete", {})
-    submit(client, f"/admin/invitations/{resend_id}/resend", {"expires": _future(3)},
+    submit(client, f"/admin/invitations/{resend_id}/resend", {"expires": future_input(3)},
            follow_redirects=False).close()
     smtp.start()
     app.test_cli_runner().invoke(args=["outbox", "send"])

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import re
 
 import pytest
@@ -13,8 +12,8 @@ from portal.extensions import db
 from portal.flows.prompts import PROMPT_TYPES
 from portal.models import FlowSession
 
-from .conftest import csrf_from
 from .flowkit import latest_session, make_flow
+from .helpers import file_flow, one_prompt_flow, post, upload
 
 AUTHENTIK_TYPES = {
     "text", "text_area", "text_read_only", "text_area_read_only", "username", "email", "password",
@@ -27,18 +26,8 @@ def test_the_portal_knows_all_of_authentiks_prompt_types():
     assert set(PROMPT_TYPES) == AUTHENTIK_TYPES
 
 
-def one_prompt_flow(app, **prompt) -> str:
-    prompt.setdefault("field_key", "answer")
-    return make_flow(app, "probe", [{"type": "prompt", "name": "probe-page", "prompts": [prompt]}])
 
 
-def post(client, url, data, *, files=None):
-    """Open the page (starting the flow), then post it as the browser would."""
-    html = client.get(url).get_data(as_text=True)
-    binding = re.search(r'name="binding" value="(\d+)"', html).group(1)
-    payload = {"csrf_token": csrf_from(html), "binding": binding, **data, **(files or {})}
-    return client.post(url, data=payload, follow_redirects=True,
-                       content_type="multipart/form-data" if files else None)
 
 
 def accepted(app, response, key="answer"):
@@ -167,13 +156,8 @@ def test_prompts_are_shown_in_their_order(app, client):
 
 # -- file prompts ------------------------------------------------------------------------------
 
-def file_flow(app, **options):
-    return one_prompt_flow(app, type="file", required=True,
-                           options={"max_size": 1024, "allowed_types": [".pdf", "image/*"], **options})
 
 
-def upload(name: str, content: bytes):
-    return {"answer": (io.BytesIO(content), name)}
 
 
 def test_file_prompt_form_is_multipart_with_an_accept_hint(app, client):

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from portal.auth import service as accounts
 from portal.extensions import db
 from portal.invitations import service
 from portal.models import Flow, User
 
-from .conftest import TEST_PASSWORD, path_of
+from .conftest import path_of
+from .helpers import add_invitations
 from .querycount import count_statements
-
-
-def _add_invitations(app, count: int) -> None:
-    """Invitations by different creators, so a lazy load per row would show."""
-    with app.app_context():
-        flow = db.session.scalar(select(Flow))
-        for n in range(count):
-            creator = accounts.create_user(username=f"creator{n}-{count}", email=f"c{n}@example.com",
-                                           password=TEST_PASSWORD) if n % 2 else None
-            service.create_invitation(name=f"inv {count}-{n}", flow=flow, expires_at=None,
-                                      created_by=creator)
 
 
 def _admin_list_statements(app, client, query: str = "") -> int:
@@ -33,9 +22,9 @@ def _admin_list_statements(app, client, query: str = "") -> int:
 
 def test_admin_list_statements_do_not_grow_with_rows(app, client, auth, admin):
     auth.login()
-    _add_invitations(app, 2)
+    add_invitations(app, 2)
     few = _admin_list_statements(app, client)  # the last page: no COUNT needed
-    _add_invitations(app, 28)
+    add_invitations(app, 28)
     full = _admin_list_statements(app, client)  # 25 rows by 14 different creators
     # A fixed handful: the page, its flows, creators and groups, the filter choices, the latest
     # email per row, the signed-in admin; never one per row.

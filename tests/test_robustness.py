@@ -24,8 +24,7 @@ from .conftest import (
     sign_in_page,
     submit,
 )
-from .test_email_verification import Inbox
-from .test_enrollment import NEW_PASSWORD
+from .helpers import NEW_PASSWORD, Inbox
 
 FLOW = "/if/flow/default-enrollment-flow/"
 
@@ -256,11 +255,11 @@ def test_a_malformed_blueprint_is_reported_and_writes_nothing(app, case):
 
 @pytest.mark.parametrize("case", MALFORMED)
 def test_the_upload_page_rejects_a_malformed_blueprint_with_the_reason(app, client, auth, admin, case):
-    from .test_blueprint_admin import _upload
+    from .helpers import upload_blueprint
 
     text, reason = MALFORMED[case]
     auth.login()
-    response = _upload(client, content=text.encode())
+    response = upload_blueprint(client, content=text.encode())
     assert response.status_code == 422
     assert str(escape(reason)) in response.get_data(as_text=True)
     with app.app_context():

@@ -14,7 +14,8 @@ from portal.auth import service as accounts
 from portal.extensions import db
 from portal.models import AuditEvent, TokenPurpose, User
 
-from .conftest import TEST_PASSWORD, csrf_from, sign_in, submit
+from .conftest import TEST_PASSWORD, csrf_from, submit
+from .helpers import replaying_client, signed_in
 
 NEW_PASSWORD = "quiet-lantern-meadow-77"
 DAY = 24 * 3600
@@ -38,12 +39,6 @@ def copy_of(client) -> StolenCookie:
     return StolenCookie(client)
 
 
-def signed_in(app, login="admin", password=TEST_PASSWORD):
-    client = app.test_client()
-    response = sign_in(client, login, password,
-                      follow_redirects=False)
-    assert response.status_code == 302, response.get_data(as_text=True)
-    return client
 
 
 def is_signed_in(client, path="/account/") -> bool:
@@ -258,12 +253,6 @@ def test_session_rules_without_http(app, admin):
 # -- every kind of page: a copied cookie opens none of them once its session has ended --------------
 
 
-def _replaying(client):
-    """A thief's browser holding a copy of the cookie (it keeps what the server sends back)."""
-    thief = client.application.test_client()
-    thief.set_cookie("session", client.get_cookie("session", domain="portal.test").value,
-                     domain="portal.test")
-    return thief
 
 
 def _ended(app, how: str, client, user_id: int):
@@ -291,7 +280,7 @@ def test_copied_cookie_opens_no_download_json_slice_or_admin_page(app, how):
         admin_id = accounts.create_user(username="ops", email="ops@example.com",
                                         password=TEST_PASSWORD, superuser=True).id
     client = signed_in(app, login="ops")
-    thief = _replaying(client)
+    thief = replaying_client(client)
     bulk_page = thief.get("/admin/invitations/bulk").get_data(as_text=True)  # a token, while valid
     assert thief.get("/admin/audit/export.csv").status_code == 200
     _ended(app, how, client, admin_id)
@@ -300,11 +289,11 @@ def test_copied_cookie_opens_no_download_json_slice_or_admin_page(app, how):
         response = thief.get(path)
         assert response.status_code == 302, path
         assert response.headers["Location"].startswith("/auth/login"), path
-    from .test_admin import _future
+    from .helpers import future_input
 
     slice_ = thief.post("/admin/invitations/bulk", headers={"Accept": "application/json"}, data={
         "csrf_token": csrf_from(bulk_page), "text": "stolen@example.com", "flow": "1",
-        "expires": _future(), "confirm": "Create", "start": "0", "count": "200"})
+        "expires": future_input(), "confirm": "Create", "start": "0", "count": "200"})
     assert slice_.status_code in (302, 400) and b"created" not in slice_.data
     with app.app_context():
         assert db.session.scalar(select(func.count(Invitation.id))) == 0
@@ -350,7 +339,7 @@ def test_copied_cookie_cannot_go_on_with_a_flow_that_needs_a_sign_in(app, how, a
     assert first.status_code == 200 and "House rules." in html, html
     terms = {"csrf_token": csrf_from(html), "accept": "y",
              "binding": re.search(r'name="binding" value="(\d+)"', html).group(1)}
-    thief = _replaying(client)
+    thief = replaying_client(client)
     if how == "demoted":
         with app.app_context():
             db.session.get(User, user_id).groups = []

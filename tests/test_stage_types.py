@@ -213,8 +213,9 @@ def test_a_new_stage_type_is_one_module_and_one_line(app, editor, shout_type):
 
 
 def test_attributes_no_option_declares_are_reported_as_not_used(app):
-    """terminate_other_sessions (user login), mode and consent_expire_in (consent) are read by
-    no stage yet: the report says so, and they are not stored (session_duration is)."""
+    """terminate_other_sessions (user login) and an attribute consent has no option for are read
+    by no stage: the report says so, and they are not stored. session_duration, and consent's
+    mode and consent_expire_in, are declared options: stored, and not reported."""
     text = """
 version: 1
 entries:
@@ -223,7 +224,7 @@ entries:
   attrs: {session_duration: hours=8, terminate_other_sessions: true}
 - model: authentik_stages_consent.consentstage
   identifiers: {name: terms}
-  attrs: {mode: expiring, consent_expire_in: weeks=4, consent_text: Be nice.}
+  attrs: {mode: expiring, consent_expire_in: weeks=4, consent_text: Be nice., flavour: mint}
 """
     with app.app_context():
         report = import_blueprint(text, actor=Grants(superuser=True))
@@ -231,11 +232,12 @@ entries:
         assert [c.notes for c in report.changes] == [
             ["terminate_other_sessions: not used by the portal's user login stage (no option of "
              "it reads this); ignored"],
-            ["consent_expire_in, mode: not used by the portal's consent / terms stage (no option "
-             "of it reads this); ignored"],
+            ["flavour: not used by the portal's consent / terms stage (no option of it reads "
+             "this); ignored"],
         ]
         terms = db.session.scalar(select(Stage).filter_by(name="terms"))
-        assert terms.options == {"consent_text": "Be nice."}
+        assert terms.options == {"consent_text": "Be nice.", "mode": "expiring",
+                                 "consent_expire_in": "weeks=4"}
         assert db.session.scalar(select(Stage).filter_by(name="login")).options == {
             "session_duration": "hours=8"}
 

@@ -11,7 +11,7 @@ from portal.models import ConsentRecord, Flow, FlowStageBinding, Group, Stage, U
 
 from .conftest import path_of, submit
 from .flowkit import make_flow
-from .test_enrollment import NEW_PASSWORD
+from .helpers import NEW_PASSWORD
 
 FLOW_URL = "/if/flow/default-enrollment-flow/"
 

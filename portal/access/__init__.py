@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
@@ -100,6 +100,17 @@ def is_superuser(user: User, groups=None) -> bool:
     caller has them loaded; else the user's). What pages show as "superuser" reads this."""
     groups = user.groups if groups is None else groups
     return bool(user.is_superuser) or any(g.is_superuser for g in groups)
+
+
+def is_last_superuser(user: User) -> bool:
+    """Is this account a superuser that no other active account could stand in for? The portal
+    must always keep one (only a superuser can make another), so it is never deleted."""
+    if not is_superuser(user):
+        return False
+    others = select(func.count(User.id)).where(
+        User.id != user.id, User.active.is_(True),
+        or_(User.is_superuser.is_(True), User.groups.any(Group.is_superuser.is_(True))))
+    return not db.session.scalar(others)
 
 
 def request_grants(user: User | None) -> Grants:

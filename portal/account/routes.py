@@ -13,6 +13,7 @@ from ..auth.forms import (
 from ..auth.routes import home_for
 from ..auth.sessions import sign_in, sign_out
 from ..extensions import db
+from ..flows.defaults import unenrollment_flow
 from ..flows.stages.authenticator_totp import setup_flow
 from ..models import TOTPDevice
 
@@ -34,7 +35,7 @@ def index():
                            everywhere_form=SignOutEverywhereForm(), action_form=ConfirmActionForm(),
                            devices=mfa.list_devices(user, confirmed_only=True),
                            recovery_left=mfa.remaining_recovery_codes(user),
-                           totp_setup=setup_flow())
+                           totp_setup=setup_flow(), unenrollment=unenrollment_flow())
 
 
 @bp.route("/account/authenticators/<int:device_id>/remove", methods=["POST"])

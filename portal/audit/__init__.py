@@ -29,6 +29,8 @@ class Action:
     EMAIL_SENT = "email.sent"
     EMAIL_SEND_FAILED = "email.send_failed"
     USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"  # a flow's user write changed an existing account
+    USER_DELETED = "user.deleted"  # the person deleted their own account (an unenrollment flow)
     PASSWORD_SET = "user.password_set"  # noqa: S105 (an action name)
     PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 (an action name)
     USER_DEACTIVATED = "user.deactivated"

@@ -116,11 +116,13 @@ def sign_in_budget_key(login: str) -> str:
     return "login:" + hashlib.sha256(canonical.encode()).hexdigest()[:24]
 
 
-def username_problem(username: str, email: str | None) -> str | None:
+def username_problem(username: str, email: str | None, *, account: User | None = None) -> str | None:
     """Why this username may not be given to an account with this address, or None.
 
     Every path that sets a username calls this (wizard, admin form, setup link, CLI). Pass
     email=None only where the address is not known yet; the user write checks again with it.
+    `account`: the existing account being renamed (a flow that updates its user), whose own
+    username does not count as taken.
     """
     username = (username or "").strip()
     # Compared in NFKC form: a fullwidth "＠" (U+FF20) or small "﹫" (U+FE6B) reads as "@" in
@@ -129,7 +131,7 @@ def username_problem(username: str, email: str | None) -> str | None:
     if (EMAIL_SHAPED in shown_as and email is not None
             and shown_as.casefold() != unicodedata.normalize("NFKC", email.strip()).casefold()):
         return "A username may contain @ only if it is the email address of this account."
-    if username and username_exists(username):
+    if username and username_exists(username, besides=account):
         return "This username is already taken."
     return None
 
@@ -165,10 +167,11 @@ def record_login(user: User) -> None:
     db.session.commit()
 
 
-def username_exists(username: str) -> bool:
-    return bool(db.session.scalar(
-        select(func.count(User.id)).where(func.lower(User.username) == username.strip().lower())
-    ))
+def username_exists(username: str, *, besides: User | None = None) -> bool:
+    query = select(func.count(User.id)).where(func.lower(User.username) == username.strip().lower())
+    if besides is not None and besides.id is not None:
+        query = query.where(User.id != besides.id)
+    return bool(db.session.scalar(query))
 
 
 def admin_exists() -> bool:
@@ -329,4 +332,22 @@ def set_active(user: User, active: bool, *, actor: User, ip: str | None = None) 
         end_pending_steps(user)
     record_event(Action.USER_ACTIVATED if active else Action.USER_DEACTIVATED,
                  actor=actor, ip=ip, obj=user)
+    db.session.commit()
+
+
+def delete_account(user: User, *, ip: str | None = None, detail: dict | None = None) -> None:
+    """Delete someone's own account (an unenrollment flow), in one transaction with its audit
+    event: the event keeps the username as text and loses only the link to the row
+    (audit_events.actor_id and invitation_uses.user_id are ON DELETE SET NULL). Their sessions
+    end with the row. Never the last superuser: nobody could administer the portal after it."""
+    from ..access import is_last_superuser
+    from ..audit import Action, record_event
+
+    if is_last_superuser(user):
+        raise AccountError("This is the portal's last superuser account, so it cannot be deleted. "
+                           "Make another account a superuser first.")
+    record_event(Action.USER_DELETED, actor=user, ip=ip, obj=user,
+                 detail={"username": user.username, "email": user.email, **(detail or {})})
+    db.session.flush()
+    db.session.delete(user)
     db.session.commit()

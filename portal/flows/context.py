@@ -27,6 +27,12 @@ def noted(session: FlowSession, key: str):
     return (session.prompt_data or {}).get(PRIVATE_PREFIX + key)
 
 
+# The note that names the account a flow acts on (authentik's "pending user"): set by the stage
+# that finds the person (identification) or writes them (user write). Read through
+# FlowContext.pending_user() only.
+PENDING_USER = "pending_user_id"
+
+
 @dataclass
 class FlowContext:
     flow: Flow
@@ -37,6 +43,9 @@ class FlowContext:
     login_user_id: int | None = None
     # How long that sign-in lasts (user login's session_duration); None: the browser session.
     login_lifetime: timedelta | None = None
+    # Set by a stage that ended the visitor's account (user delete); the web layer signs the
+    # browser out.
+    sign_out: bool = False
     # Outbox messages a stage queued; the web layer delivers them after its response.
     outbox_ids: list[int] = field(default_factory=list)
     # The visitor's address, for the audit log (set by the web layer; the engine knows no HTTP).
@@ -50,19 +59,6 @@ class FlowContext:
     def notify(self, text: str, category: str = "info") -> None:
         self.notices.append((category, text))
 
-    def pending_user(self) -> User | None:
-        """The person this flow acts for, the one rule every stage reads it by: the user the
-        flow has written or identified (`session.user_id`: set by user write, or by a stage that
-        identifies someone through `set_pending_user`), else the signed-in visitor (a
-        stage-configuration flow run from the account page)."""
-        user_id = self.session.user_id if self.session.user_id is not None \
-            else self.current_user_id
-        return db.session.get(User, user_id) if user_id is not None else None
-
-    def set_pending_user(self, user: User) -> None:
-        """An identification stage names the person the rest of the flow is about."""
-        self.session.user_id = user.id
-
     @property
     def prompt_data(self) -> dict:
         return self.session.prompt_data
@@ -71,6 +67,21 @@ class FlowContext:
         # Reassign so SQLAlchemy notices the change to the JSON column.
         self.session.prompt_data = {**self.session.prompt_data,
                                     **{k: v for k, v in values.items() if not is_private(k)}}
+
+    def pending_user(self) -> User | None:
+        """The account this flow acts on: the one a stage noted (`_portal.pending_user_id`: the
+        identification stage found it, or user write wrote it), else the signed-in visitor.
+
+        The one answer for every stage that updates, deletes, signs in or checks a person
+        (user write's update modes, user delete, consent's remembered acceptances)."""
+        user_id = noted(self.session, PENDING_USER)
+        user = db.session.get(User, user_id) if type(user_id) is int else None
+        if user is None and self.current_user_id is not None:
+            user = db.session.get(User, self.current_user_id)
+        return user
+
+    def set_pending_user(self, user: User | None) -> None:
+        note(self.session, PENDING_USER, user.id if user is not None else None)
 
     @cached_property
     def invitation(self) -> Invitation | None:

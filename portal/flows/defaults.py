@@ -8,6 +8,9 @@ from ..extensions import db
 from ..models import Flow, FlowAuthentication, FlowDesignation, FlowStageBinding, Prompt, Stage
 
 DEFAULT_ENROLLMENT_SLUG = "default-enrollment-flow"
+# Not seeded: deleting one's own account is the admin's choice, as in authentik (whose example
+# blueprint flows-unenrollment.yaml is not instantiated by default). Importing it adds the flow.
+DEFAULT_UNENROLLMENT_SLUG = "default-unenrollment-flow"
 
 # authentik's flows-enrollment-2-stage.yaml, plus an invitation stage in front.
 _PROMPTS = [
@@ -130,3 +133,11 @@ def ensure_default_authenticator_setup_flow() -> Flow:
     flow.bindings.append(FlowStageBinding(stage=stage, order=0))
     db.session.commit()
     return flow
+
+
+def unenrollment_flow() -> Flow | None:
+    """The flow the account page's "Delete my account" opens: authentik's default slug first,
+    else the oldest flow designated for unenrollment; None when there is none."""
+    return db.session.scalar(
+        select(Flow).where(Flow.designation == FlowDesignation.UNENROLLMENT)
+        .order_by((Flow.slug != DEFAULT_UNENROLLMENT_SLUG), Flow.id).limit(1))

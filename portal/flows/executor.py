@@ -44,6 +44,7 @@ class Step:
     next_path: str | None = None  # where the visitor wanted to go (a same-site path)
     user_id: int | None = None
     notices: list[tuple[str, str]] = field(default_factory=list)  # (category, text) to show
+    sign_out: bool = False  # the web layer signs the browser out (the account was deleted)
 
 
 def start(
@@ -131,6 +132,7 @@ class FlowExecutor:
 
     def _with_notices(self, step: Step) -> Step:
         step.notices, self.ctx.notices = [*self.ctx.notices, *step.notices], []
+        step.sign_out = step.sign_out or self.ctx.sign_out
         return step
 
     def _step(self) -> Step:
@@ -148,6 +150,9 @@ class FlowExecutor:
             stage = stage_type_for(binding.stage)
             if stage.needs_stored_session:
                 self.store()
+            if stage.interactive and stage.already_done(self.ctx):
+                self._advance()
+                continue
             if stage.interactive:
                 entered = stage.enter(self.ctx)
                 if isinstance(entered, Deny):

@@ -17,7 +17,7 @@ from werkzeug.datastructures import CombinedMultiDict
 from .. import ratelimits
 from ..access import grants_for
 from ..auth.routes import home_for, safe_next
-from ..auth.sessions import sign_in
+from ..auth.sessions import sign_in, sign_out
 from ..errors import render_error
 from ..extensions import db
 from ..flows import executor
@@ -301,6 +301,8 @@ def verify_email(slug: str):
 
 
 def _render(flow: Flow, step: Step):
+    if step.sign_out:  # first: signing out clears the cookie, notices included
+        sign_out(None)
     for category, text in step.notices:  # the stages' notices, shown on this page or the next
         flash(text, category)
     if step.kind == "denied":
@@ -317,6 +319,8 @@ def _render(flow: Flow, step: Step):
                 return redirect(target or url_for("account.index"))
         if flow.designation == FlowDesignation.STAGE_CONFIGURATION and _visitor() is not None:
             return redirect(url_for("account.index"))  # set up from the account page: back there
+        if step.sign_out:  # the account is gone (user delete): nothing left to show here
+            return redirect(url_for("auth.login"))
         user = db.session.get(User, step.user_id) if step.user_id else None
         return render_template("flow/done.html", flow=flow, step=step, user=user)
     return render_template(step.stage.template, flow=flow, step=step, form=step.form,

@@ -49,7 +49,6 @@ UNSUPPORTED_MODELS = {
     "authentik_policies.policybinding":
         "policy bindings attach authentik policies, which the portal does not import; "
         "use a condition on the flow's binding instead",
-    "authentik_stages_user_delete.userdeletestage": "deleting accounts from a flow is not supported",
     "authentik_stages_user_logout.userlogoutstage": "logout stages are not supported",
     "authentik_blueprints.metaapplyblueprint": "blueprints that apply other blueprints are not supported",
 }

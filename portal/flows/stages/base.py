@@ -159,6 +159,11 @@ class StageType:
         """Called by the stage that creates the account, for every stage type bound in the flow,
         in the same transaction: a type attaches what it collected before the user existed."""
 
+    def already_done(self, ctx: FlowContext) -> bool:
+        """An interactive stage with nothing to ask this time (consent remembered): the executor
+        goes past its page without showing it."""
+        return False
+
     def field_keys(self) -> set[str]:
         """Field keys this stage asks for; used to send the invitee back to the right page."""
         return set()

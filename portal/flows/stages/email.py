@@ -27,7 +27,7 @@ from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
 from ...security import tokens
 from ..context import note, noted
 from .base import ActionResult, Next, Retry, StageAction, StageType
-from .options import BOOL, CHOICE, EMAIL, TEXT, Option, parse_units
+from .options import BOOL, CHOICE, EMAIL, TEXT, Option, parse_authentik_duration
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ def parse_expiry(value) -> timedelta:
             if not isinstance(delta, timedelta):
                 raise ValueError("use days, hours or minutes, not months or years")
         else:
-            delta = parse_units(text)
+            delta = parse_authentik_duration(text)
     if delta <= timedelta(0) or delta > timedelta(days=365):
         raise ValueError("token expiry must be between one second and a year")
     return delta

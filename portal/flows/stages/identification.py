@@ -1,7 +1,7 @@
 """Identification stage: who is signing in (authentik's IdentificationStage).
 
 The person types a username or an email address (`user_fields` says which); the account it names
-becomes the flow's pending user (FlowSession.user_id) for the stages after it: the password
+becomes the flow's pending user (ctx.set_pending_user) for the stages after it: the password
 stage checks its password, user login signs it in. With `pretend_user_exists` an identifier that
 names no active account goes on exactly like one that does, so the page never tells whether an
 account exists; the password stage then fails it the same way (and as slowly).
@@ -111,7 +111,7 @@ class IdentificationStage(StageType):
             user = None  # a deactivated account is treated as no account
         if user is None and not self.options.get("pretend_user_exists", True):
             return Retry({FIELD: [FAILED]})
-        ctx.session.user_id = user.id if user is not None else None
+        ctx.set_pending_user(user)  # None: nobody (the password stage then fails alike)
         note(ctx.session, "identifier", identifier)
         shown = user.username if user is not None and self.options.get(
             "show_matched_user", True) else identifier

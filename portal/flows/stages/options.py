@@ -29,6 +29,34 @@ class OptionError(ValueError):
     """A value the option does not accept; the message says why (without the key)."""
 
 
+DURATION_UNITS = ("weeks", "days", "hours", "minutes", "seconds")
+
+
+def parse_authentik_duration(value, *, allow_zero: bool = False) -> timedelta:
+    """authentik's duration text ("weeks=4", "hours=1;minutes=30"; its
+    timedelta_string_validator) as a timedelta. OptionError (a ValueError) when unreadable or
+    not positive (zero too, with `allow_zero`: user login's "seconds=0", the browser session).
+    Every option that holds such a duration reads it here."""
+    text = str(value or "").strip() if not isinstance(value, bool) else ""
+    parts: dict[str, float] = {}
+    for item in text.split(";") if text else []:
+        unit, _, amount = item.strip().partition("=")
+        unit = unit.strip().lower()
+        if unit not in DURATION_UNITS or unit in parts or \
+                not re.fullmatch(r"\d{1,9}(\.\d{1,6})?", amount.strip()):
+            raise OptionError(f"{text!r} is not a duration such as weeks=4 or hours=1;minutes=30.")
+        parts[unit] = float(amount)
+    if not parts:
+        raise OptionError("expected a duration such as weeks=4 or hours=1;minutes=30.")
+    try:
+        delta = timedelta(**parts)
+    except OverflowError:
+        raise OptionError(f"{text!r} is too long a duration.") from None
+    if delta < timedelta(0) or (delta == timedelta(0) and not allow_zero):
+        raise OptionError("a duration must be longer than zero.")
+    return delta
+
+
 # -- kinds ---------------------------------------------------------------------------------------
 
 
@@ -226,24 +254,6 @@ class Prompts(Kind):
 BOOL, TEXT, TEXTAREA, EMAIL, CHOICE = Bool(), Text(), TextArea(), EmailAddress(), Choice()
 CHOICES = Choices()
 GROUP, FLOW, STAGE, PROMPTS, STAGES = GroupRef(), FlowRef(), StageRef(), Prompts(), StageRefs()
-
-
-# -- values several stage types share ------------------------------------------------------------
-
-_UNITS = {"weeks", "days", "hours", "minutes", "seconds"}
-
-
-def parse_units(text: str) -> timedelta:
-    """authentik's duration text, "hours=1;minutes=30" (any of weeks, days, hours, minutes,
-    seconds; "seconds=0" is zero). ValueError when unreadable."""
-    parts = {}
-    for item in str(text).split(";"):
-        unit, _, amount = item.strip().partition("=")
-        unit = unit.strip().lower()
-        if unit not in _UNITS or not re.fullmatch(r"\d+(\.\d+)?", amount.strip()):
-            raise ValueError(f"{text!r} is not a duration such as hours=1;minutes=30")
-        parts[unit] = float(amount)
-    return timedelta(**parts)
 
 
 # -- the declaration -----------------------------------------------------------------------------

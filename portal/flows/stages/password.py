@@ -1,6 +1,6 @@
 """Password stage: checks the pending user's password (authentik's PasswordStage).
 
-The pending user is the one the identification stage found (FlowSession.user_id). A wrong
+The pending user is the one the identification stage found (ctx.pending_user). A wrong
 password, an unknown account (identification pretending it exists) and a deactivated account
 fail alike, after the same argon2 work (auth.service.check_password). Failures are audited, and
 limited per account and address by the sign-in rule in portal.ratelimits, which the flow route
@@ -15,8 +15,6 @@ from wtforms.form import BaseForm
 
 from ...audit import Action, record_event
 from ...auth.service import check_password
-from ...extensions import db
-from ...models import User
 from ..context import note, noted
 from .base import Deny, Next, Retry, StageType
 from .identification import pending_identifier, shown_identity
@@ -86,7 +84,7 @@ class PasswordStage(StageType):
     def check(self, ctx, password: str) -> Next | Retry | Deny:
         """The pending user's password, counted and audited when wrong: this page's POST, and
         the identification page's own password field (its `password_stage`) call this."""
-        user = db.session.get(User, ctx.session.user_id) if ctx.session.user_id else None
+        user = ctx.pending_user()
         if check_password(user, password):
             note(ctx.session, "authenticated", True)
             return Next()

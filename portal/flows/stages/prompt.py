@@ -58,7 +58,9 @@ class PromptStage(StageType):
             key = prompt.field_key
             if prompt.type == "username" and key not in errors and values.get(key):
                 # The address may come on a later page; then the user write checks with it.
-                problem = username_problem(values[key], known.get("email"))
+                # The account a flow updates may keep its own username (user write's update).
+                problem = username_problem(values[key], known.get("email"),
+                                           account=ctx.pending_user())
                 if problem:
                     errors[key] = [problem]
         password_hash = self._check_passwords(ctx, form, values, errors)

@@ -15,11 +15,9 @@ from wtforms import fields
 from wtforms.form import BaseForm
 
 from ...audit import Action, record_event
-from ...extensions import db
-from ...models import User
 from ..context import noted
 from .base import Deny, Next, StageType
-from .options import TEXT, Option, parse_units
+from .options import TEXT, Option, parse_authentik_duration
 
 REMEMBER = "remember_me"
 MAX_DURATION = timedelta(days=366)
@@ -27,7 +25,7 @@ MAX_DURATION = timedelta(days=366)
 
 def parse_session_duration(value) -> timedelta:
     """A session duration as authentik writes it; zero means "this browser session"."""
-    delta = parse_units(str(value or "seconds=0").strip() or "seconds=0")
+    delta = parse_authentik_duration(str(value or "").strip() or "seconds=0", allow_zero=True)
     if delta > MAX_DURATION:
         raise ValueError("use at most a year")
     return delta
@@ -76,16 +74,16 @@ class UserLoginStage(StageType):
         return self._login(ctx, remember=False)
 
     def _login(self, ctx, *, remember: bool) -> Next | Deny:
-        if ctx.session.user_id is None:
+        user = ctx.pending_user()  # identified and checked, or just written
+        if user is None:
             return Deny("Nothing to sign in", "This flow has no user to sign in yet.", 400)
         identified = noted(ctx.session, "identifier") is not None
         if identified and not noted(ctx.session, "authenticated"):
             # An identification alone proves nothing: some stage must have checked the person.
             return Deny("Sign-in failed", "This sign-in was not completed. Start again.", 403)
-        ctx.login_user_id = ctx.session.user_id
+        ctx.login_user_id = user.id
         lifetime = self._duration("session_duration") + (self.offset if remember else timedelta(0))
         ctx.login_lifetime = lifetime if lifetime > timedelta(0) else None
         if identified:
-            record_event(Action.SIGN_IN_SUCCEEDED, actor=db.session.get(User, ctx.login_user_id),
-                         ip=ctx.client_ip, obj=db.session.get(User, ctx.login_user_id))
+            record_event(Action.SIGN_IN_SUCCEEDED, actor=user, ip=ctx.client_ip, obj=user)
         return Next()

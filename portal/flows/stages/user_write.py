@@ -8,7 +8,7 @@ import re
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ...audit import Action, record_event
-from ...auth.service import username_problem
+from ...auth.service import end_sessions, username_problem
 from ...extensions import db
 from ...invitations.service import REFUSALS, domain_message, email_problem, redeem, refusal_for
 from ...models import InvitationUse, User, UserType
@@ -34,13 +34,6 @@ def _check_path(value) -> None:
         raise OptionError("Use a path such as users/internal.")
 
 
-def _mode_note(mode) -> str | None:
-    if mode != "always_create":
-        return (f"{mode!r} is kept, but the portal's user write stage always creates a new "
-                "user")
-    return None
-
-
 class UserWriteStage(StageType):
     type_name = "user_write"
     label = "User write"
@@ -48,7 +41,9 @@ class UserWriteStage(StageType):
     model = "authentik_stages_user_write.userwritestage"
     declared_options = (
         Option("user_creation_mode", CHOICE, "User creation", default="always_create",
-               choices=USER_CREATION_MODES, admin=False, note=_mode_note),
+               choices=USER_CREATION_MODES,
+               help="Update: the account the flow found (identification) or the signed-in "
+                    "person. Never create suits recovery (a new password) and profile flows."),
         Option("create_users_as_inactive", BOOL, "Create users as inactive", default=False,
                help="They cannot sign in until activated (e.g. by an email verification stage)."),
         Option("create_users_group", GROUP, "Add new users to group", assigns=True),
@@ -65,9 +60,18 @@ class UserWriteStage(StageType):
             return Next()
         # Start from a clean transaction so the invitation's guarded UPDATE is its first write.
         db.session.commit()
+        mode = self.options.get("user_creation_mode") or "always_create"
+        # authentik's modes: always a new account; the pending one when there is one; or only
+        # ever the pending one (a recovery flow's new password must never become a new account).
+        pending = ctx.pending_user() if mode != "always_create" else None
+        if pending is None and mode == "never_create":
+            return Deny("There is no account to update",
+                        "This page changes an existing account, and it does not know which one. "
+                        "Start again from the beginning (sign in, or ask for a recovery link).",
+                        400)
         for _ in range(LOCK_RETRIES):
             try:
-                return self._write(ctx)
+                return self._update(ctx, pending) if pending is not None else self._write(ctx)
             except OperationalError as exc:  # SQLite "database is locked": try again
                 db.session.rollback()
                 log.warning("user write retried after %s", type(exc).__name__)
@@ -119,6 +123,7 @@ class UserWriteStage(StageType):
             db.session.rollback()
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
         session.user_id = user.id
+        ctx.set_pending_user(user)  # later stages (user login, consent) act on this account
         registry.after_user_created(ctx, user)  # e.g. consent attaches its records
         ip = ctx.client_ip
         record_event(Action.USER_CREATED, actor=user, ip=ip, obj=user,
@@ -127,6 +132,55 @@ class UserWriteStage(StageType):
             record_event(Action.INVITATION_USED, actor=user, ip=ip, obj=ctx.invitation,
                          detail={"user": user.username})
         session.password_hash = None  # the hash now lives on the user only
+        db.session.commit()
+        return Next()
+
+    def _update(self, ctx, user: User) -> Next | Retry | Deny:
+        """Write the answers onto the pending account: its username, name, email, attributes and
+        password (what the flow asked for). A new password ends the account's sessions, as every
+        password change does; a signed-in visitor's own browser is signed in again at the end.
+        Groups and the invitation are for new accounts only (authentik's create_users_group)."""
+        if not user.active:
+            return Deny("This account is deactivated",
+                        "It cannot be changed here. Ask an administrator for help.", 403)
+        data = ctx.prompt_data
+        username = str(data.get("username", "") or "").strip() or user.username
+        email = str(data.get("email", "") or "").strip() if "email" in data else user.email
+        if (username, email) != (user.username, user.email):
+            problem = username_problem(username, email, account=user)
+            if problem:
+                return Retry({"username": [problem]})
+        changed = sorted(k for k in ("username", "name", "email")
+                         if k in data and str(data[k] or "").strip() != getattr(user, k))
+        user.username, user.email = username, email
+        if "name" in data:
+            user.name = str(data.get("name") or "")
+        extra = build_user(data, self.options).attributes
+        if extra:
+            attributes = dict(user.attributes or {})
+            _merge(attributes, extra)
+            user.attributes = attributes
+            changed.append("attributes")
+        ip = ctx.client_ip
+        if ctx.session.password_hash:
+            user.password_hash = ctx.session.password_hash
+            ctx.session.password_hash = None  # the hash now lives on the user only
+            end_sessions(user)  # whoever held a session (maybe the reason for a recovery) is out
+            signed_in = ctx.current_user_id == user.id
+            record_event(Action.PASSWORD_CHANGED if signed_in else Action.PASSWORD_SET,
+                         actor=user, ip=ip, obj=user, detail={"flow": ctx.flow.slug})
+            if signed_in:
+                ctx.login_user_id = user.id  # this browser stays signed in; the others end
+        if changed:
+            record_event(Action.USER_UPDATED, actor=user, ip=ip, obj=user,
+                         detail={"flow": ctx.flow.slug, "fields": changed})
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            return Retry({"username": ["This username was taken a moment ago; choose another."]})
+        ctx.session.user_id = user.id
+        ctx.set_pending_user(user)
         db.session.commit()
         return Next()
 

@@ -1,0 +1,1 @@
+"""Tests of portal.flows, laid out like the package."""

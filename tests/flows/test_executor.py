@@ -1,0 +1,165 @@
+"""portal.flows.executor without HTTP: a flow's authentication, pages and their numbers, stale
+posts, sending a stage back to the page that asked, skipping a page with nothing to ask, and
+what travels on the Step."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from portal.auth import service as accounts
+from portal.extensions import db
+from portal.flows.stages import Next, StageType, register, unregister
+from portal.models import FlowAuthentication, FlowSession, User
+
+from ..conftest import TEST_PASSWORD
+from ..flowkit import answer, begin, make_flow, resume
+
+
+def _sam():
+    return accounts.create_user(username="sam", email="sam@example.com", password=TEST_PASSWORD)
+
+
+def _pages_flow(app, slug="pages", **kwargs):
+    make_flow(app, slug, [
+        {"type": "prompt", "name": f"{slug}-one", "prompts": [{"field_key": "colour", "type": "text"}]},
+        {"type": "deny", "name": f"{slug}-never", "condition": {
+            "type": "prompt_equals", "field": "colour", "value": "red"}, "evaluate_on_plan": False},
+        {"type": "prompt", "name": f"{slug}-two", "prompts": [{"field_key": "shape", "type": "text"}]},
+    ], **kwargs)
+
+
+@pytest.mark.parametrize("rule,visitor,superuser,title", [
+    (FlowAuthentication.REQUIRE_AUTHENTICATED, False, False, "Sign in required"),
+    (FlowAuthentication.REQUIRE_SUPERUSER, False, False, "Sign in required"),
+    (FlowAuthentication.REQUIRE_SUPERUSER, True, False, "Administrators only"),
+    (FlowAuthentication.REQUIRE_UNAUTHENTICATED, True, False, "You are already signed in"),
+])
+def test_the_flows_authentication_is_checked_before_any_stage(app, rule, visitor, superuser, title):
+    _pages_flow(app, authentication=rule)
+    with app.app_context():
+        user = _sam() if visitor else None
+        wizard = begin("pages", user=user, superuser=superuser)
+        step = wizard.step()
+        assert (step.kind, step.title, step.status) == ("denied", title, 403)
+        assert wizard.session.finished_at is not None
+        # A POST is refused the same way, and stores nothing it was sent.
+        again = resume(wizard.session, user=user, superuser=superuser)
+        assert again.submit(1, {"colour": "blue"}).kind == "denied"
+        assert "colour" not in (wizard.session.prompt_data or {})
+
+
+@pytest.mark.parametrize("rule,visitor,superuser", [
+    (FlowAuthentication.NONE, False, False), (FlowAuthentication.NONE, True, False),
+    (FlowAuthentication.REQUIRE_AUTHENTICATED, True, False),
+    (FlowAuthentication.REQUIRE_SUPERUSER, True, True),
+    (FlowAuthentication.REQUIRE_UNAUTHENTICATED, False, False),
+])
+def test_a_visitor_the_rule_admits_gets_the_first_page(app, rule, visitor, superuser):
+    _pages_flow(app, authentication=rule)
+    with app.app_context():
+        step = begin("pages", user=_sam() if visitor else None, superuser=superuser).step()
+        assert (step.kind, step.number, step.count) == ("page", 1, 2)
+
+
+def test_pages_advance_and_the_flow_ends_done(app):
+    _pages_flow(app)
+    with app.app_context():
+        wizard = begin("pages")
+        first = wizard.step()
+        second = answer(wizard, first, {"colour": "blue"})
+        assert (second.kind, second.number, second.count) == ("page", 2, 2)
+        assert second.binding_id != first.binding_id
+        # The next request (a new executor) picks up where the session is.
+        wizard = resume(wizard.session)
+        assert wizard.step().binding_id == second.binding_id
+        done = answer(wizard, second, {"shape": "round"})
+        assert done.kind == "done"
+        assert wizard.session.prompt_data == {"colour": "blue", "shape": "round"}
+        assert wizard.session.finished_at is not None
+
+
+def test_a_post_for_another_page_just_shows_the_current_one(app):
+    _pages_flow(app)
+    with app.app_context():
+        wizard = begin("pages")
+        first = wizard.step()
+        answer(wizard, first, {"colour": "blue"})
+        stale = answer(wizard, first, {"colour": "green"})  # the back button's page
+        assert stale.kind == "page" and stale.number == 2
+        assert wizard.session.prompt_data == {"colour": "blue"}
+
+
+def test_a_condition_checked_when_reached_ends_the_flow(app):
+    _pages_flow(app)
+    with app.app_context():
+        wizard = begin("pages")
+        step = answer(wizard, wizard.step(), {"colour": "red"})
+        assert (step.kind, step.status) == ("denied", 403)
+
+
+def test_a_later_stages_retry_sends_the_visitor_back_to_the_page_that_asked(app):
+    make_flow(app, "taken", [
+        {"type": "prompt", "name": "taken-page", "prompts": [{"field_key": "username",
+                                                              "type": "username"}]},
+        {"type": "user_write", "name": "taken-write"},
+    ])
+    with app.app_context():
+        _sam()
+        wizard = begin("taken")
+        page = wizard.step()
+        # Taken between the page and the write: the write's Retry goes back to the page.
+        wizard.session.prompt_data = {"username": "SAM"}
+        db.session.commit()
+        wizard.session.position = 1
+        step = wizard.step()
+        assert step.kind == "page" and step.binding_id == page.binding_id
+        assert step.form["username"].errors == ["This username is already taken."]
+        assert db.session.scalar(select(FlowSession.errors).filter_by(id=wizard.session.id)) is None
+
+
+class PassStage(StageType):
+    """A test-only interactive type that has nothing to ask when the visitor is signed in."""
+
+    type_name, label, model = "pass_test", "Pass", "example_stages_pass.passstage"
+    interactive, template = True, "flow/consent.html"
+
+    def already_done(self, ctx) -> bool:
+        return ctx.current_user_id is not None
+
+    def form(self, ctx, formdata=None):
+        from wtforms.form import BaseForm
+
+        form = BaseForm([])
+        form.process(formdata)
+        return form
+
+    def submit(self, ctx, form):
+        return Next()
+
+
+@pytest.fixture
+def pass_type():
+    register(PassStage)
+    yield PassStage
+    unregister(PassStage.type_name)
+
+
+def test_an_interactive_stage_with_nothing_to_ask_is_passed_by(app, pass_type):
+    make_flow(app, "passing", [{"type": "pass_test", "name": "passing-stage"}])
+    with app.app_context():
+        assert begin("passing").step().kind == "page"
+        assert begin("passing", user=_sam()).step().kind == "done"
+
+
+def test_a_deleted_account_signs_the_browser_out_on_the_step(app):
+    make_flow(app, "leave", [{"type": "user_delete", "name": "leave-delete"}],
+              authentication=FlowAuthentication.REQUIRE_AUTHENTICATED)
+    with app.app_context():
+        sam = _sam()
+        wizard = begin("leave", user=sam)
+        first = wizard.step()
+        assert first.sign_out is False
+        step = answer(wizard, first, {"confirm": "y"})
+        assert step.kind == "done" and step.sign_out is True and step.login_user_id is None
+        assert db.session.scalar(select(User).filter_by(username="sam")) is None
