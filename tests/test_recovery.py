@@ -122,3 +122,62 @@ def test_link_confirmed_in_another_browser_continues_there(recovery_app, smtp): 
         as_text=True)
     done = submit(mailbox, URL, {"password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD})
     assert done.request.path == "/account/"
+
+
+# -- the seeded default-recovery-flow behind "Forgot password?" ----------------------------------
+
+
+@pytest.fixture
+def seeded_app(tmp_path, smtp):  # noqa: F811 (fixture)
+    from portal.flows.defaults import ensure_default_authentication_flow
+
+    app = make_mail_app(tmp_path, smtp)
+    with app.app_context():
+        ensure_default_authentication_flow()  # as /auth/login does: seeds recovery with it
+        accounts.create_user(username="rosa", email="rosa@example.com", password=TEST_PASSWORD)
+        db.session.commit()
+    yield app
+    drop(app)
+
+
+def test_forgot_password_on_the_sign_in_page_resets_the_password(seeded_app, smtp):  # noqa: F811
+    app = seeded_app
+    client = app.test_client()
+    html = client.get("/auth/login", follow_redirects=True).get_data(as_text=True)
+    assert f'<a href="{URL}">Forgot password?</a>' in html
+    page = _ask(client, "rosa@example.com")
+    assert "Check your email" in page
+    [(recipients, message)] = smtp.messages
+    assert recipients == ["rosa@example.com"]
+    assert message["Subject"] == "Reset your password"
+    submit(client, _link(message), {})
+    done = submit(client, URL, {"password": NEW_PASSWORD, "password_repeat": NEW_PASSWORD})
+    assert done.request.path == "/account/"
+    assert sign_in(app.test_client(), "rosa", NEW_PASSWORD, follow_redirects=False
+                   ).status_code == 302
+
+
+def test_recovery_flow_is_seeded_once_and_linked_on_upgrade(seeded_app):
+    from portal.flows.defaults import DEFAULT_RECOVERY_SLUG
+    from portal.models import Flow, Stage
+
+    app = seeded_app
+    with app.app_context():  # an install whose sign-in flow was seeded before recovery existed
+        db.session.delete(db.session.scalar(select(Flow).filter_by(slug=DEFAULT_RECOVERY_SLUG)))
+        stage = db.session.scalar(select(Stage).filter_by(
+            name="default-authentication-identification"))
+        stage.options = {k: v for k, v in stage.options.items() if k != "recovery_flow"}
+        db.session.commit()
+    runner = app.test_cli_runner()
+    for _ in range(2):
+        result = runner.invoke(args=["seed", "--no-setup-link"])
+        assert result.exit_code == 0, result.output
+    with app.app_context():
+        flows = db.session.scalars(select(Flow).filter_by(slug=DEFAULT_RECOVERY_SLUG)).all()
+        assert len(flows) == 1 and flows[0].designation == "recovery"
+        assert [(b.order, b.stage.type) for b in flows[0].bindings] == [
+            (10, "identification"), (20, "email"), (30, "prompt"), (40, "user_write"),
+            (100, "user_login")]
+        stage = db.session.scalar(select(Stage).filter_by(
+            name="default-authentication-identification"))
+        assert stage.options["recovery_flow"] == flows[0].id
