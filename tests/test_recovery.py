@@ -101,11 +101,21 @@ def test_recovery_blueprint_resets_the_password_over_real_smtp(recovery_app, smt
 
 def test_unknown_identifier_gets_the_same_page_and_no_email(recovery_app, smtp):  # noqa: F811
     app = recovery_app
-    known = _ask(app.test_client(), "rosa")
-    unknown = _ask(app.test_client(), "nobody@example.com")
-    assert _check_page(unknown) == _check_page(known)
+    clients = {who: app.test_client() for who in ("rosa", "nobody@example.com")}
+    pages = {who: _ask(client, who) for who, client in clients.items()}
+    assert _check_page(pages["nobody@example.com"]) == _check_page(pages["rosa"])
     assert len(smtp.messages) == 1  # rosa's only
     assert _tokens(app) == 2  # the same work: a token row each (one nobody holds)
+    # "Send again" answers alike too (too soon for both).
+    again = {}
+    for who, client in clients.items():
+        action = re.search(r'action="([^"]+/resend)"', pages[who]).group(1)
+        html = client.post(action, data={"csrf_token": csrf_from(pages[who])},
+                           follow_redirects=True).get_data(as_text=True)
+        wait = re.search(r"Please wait (\d+) seconds before asking for another email\.", html)
+        again[who] = 0 < int(wait.group(1)) <= 60  # the same wait, give or take the clock
+    assert again == {"rosa": True, "nobody@example.com": True}
+    assert len(smtp.messages) == 1
 
 
 def test_link_confirmed_in_another_browser_continues_there(recovery_app, smtp):  # noqa: F811
