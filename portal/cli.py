@@ -62,12 +62,14 @@ def register(app: Flask) -> None:
             ensure_default_authentication_flow,
             ensure_default_authenticator_setup_flow,
             ensure_default_enrollment_flow,
+            ensure_default_recovery_flow,
         )
 
         flow = ensure_default_enrollment_flow()
         click.echo(f"Default enrollment flow: {flow.slug}")
         flow = ensure_default_authentication_flow()
         click.echo(f"Default authentication flow: {flow.slug}")
+        click.echo(f"Default recovery flow: {ensure_default_recovery_flow().slug}")
         click.echo(f"Authenticator setup flow: {ensure_default_authenticator_setup_flow().slug}")
         if not no_setup_link:
             print_setup_link()

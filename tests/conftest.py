@@ -256,7 +256,7 @@ def mail_app(tmp_path, smtp):
         db.create_all()
         ensure_default_authentication_flow()
         flow = ensure_default_enrollment_flow()
-        writer = db.session.scalar(select(Stage).filter_by(type="user_write"))
+        writer = db.session.scalar(select(Stage).filter_by(name="default-enrollment-user-write"))
         writer.options = {**writer.options, "create_users_as_inactive": True}
         flow.bindings.append(FlowStageBinding(order=30, stage=Stage(
             name="verify", type="email", options={

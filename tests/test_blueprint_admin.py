@@ -180,8 +180,8 @@ def test_admin_imports_authentiks_invitation_example(app, client, auth, admin):
     with app.app_context():
         assert db.session.scalar(select(Group).filter_by(name="engineering-team")) is not None
         assert len(db.session.scalars(select(Invitation)).all()) == 5
-        # With the seeded enrollment and authentication flows.
-        assert len(db.session.scalars(select(Flow)).all()) == 5
+        # With the seeded enrollment, authentication and recovery flows.
+        assert len(db.session.scalars(select(Flow)).all()) == 6
         from portal.models import AuditEvent
 
         imported = db.session.scalars(select(AuditEvent).filter_by(action="flow.imported")).all()

@@ -161,6 +161,7 @@ def test_importing_over_the_seeded_default_flow_reuses_it(app):
 def test_preview_lists_changes_and_writes_nothing(app):
     text = blueprint_text("flows-recovery-email-verification.yaml")
     with app.app_context():
+        empty_database()  # the seeded recovery flow has these names: a fresh database instead
         counts = row_counts()
         preview = _import(text, dry_run=True)
         assert not preview.applied and row_counts() == counts

@@ -95,7 +95,7 @@ def test_wrong_email_at_the_write_stage_is_denied(app, make_invitation):
                                    fixed_fields=[], expires_at=utcnow() + timedelta(hours=1))
         db.session.add(flow_session)
         db.session.commit()
-        stage = db.session.scalar(select(Stage).filter_by(type="user_write"))
+        stage = db.session.scalar(select(Stage).filter_by(name="default-enrollment-user-write"))
         result = UserWriteStage(stage).run(FlowContext(flow=flow, session=flow_session))
         assert result.title == "This invitation is for someone else"
         assert db.session.scalar(select(User).filter_by(username="eve")) is None

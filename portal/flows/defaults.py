@@ -104,9 +104,65 @@ def ensure_default_authentication_flow() -> Flow:
         authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED,
     )
     db.session.add(flow)
+    recovery = ensure_default_recovery_flow()
     for name, kind, options, order in _AUTHENTICATION_BINDINGS:
+        if kind == "identification":  # its "Forgot password?" link
+            options = {**options, "recovery_flow": recovery.id}
         stage = _get_or_create(Stage, name, type=kind, options=options)
         flow.bindings.append(FlowStageBinding(stage=stage, order=order))
+    db.session.commit()
+    return flow
+
+
+DEFAULT_RECOVERY_SLUG = "default-recovery-flow"
+_SIGN_IN_IDENTIFICATION = _AUTHENTICATION_BINDINGS[0][0]
+
+# authentik's flows-recovery-email-verification.yaml: who (identification, never saying whether
+# the account exists), a link to the account's address, the new password twice, written onto
+# that account (never a new one), signed in.
+_RECOVERY_PROMPTS = [
+    ("default-recovery-field-password", "password", "Password", "password", 0),
+    ("default-recovery-field-password-repeat", "password_repeat", "Password (repeat)",
+     "password", 1),
+]
+_RECOVERY_BINDINGS = [
+    ("default-recovery-identification", "identification",
+     {"user_fields": ["email", "username"], "pretend_user_exists": True,
+      "show_matched_user": False}, 10),
+    ("default-recovery-email", "email",
+     {"subject": "Reset your password", "template": "email/password_reset.html",
+      "token_expiry": "minutes=30", "activate_user_on_success": False,
+      "use_global_settings": True}, 20),
+    ("Change your password", "prompt", {}, 30),
+    ("default-recovery-user-write", "user_write", {"user_creation_mode": "never_create"}, 40),
+    ("default-recovery-user-login", "user_login", {}, 100),
+]
+
+
+def ensure_default_recovery_flow() -> Flow:
+    """Create the recovery flow ("Forgot password?") unless a flow with its slug exists. Created
+    on an install whose sign-in flow was seeded earlier, it is linked from the seeded sign-in
+    page unless that already links a recovery flow. Called by `flask seed` and with the sign-in
+    flow."""
+    flow = db.session.scalar(select(Flow).filter_by(slug=DEFAULT_RECOVERY_SLUG))
+    if flow is not None:
+        return flow
+    flow = Flow(slug=DEFAULT_RECOVERY_SLUG, name="Default recovery flow",
+                title="Reset your password", designation=FlowDesignation.RECOVERY,
+                authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED)
+    db.session.add(flow)
+    prompts = [_get_or_create(Prompt, name, field_key=key, label=label, type=kind,
+                              required=True, placeholder=label, order=order)
+               for name, key, label, kind, order in _RECOVERY_PROMPTS]
+    for name, kind, options, order in _RECOVERY_BINDINGS:
+        stage = _get_or_create(Stage, name, type=kind, options=options)
+        if kind == "prompt" and not stage.prompts:
+            stage.prompts = prompts
+        flow.bindings.append(FlowStageBinding(stage=stage, order=order))
+    db.session.flush()
+    sign_in = db.session.scalar(select(Stage).filter_by(name=_SIGN_IN_IDENTIFICATION))
+    if sign_in is not None and not (sign_in.options or {}).get("recovery_flow"):
+        sign_in.options = {**(sign_in.options or {}), "recovery_flow": flow.id}
     db.session.commit()
     return flow
 

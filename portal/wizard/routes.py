@@ -261,6 +261,8 @@ def _run_action(flow: Flow, binding: FlowStageBinding, name: str):
 
 
 def _render_action(flow: Flow, result: ActionResult):
+    if result.resume_key:
+        _remember(flow.slug, result.resume_key)
     for category, text in result.notices:
         flash(text, category)
     if result.kind == "back":

@@ -60,6 +60,9 @@ class ActionResult:
     title: str = ""
     message: str = ""
     notices: list[tuple[str, str]] = field(default_factory=list)
+    # A flow session key this browser continues with from now on (the email link of a recovery
+    # opened in another browser); the web layer remembers it.
+    resume_key: str | None = None
 
     @classmethod
     def back(cls, notice: tuple[str, str] | None = None) -> ActionResult:

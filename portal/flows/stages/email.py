@@ -25,7 +25,7 @@ from ...extensions import db
 from ...mail import enqueue, mail_configured
 from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
 from ...security import tokens
-from ..context import note, noted
+from ..context import PENDING_USER, note, noted
 from .base import ActionResult, Next, Retry, StageAction, StageType
 from .options import BOOL, CHOICE, EMAIL, TEXT, Option, parse_authentik_duration
 
@@ -94,10 +94,29 @@ def _tokens_of(session: FlowSession):
 SENT_TO, VERIFIED = "email_sent_to", "email_verified"
 
 
+def account_of(session: FlowSession) -> User | None:
+    """The account the link is for: the one this flow wrote, else the one a stage identified
+    (a recovery flow's pending user; read from the same note as FlowContext.pending_user, never
+    the signed-in visitor: a link goes to the account the flow is about)."""
+    user_id = session.user_id or noted(session, PENDING_USER)
+    return db.session.get(User, user_id) if type(user_id) is int else None
+
+
+def for_identified(session: FlowSession) -> bool:
+    """The flow asked who the person is (identification) and has written no account: the page
+    must not say whether an account matched, nor show its address."""
+    return session.user_id is None and noted(session, "identifier") is not None
+
+
 def address_of(session: FlowSession) -> str:
-    """The address to verify: the written user's, or the one the invitee typed."""
-    user = db.session.get(User, session.user_id) if session.user_id else None
-    return (user.email if user else "") or str((session.prompt_data or {}).get("email") or "")
+    """The address to verify: the written or identified account's, or the one the invitee typed.
+    "" for an identifier that matched no account."""
+    user = account_of(session)
+    if user is not None:
+        return user.email or ""
+    if for_identified(session):
+        return ""
+    return str((session.prompt_data or {}).get("email") or "")
 
 
 def _same(a, b) -> bool:
@@ -140,6 +159,10 @@ def verify(token: str | None) -> Verification:
     if session is not None and session.finished_at is None:
         note(session, VERIFIED, noted(session, SENT_TO))
         if is_verified(session):
+            if for_identified(session):
+                # Opening the link proves the mailbox of the identified account: the person is
+                # authenticated for this flow (user login then signs them in, as in authentik).
+                note(session, "authenticated", True)
             _advance_past_email_stage(session)
     db.session.commit()
     return Verification(ok=True, flow_session=session, activated=activated)
@@ -187,6 +210,17 @@ def _verify(stage: EmailStage, request) -> ActionResult:
     if mine is not None and result.flow_session is not None and \
             mine.session.id == result.flow_session.id:
         return ActionResult.back(notice=("success", "Your email address is confirmed."))
+    if result.flow_session is not None and result.flow_session.finished_at is None and \
+            for_identified(result.flow_session):
+        # An existing account's flow (recovery) goes on in the browser that opened the link,
+        # as authentik restores the flow there: the browser that asked loses it, so someone who
+        # asks for a stranger's reset gets nothing when the stranger confirms the link.
+        key = tokens.new_token()
+        result.flow_session.key_digest = tokens.digest(key)
+        db.session.commit()
+        back = ActionResult.back(notice=("success", "Your email address is confirmed."))
+        back.resume_key = key
+        return back
     return ActionResult.page("flow/verified.html", result=result)
 
 
@@ -233,8 +267,9 @@ class EmailStage(StageType):
         form = BaseForm([])
         form.process(formdata)
         form.recipient = self.recipient(ctx)
-        unsent = last_sent(ctx.session) is None or not _same(noted(ctx.session, SENT_TO),
-                                                             form.recipient)
+        form.discreet = for_identified(ctx.session)  # never say whether the account exists
+        unsent = last_sent(ctx.session) is None or (
+            not form.discreet and not _same(noted(ctx.session, SENT_TO), form.recipient))
         if formdata is None and unsent and not is_verified(ctx.session):
             problem = self.send(ctx)
             if problem:  # a notice: the page is usually shown after a redirect
@@ -250,7 +285,8 @@ class EmailStage(StageType):
     def send(self, ctx) -> str | None:
         """Issue a fresh link (earlier ones stop working) and send it; an error text on failure."""
         to = self.recipient(ctx)
-        if not to:
+        nobody = not to and for_identified(ctx.session)
+        if not to and not nobody:
             return "There is no email address to send the link to."
         if not mail_configured():
             log.error("email stage %s reached but MAIL_SERVER is not set", self.stage.name)
@@ -266,6 +302,10 @@ class EmailStage(StageType):
                                    expires_at=utcnow() + self.expiry()))
         note(ctx.session, SENT_TO, to)
         db.session.commit()
+        if nobody:
+            # An identifier that matched no account: the same token row (so "send again" waits
+            # the same), the same page, but nothing is sent and nobody holds the token.
+            return None
         link = f"{ctx.base_url}{verify_path(ctx.flow.slug, ctx.binding.id)}?token={token}"
         template = self.options.get("template")
         template = template if template in TEMPLATES else DEFAULT_TEMPLATE
@@ -292,4 +332,6 @@ class EmailStage(StageType):
         if sent is not None and utcnow() - sent < interval:
             wait = int((interval - (utcnow() - sent)).total_seconds()) + 1
             return f"Please wait {wait} seconds before asking for another email."
+        if for_identified(ctx.session):
+            return self.send(ctx) or "If an account matches, a new email is on its way to it."
         return self.send(ctx) or f"A new email is on its way to {self.recipient(ctx)}."

@@ -138,7 +138,8 @@ def test_the_unenrollment_example_deletes_a_signed_in_account(app, client, auth,
         assert db.session.get(User, sam_id) is not None  # opening the page deletes nothing
     response = submit(client, url, CONFIRM, follow_redirects=False)
     assert response.status_code == 302 and response.headers["Location"] == "/auth/login"
-    assert "Your account has been deleted." in client.get("/auth/login", follow_redirects=True).get_data(as_text=True)
+    page = client.get("/auth/login", follow_redirects=True).get_data(as_text=True)
+    assert "Your account has been deleted." in page
     assert client.get("/account/").status_code == 302  # signed out
     with app.app_context():
         assert db.session.get(User, sam_id) is None
