@@ -611,7 +611,7 @@ def grant_access(user: User, invitation: Invitation, *, flow: Flow | None = None
 def _grant(user: User, invitation: Invitation, flow: Flow, ip: str | None) -> Granted | Refusal:
     if not redeem(invitation.id, flow.id):
         db.session.rollback()
-        return refusal_for(invitation, flow, token_supplied=True) or REFUSALS["used_up"]
+        return refusal_for(invitation, flow, token_supplied=True) or REFUSALS[InvitationStatus.USED_UP.value]
     joined = [g for g in invitation.groups if g not in user.groups]
     user.groups.extend(joined)
     db.session.add(InvitationUse(invitation_id=invitation.id, user_id=user.id))

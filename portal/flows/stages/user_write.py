@@ -102,7 +102,7 @@ class UserWriteStage(StageType):
             return Retry({"username": [problem]})
         if invitation_id is not None and not redeem(invitation_id, ctx.flow.id):
             db.session.rollback()
-            refusal = refusal_for(ctx.invitation, ctx.flow, token_supplied=True) or REFUSALS["used_up"]
+            refusal = refusal_for(ctx.invitation, ctx.flow, token_supplied=True) or REFUSALS["used up"]
             record_refusal(ctx, refusal.reason)
             return Deny(refusal.title, refusal.message, refusal.status)
         if invitation_id is None and session.token_supplied:
