@@ -272,6 +272,11 @@ def _fill_from(form: NewInvitationForm, source: Invitation, *, keep_kind: bool =
         form.kind.data = "recipients" if source.email else "link"
 
 
+def _may_see_accounts() -> bool:
+    """Who may learn that an address has an account: those who may list users (admin.users)."""
+    return grants().can_everywhere(USERS_MANAGE)
+
+
 NAMED_EXISTING = 5  # past this many, the note gives a count and the first few addresses
 
 
@@ -279,7 +284,7 @@ def _note_existing_accounts(addresses) -> None:
     """Tell the admin which invited addresses already have an account (they will be asked to
     join, not to sign up). Only an admin who may see accounts learns it: to anyone else the
     result page is the same whoever the address belongs to."""
-    if not grants().can_everywhere(USERS_MANAGE):  # who may list users (admin.users)
+    if not _may_see_accounts():
         return
     existing = service.addresses_with_accounts(addresses)
     if len(existing) == 1:
@@ -477,7 +482,7 @@ def invitations_bulk():
         if error is None:
             try:
                 rows = bulk.check(bulk.parse(form.text.data), flow_id=form.flow.data,
-                                  assignable=groups)
+                                  assignable=groups, show_accounts=_may_see_accounts())
             except bulk.UploadRejected as exc:
                 error = str(exc)
         if error is None and not rows:
