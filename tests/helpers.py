@@ -146,3 +146,46 @@ def add_invitations(app, count: int) -> None:
                                            password=TEST_PASSWORD) if n % 2 else None
             service.create_invitation(name=f"inv {count}-{n}", flow=flow, expires_at=None,
                                       created_by=creator)
+
+
+# -- existing accounts and invitations (accepting) ------------------------------------------------
+
+
+def existing_user(app, username: str, *, email: str | None = None, verified: bool = True) -> int:
+    """An account that exists before the invitation; `verified`: its address is proven."""
+    with app.app_context():
+        user = create_user(username=username, email=email or f"{username}@example.com",
+                           password=TEST_PASSWORD, name=username.capitalize())
+        if verified:
+            accounts.mark_email_verified(user, user.email)
+            db.session.commit()
+        return user.id
+
+
+def invitation_group(app, name: str = "engineering", *, role_namespaces=("eng",)) -> int:
+    """A group with one namespace-limited role, for invitations to give."""
+    with app.app_context():
+        group = Group(name=name, attributes={}, roles=[Role(
+            name=f"{name}-editor", permissions=["flows:manage"], namespaces=list(role_namespaces))])
+        db.session.add(group)
+        db.session.commit()
+        return group.id
+
+
+def totp_code(secret: str, steps_ahead: int = 0) -> str:
+    import pyotp
+
+    from portal.models import utcnow
+
+    return pyotp.TOTP(secret).at(utcnow() + timedelta(seconds=30 * steps_ahead))
+
+
+def enrol_totp(app, user_id: int) -> str:
+    """A confirmed authenticator for the person (its first code used now); its secret."""
+    from portal import mfa
+    from portal.models import User
+
+    with app.app_context():
+        enrolment = mfa.begin_totp(db.session.get(User, user_id))
+        assert mfa.confirm_totp(enrolment.device, totp_code(enrolment.secret))
+        return enrolment.secret

@@ -118,3 +118,16 @@ class Invitee:
 
     def close(self) -> None:
         self.client.close()
+
+
+class Member(Invitee):
+    """Someone who already has an account: signs in through the sign-in flow, then accepts."""
+
+    def sign_in(self, login: str) -> httpx.Response:
+        self.page = self.client.get("/auth/login")  # -> the sign-in flow's first page
+        self.send({"login": login})
+        return self.send({"password": self.password})
+
+    def accept(self) -> httpx.Response:
+        """Press Accept on the acceptance page the invitation link led to."""
+        return self.send({"decision": "accept"})

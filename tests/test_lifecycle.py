@@ -223,8 +223,9 @@ def test_bulk_csv_preview_shows_each_problem_and_creates_the_valid_rows(app, cli
               "expires": future_input(), "preview": "Preview"}
     page = submit(client, "/admin/invitations/bulk", upload)
     html = page.get_data(as_text=True)
-    assert numbers_in(html, "Preview: {} of {} rows will be invited") == (2, 7)
-    for problem in ("Bad address", "Duplicate of line 2", "Already a user",
+    # An address with an account is invited too (its owner accepts); the admin is told.
+    assert numbers_in(html, "Preview: {} of {} rows will be invited") == (3, 7)
+    for problem in ("Bad address", "Duplicate of line 2", "Has an account: will be asked to join",
                     "Unknown group (or not yours to give): nosuchgroup", "Bad attributes"):
         assert problem in html, problem
     text = re.search(r'<textarea[^>]*name="text"[^>]*>(.*?)</textarea>', html, re.S).group(1)
@@ -233,10 +234,10 @@ def test_bulk_csv_preview_shows_each_problem_and_creates_the_valid_rows(app, cli
     page = submit(client, "/admin/invitations/bulk", {
         "text": html_lib.unescape(text).lstrip("\n"), "flow": "1", "expires": future_input(),
         "confirm": "Create"})
-    assert numbers_in(page.get_data(as_text=True), "{} invitations created") == 2
+    assert numbers_in(page.get_data(as_text=True), "{} invitations created") == 3
     with app.app_context():
         created = {i.email: i for i in db.session.scalars(select(Invitation))}
-        assert set(created) == {"good@example.com", "fine@example.org"}
+        assert set(created) == {"good@example.com", "taken@example.com", "fine@example.org"}
         assert created["good@example.com"].attributes == {"team": "blue"}
         assert created["good@example.com"].name == "Good One"
         assert [g.name for g in created["fine@example.org"].groups] == ["oslo", "staff"]
@@ -391,12 +392,14 @@ def test_bulk_in_slices_counts_each_kind_of_problem_once(app, client, auth, admi
     lines[210] = lines[20]  # a duplicate in the second slice of a row the first slice created
     auth.login()
     created, listing = _bulk_in_slices(client, "\n".join(lines))
-    # 260 rows: 2 bad, 1 duplicate, 1 already a user (member7), 1 already invited (member250).
-    assert created == 255
-    assert numbers_in(listing, "{} invitations created") == 255
-    assert numbers_in(listing, "{} row(s) with a problem were skipped") == 5
+    # 260 rows: 2 bad, 1 duplicate, 1 already invited (member250); member7 has an account and
+    # is invited like the others (they accept with it).
+    assert created == 256
+    assert numbers_in(listing, "{} invitations created") == 256
+    assert numbers_in(listing, "{} row(s) with a problem were skipped") == 4
+    assert "member7@example.com already has an account; they will be asked to join." in listing
     with app.app_context():
-        assert db.session.scalar(select(func.count()).select_from(Invitation)) == 256  # + earlier
+        assert db.session.scalar(select(func.count()).select_from(Invitation)) == 257  # + earlier
 
 
 def test_pending_links_export_for_sending_by_hand(app, client, auth, admin, make_invitation):

@@ -21,6 +21,7 @@ from portal.audit import Action
 from portal.auth.service import create_user
 from portal.extensions import db
 from portal.models import AuditEvent, Group, RecoveryCode, Role, TOTPDevice, User
+from portal.security.passwords import hash_password
 from portal.security.sealing import SealError
 
 from .conftest import TEST_PASSWORD, database_url
@@ -420,7 +421,13 @@ def test_migration_0008_keeps_existing_users_without_a_second_factor(tmp_path):
         with db.engine.begin() as connection:
             connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         upgrade(revision="0007")
-        create_user(username="old", email="old@example.com", password=TEST_PASSWORD)
+        # Written as 0007's schema holds it (today's model has columns added since).
+        with db.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO users (username, name, email, password_hash, attributes, active, "
+                "is_superuser, type, path, created_at, session_generation) VALUES ('old', '', "
+                "'old@example.com', :hash, '{}', true, false, 'internal', 'users', :now, 0)"),
+                {"hash": hash_password(TEST_PASSWORD), "now": datetime.now(UTC)})
         db.session.remove()
         upgrade()
         try:

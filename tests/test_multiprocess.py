@@ -10,11 +10,12 @@ import pytest
 from sqlalchemy import func, select
 
 from config import TestingConfig
+from portal.auth.service import create_user
 from portal.extensions import db
 from portal.models import Invitation, InvitationUse, User
 
 from .conftest import TEST_PASSWORD, path_of
-from .live import Invitee, gunicorn
+from .live import Invitee, Member, gunicorn
 
 INVITEES = 50
 pytestmark = pytest.mark.skipif(
@@ -68,3 +69,75 @@ def test_concurrent_completions_across_workers_respect_the_use_limit(app, make_i
     assert results.count("account") == limit, results
     assert results.count("used up") == INVITEES - limit, results
     assert outcome(app, invitation_id) == (limit, limit, limit)
+
+
+MEMBERS = 20
+
+
+def race_to_accept(base: str, link: str, logins: list[str]) -> list[str]:
+    """Existing accounts, each signed in in its own browser, open one link and all press Accept
+    at the same moment (one login may appear twice: the same account in two browsers)."""
+    members = [Member(base, n, TEST_PASSWORD) for n in range(len(logins))]
+    barrier = threading.Barrier(len(members), timeout=120)
+
+    def walk(pair) -> str:
+        member, login = pair
+        try:
+            signed = member.sign_in(login)
+            assert signed.url.path == "/account/", (signed.url.path, signed.text[:300])
+            page = member.open(path_of(link))
+            assert page.status_code == 200 and 'value="accept"' in page.text, page.text[:500]
+            barrier.wait()
+            final = member.accept()
+            if final.url.path == "/account/" and "You accepted the invitation" in final.text:
+                return "accepted"
+            if final.status_code == 410 and "already been used" in final.text:
+                return "used up"
+            if final.status_code == 409 and "already accepted" in final.text:
+                return "already accepted"
+            return f"unexpected {final.status_code} at {final.url.path}"
+        finally:
+            member.close()
+
+    with ThreadPoolExecutor(len(members)) as pool:
+        return list(pool.map(walk, zip(members, logins, strict=True)))
+
+
+def _members(app, count: int) -> list[str]:
+    with app.app_context():
+        for n in range(count):
+            create_user(username=f"member{n}", email=f"member{n}@example.com", password=TEST_PASSWORD)
+    return [f"member{n}" for n in range(count)]
+
+
+def _accepted(app, invitation_id: int) -> tuple[int, int]:
+    with app.app_context():
+        uses = db.session.scalar(
+            select(func.count(InvitationUse.id)).filter_by(invitation_id=invitation_id))
+        return uses, db.session.get(Invitation, invitation_id).use_count
+
+
+def test_concurrent_accepts_of_a_single_use_invitation_grant_it_once(app, make_invitation, tmp_path):
+    logins = _members(app, MEMBERS)
+    invitation_id, link = make_invitation(single_use=True)
+    with gunicorn(app.config["SQLALCHEMY_DATABASE_URI"], workers=4,
+                  secret_key=TestingConfig.SECRET_KEY, instance_path=tmp_path,
+                  log_path=tmp_path / "gunicorn.log") as (base, _pid):
+        results = race_to_accept(base, link, logins)
+    assert results.count("accepted") == 1, results
+    assert results.count("used up") == MEMBERS - 1, results
+    assert _accepted(app, invitation_id) == (1, 1)
+
+
+def test_one_account_accepting_in_many_browsers_at_once_takes_one_use(app, make_invitation,
+                                                                      tmp_path):
+    """The same account, ten browsers, a ten-use link: one use taken, the others told."""
+    _members(app, 1)
+    invitation_id, link = make_invitation(max_uses=10)
+    with gunicorn(app.config["SQLALCHEMY_DATABASE_URI"], workers=4,
+                  secret_key=TestingConfig.SECRET_KEY, instance_path=tmp_path,
+                  log_path=tmp_path / "gunicorn.log") as (base, _pid):
+        results = race_to_accept(base, link, ["member0"] * 10)
+    assert results.count("accepted") == 1, results
+    assert results.count("already accepted") == 9, results
+    assert _accepted(app, invitation_id) == (1, 1)

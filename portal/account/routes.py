@@ -15,6 +15,7 @@ from ..auth.sessions import sign_in, sign_out
 from ..extensions import db
 from ..flows.defaults import unenrollment_flow
 from ..flows.stages.authenticator_totp import setup_flow
+from ..invitations import service as invitations
 from ..models import TOTPDevice
 
 bp = Blueprint("account", __name__)
@@ -35,7 +36,35 @@ def index():
                            everywhere_form=SignOutEverywhereForm(), action_form=ConfirmActionForm(),
                            devices=mfa.list_devices(user, confirmed_only=True),
                            recovery_left=mfa.remaining_recovery_codes(user),
-                           totp_setup=setup_flow(), unenrollment=unenrollment_flow())
+                           totp_setup=setup_flow(), unenrollment=unenrollment_flow(),
+                           pending=invitations.pending_for(user),
+                           email_verified=accounts.verified_email(user) is not None)
+
+
+@bp.route("/account/invitations/<int:invitation_id>/<any(accept, decline):decision>",
+          methods=["POST"])
+@login_required
+def answer_invitation(invitation_id: int, decision: str):
+    """Accept or decline one of the invitations listed on the account page (only those: the
+    ones addressed to this account's verified address and still open)."""
+    user = current_user._get_current_object()
+    invitation = invitations.pending_invitation(user, invitation_id)
+    if invitation is None:
+        abort(404)
+    if not ConfirmActionForm().validate_on_submit():
+        return redirect(url_for("account.index"))
+    if decision == "decline":
+        invitations.decline(user, invitation, ip=request.remote_addr)
+        flash(f"You declined the invitation “{invitation.name}”. Nothing was changed.", "info")
+        return redirect(url_for("account.index"))
+    result = invitations.grant_access(user, invitation, ip=request.remote_addr)
+    if isinstance(result, invitations.Refusal):
+        flash(f"{result.title}. {result.message}", "error")
+    else:
+        joined = ", ".join(g.name for g in result.groups)
+        flash(f"You accepted the invitation “{invitation.name}”."
+              + (f" You are now in {joined}." if joined else ""), "success")
+    return redirect(url_for("account.index"))
 
 
 @bp.route("/account/authenticators/<int:device_id>/remove", methods=["POST"])

@@ -27,6 +27,7 @@ from sqlalchemy.orm import selectinload
 
 from ..access import (
     INVITATIONS_MANAGE,
+    USERS_MANAGE,
     assignable_groups,
     check_invitation,
     flows_within_ceiling,
@@ -233,6 +234,7 @@ def invitation_create():
             )
             deliver_after_response(_queued_ids(created))
             _flash_created(len(created), emailed)
+            _note_existing_accounts(i.email for i in created)
             if len(created) > 1:
                 return redirect(url_for("admin.invitations", sort="-created"))
             invitation = created[0]
@@ -268,6 +270,29 @@ def _fill_from(form: NewInvitationForm, source: Invitation, *, keep_kind: bool =
         form.bcc.data = ", ".join(source.bcc or [])
     if not keep_kind:
         form.kind.data = "recipients" if source.email else "link"
+
+
+def _may_see_accounts() -> bool:
+    """Who may learn that an address has an account: those who may list users (admin.users)."""
+    return grants().can_everywhere(USERS_MANAGE)
+
+
+NAMED_EXISTING = 5  # past this many, the note gives a count and the first few addresses
+
+
+def _note_existing_accounts(addresses) -> None:
+    """Tell the admin which invited addresses already have an account (they will be asked to
+    join, not to sign up). Only an admin who may see accounts learns it: to anyone else the
+    result page is the same whoever the address belongs to."""
+    if not _may_see_accounts():
+        return
+    existing = service.addresses_with_accounts(addresses)
+    if len(existing) == 1:
+        flash(f"{existing[0]} already has an account; they will be asked to join.", "info")
+    elif existing:
+        shown = ", ".join(existing[:NAMED_EXISTING]) + (", …" if len(existing) > NAMED_EXISTING else "")
+        flash(f"{len(existing)} of these addresses already have an account; they will be asked "
+              f"to join: {shown}.", "info")
 
 
 def _flash_created(count: int, emailed: bool) -> None:
@@ -457,7 +482,7 @@ def invitations_bulk():
         if error is None:
             try:
                 rows = bulk.check(bulk.parse(form.text.data), flow_id=form.flow.data,
-                                  assignable=groups)
+                                  assignable=groups, show_accounts=_may_see_accounts())
             except bulk.UploadRejected as exc:
                 error = str(exc)
         if error is None and not rows:
@@ -491,6 +516,7 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
         message=(form.message.data or "").strip(), groups=_groups_by_id(form.groups.data),
     )
     deliver_after_response(_queued_ids(created))
+    _note_existing_accounts(i.email for i in created)
     skipped = sum(1 for r in part if not r.ok)
     last = not count or start + count >= len(rows)
     if last:

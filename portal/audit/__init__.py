@@ -22,6 +22,8 @@ class Action:
     INVITATION_SEND_FAILED = "invitation.send_failed"
     INVITATION_USED = "invitation.used"
     INVITATION_REFUSED = "invitation.refused"
+    INVITATION_ACCEPTED = "invitation.accepted"  # an existing account took the invitation's access
+    INVITATION_DECLINED = "invitation.declined"  # an existing account said no (nothing consumed)
     INVITATION_REVOKED = "invitation.revoked"
     INVITATION_RESENT = "invitation.resent"
     INVITATION_EXTENDED = "invitation.extended"

@@ -80,6 +80,31 @@ EMAIL_SHAPED = "@"
 USER_FIELDS = ("username", "email")
 
 
+def normalise_email(address: str | None) -> str:
+    """An address as compared everywhere: NFKC (a fullwidth "＠" is an "@"), trimmed, casefolded."""
+    return unicodedata.normalize("NFKC", (address or "").strip()).casefold()
+
+
+def same_email(a: str | None, b: str | None) -> bool:
+    """Two non-empty addresses that name the same mailbox (normalise_email)."""
+    return bool(normalise_email(a)) and normalise_email(a) == normalise_email(b)
+
+
+def verified_email(user: User | None) -> str | None:
+    """The account's address if a verification proved it (and it has not changed since), else
+    None. The one answer for "may this account act as the owner of that address"."""
+    if user is None or not same_email(user.email, user.verified_email):
+        return None
+    return user.email
+
+
+def mark_email_verified(user: User, address: str | None) -> None:
+    """A proof of `address` arrived (a verification link opened, a recipient-bound invitation
+    used): it counts for the account while its address is that one."""
+    if same_email(user.email, address):
+        user.verified_email = user.email
+
+
 def find_user(login: str, *, by: tuple[str, ...] | list[str] = USER_FIELDS) -> User | None:
     """The one account a sign-in identifier names.
 

@@ -10,10 +10,12 @@ from sqlalchemy import delete, inspect, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..invitations.service import find_by_digest, find_by_token
+from ..invitations import service as invitations
+from ..invitations.service import Refusal, find_by_digest, find_by_token
 from ..models import (
     Flow,
     FlowAuthentication,
+    FlowDesignation,
     FlowSession,
     FlowStageBinding,
     User,
@@ -23,13 +25,14 @@ from ..security import tokens
 from . import planner
 from .context import FlowContext, noted
 from .stages import Deny, Retry, StageType, stage_type_for
+from .stages.invitation import record_refusal
 
 
 @dataclass
 class Step:
     """What the web layer shows next: a page of the wizard, the end, or a refusal."""
 
-    kind: str  # "page" | "done" | "denied"
+    kind: str  # "page" | "done" | "denied" | "accept" | "accepted" | "declined"
     stage: StageType | None = None
     form: object = None
     binding_id: int | None = None
@@ -45,6 +48,10 @@ class Step:
     user_id: int | None = None
     notices: list[tuple[str, str]] = field(default_factory=list)  # (category, text) to show
     sign_out: bool = False  # the web layer signs the browser out (the account was deleted)
+    # "accept": the invitation a signed-in person is asked to accept, and that person's id
+    # (user_id). On a page: the visitor may say "I already have an account" (sign in, come back).
+    invitation: object = None
+    offers_sign_in: bool = False
 
 
 def start(
@@ -84,6 +91,19 @@ def _store(session: FlowSession) -> None:
     db.session.execute(delete(FlowSession).where(FlowSession.expires_at < utcnow()))
     db.session.add(session)
     db.session.commit()
+
+
+def hand_off(session: FlowSession) -> str:
+    """A new key for this flow session, returned once; the old key stops working.
+
+    How a flow session survives a sign-in (which starts a fresh cookie): the invitee's flow is
+    handed to the sign-in's `next` under a new key, and taken back with `load` + `hand_off`
+    again afterwards, so the key that travelled in the address works once. The invitation
+    stays in this server-side row; nothing in an address names it."""
+    key = tokens.new_token()
+    session.key_digest = tokens.digest(key)
+    db.session.commit()
+    return key
 
 
 def load(key: str | None, flow: Flow) -> FlowSession | None:
@@ -136,6 +156,8 @@ class FlowExecutor:
         return step
 
     def _step(self) -> Step:
+        if self.accepting:
+            return self._acceptance()
         denied = self._check_authentication()
         if denied:
             return self._deny(denied)
@@ -185,6 +207,9 @@ class FlowExecutor:
         The flow's authentication is checked before the stage sees the form, as step() checks
         it before a page: a copied cookie whose sign-in ended (or a demoted admin) still holds
         the flow session, and must not get a form taken (terms recorded, answers stored)."""
+        if self.accepting:
+            self.store()
+            return self._with_notices(self._decide(formdata))
         denied = self._check_authentication()
         if denied:
             return self._deny(denied)
@@ -237,6 +262,67 @@ class FlowExecutor:
             if self.on_store is not None:
                 self.on_store()
 
+    # -- an existing account accepts the invitation ----------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        """A signed-in person opened an invitation link of a sign-up flow: instead of a second
+        account (or "sign out first") they are asked to accept it with the account they have."""
+        return (self.ctx.current_user_id is not None and self.session.token_supplied
+                and self._makes_accounts())
+
+    def _makes_accounts(self) -> bool:
+        """A sign-up flow for people without an account. A flow for signed-in people (required
+        authentication) runs as built: its stages decide what an invitation does there."""
+        return (self.flow.designation == FlowDesignation.ENROLLMENT
+                and self.flow.authentication in (FlowAuthentication.REQUIRE_UNAUTHENTICATED,
+                                                 FlowAuthentication.NONE))
+
+    def _acceptance(self) -> Step:
+        """"Join … as …?" with what the invitation gives, or why it cannot be accepted."""
+        user = db.session.get(User, self.ctx.current_user_id)
+        refusal = invitations.acceptance_refusal(self.ctx.invitation, user, flow=self.flow)
+        if refusal:
+            return self._refuse(refusal)
+        return Step(kind="accept", invitation=self.ctx.invitation, user_id=user.id,
+                    title=self.flow.title or self.flow.name)
+
+    def _decide(self, formdata) -> Step:
+        """The acceptance page's POST: Accept grants and consumes a use (once), Decline records
+        the no; either ends this flow session. Anything else shows the page again."""
+        decision = formdata.get("decision") if formdata is not None else None
+        user = db.session.get(User, self.ctx.current_user_id)
+        invitation = self.ctx.invitation
+        if decision not in ("accept", "decline") or invitation is None:
+            return self._acceptance()
+        if decision == "decline":
+            invitations.decline(user, invitation, ip=self.ctx.client_ip)
+            self._end()
+            return Step(kind="declined", user_id=user.id, notices=[(
+                "info", f"You declined the invitation “{invitation.name}”. Nothing was changed.")])
+        result = invitations.grant_access(user, invitation, flow=self.flow, ip=self.ctx.client_ip)
+        if isinstance(result, Refusal):
+            return self._refuse(result)
+        self._end()
+        return Step(kind="accepted", user_id=user.id, invitation=invitation, notices=[(
+            "success", f"You accepted the invitation “{invitation.name}”." + (
+                " You are now in " + ", ".join(g.name for g in result.groups) + "."
+                if result.groups else ""))])
+
+    def _refuse(self, refusal: Refusal) -> Step:
+        record_refusal(self.ctx, refusal.reason)
+        return self._deny(Deny(refusal.title, refusal.message, refusal.status))
+
+    def _end(self) -> None:
+        self.session.finished_at = utcnow()
+        db.session.commit()
+
+    def offers_sign_in(self) -> bool:
+        """An anonymous visitor on an invitation's sign-up flow may sign in with the account
+        they have instead, and come back to accept (see hand_off)."""
+        return (self.ctx.current_user_id is None and self.session.invitation_id is not None
+                and self._makes_accounts())
+
     # -- internals --------------------------------------------------------------------------
 
     def _current_binding(self) -> FlowStageBinding | None:
@@ -265,7 +351,8 @@ class FlowExecutor:
         number = sum(1 for p in positions if p <= self.session.position)
         return Step(kind="page", stage=stage, form=form, binding_id=binding.id,
                     number=number, count=len(positions), errors=errors,
-                    title=self.flow.title or self.flow.name)
+                    title=self.flow.title or self.flow.name,
+                    offers_sign_in=number == 1 and self.offers_sign_in())
 
     def _send_back(self, retry: Retry) -> bool:
         """Return to the latest earlier page that asks for one of the fields in error."""

@@ -13,11 +13,12 @@ from email.utils import parseaddr
 from sqlalchemy import func, select
 
 from ..extensions import db
-from ..models import Group, Invitation, User
+from ..models import Group, Invitation
 from .attributes import parse_attributes
 from .service import (
     InvitationStatus,
     _status_clause,
+    addresses_with_accounts,
     create_invitation,
     queue_invitation_email,
     record_created,
@@ -39,6 +40,7 @@ class Row:
     groups: list[str] = field(default_factory=list)
     attributes: dict = field(default_factory=dict)
     problem: str = ""
+    note: str = ""  # shown, not a problem: "has an account" (to admins who may see accounts)
     group_objects: list[Group] = field(default_factory=list)
 
     @property
@@ -98,8 +100,15 @@ def _parse_csv(text: str, header: list[str]) -> list[Row]:
     return rows
 
 
-def check(rows: list[Row], *, flow_id: int, assignable: list[Group]) -> list[Row]:
-    """Fill each row's problem: bad address, duplicate, already a user, already invited, group."""
+HAS_ACCOUNT = "Has an account: will be asked to join"
+
+
+def check(rows: list[Row], *, flow_id: int, assignable: list[Group],
+          show_accounts: bool = False) -> list[Row]:
+    """Fill each row's problem: bad address, duplicate, already invited, group.
+
+    An address that already has an account is invited like any other (its owner accepts with
+    that account); with `show_accounts` (the admin may see accounts) its row says so."""
     from ..admin.forms import normalise_address
 
     groups = {g.name.lower(): g for g in assignable}
@@ -123,7 +132,7 @@ def check(rows: list[Row], *, flow_id: int, assignable: list[Group]) -> list[Row
             continue
         row.group_objects = [groups[g.lower()] for g in row.groups]
     addresses = list(seen)
-    users = _existing(select(func.lower(User.email)).where(func.lower(User.email).in_(addresses)))
+    users = set(map(str.lower, addresses_with_accounts(addresses))) if show_accounts else set()
     invited = _existing(
         select(func.lower(Invitation.email)).where(
             func.lower(Invitation.email).in_(addresses), Invitation.flow_id == flow_id,
@@ -133,10 +142,10 @@ def check(rows: list[Row], *, flow_id: int, assignable: list[Group]) -> list[Row
     for row in rows:
         if row.problem:
             continue
-        if row.email.lower() in users:
-            row.problem = "Already a user"
-        elif row.email.lower() in invited:
+        if row.email.lower() in invited:
             row.problem = "Already has a pending invitation"
+        elif row.email.lower() in users:
+            row.note = HAS_ACCOUNT
     return rows
 
 

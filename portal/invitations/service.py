@@ -9,14 +9,26 @@ from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
 import yaml
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import selectinload
 
 from ..audit import Action, record_event
+from ..auth.service import normalise_email, same_email, verified_email
 from ..extensions import db
 from ..mail import cancel_queued, enqueue, mail_configured
 from ..mail.messages import invitation_email
-from ..models import Flow, FlowSession, Group, Invitation, InvitationUse, OutboxMessage, User, utcnow
+from ..models import (
+    Flow,
+    FlowSession,
+    Group,
+    Invitation,
+    InvitationDecline,
+    InvitationUse,
+    OutboxMessage,
+    User,
+    utcnow,
+)
 from ..security import tokens
 
 TOKEN_PURPOSE = "invitation"  # noqa: S105 (a label, not a secret)
@@ -82,6 +94,17 @@ REFUSALS = {
         "wrong_email", "This invitation is for someone else",
         "It was sent to a different email address and works only with that address. "
         + ASK_AGAIN, 403,
+    ),
+    # An existing account accepting (grant_access): the invitation names an address that is
+    # not this account's verified one.
+    "not_your_address": Refusal(
+        "not_your_address", "This invitation is for another address",
+        "It can only be accepted by the account whose verified email address is the one it was "
+        "sent to. Sign in with that account, or " + ASK_AGAIN[0].lower() + ASK_AGAIN[1:], 403,
+    ),
+    "already_accepted": Refusal(
+        "already_accepted", "You have already accepted this invitation",
+        "Your account has the access it gives. There is nothing more to do.", 409,
     ),
 }
 REFUSALS[InvitationStatus.ACCEPTED.value] = REFUSALS[InvitationStatus.USED_UP.value]
@@ -517,3 +540,146 @@ def links_csv(invitations: Iterable[Invitation], base_url: str) -> Iterable[str]
         (i.name, i.email or "", i.expires_at.isoformat() if i.expires_at else "",
          invitation_link(i, base_url)) for i in invitations
     ))
+
+
+# -- existing accounts accept ---------------------------------------------------------------------
+# A person who already has an account takes an invitation's access instead of enrolling: from
+# the invitation link while signed in (the flow executor), after signing in through the
+# authentication flow, or from their account page's list. Every path calls these functions.
+
+ACCEPT_RETRIES = 5
+BUSY = Refusal("busy", "Please try again", "The server is busy; try again in a moment.", 503)
+
+
+@dataclass(frozen=True)
+class Granted:
+    """What an Accept gave: the groups the account joined now (it may have held others)."""
+
+    groups: list[Group]
+
+
+def acceptance_refusal(invitation: Invitation | None, user: User, *, flow: Flow | None = None,
+                       token_supplied: bool = True) -> Refusal | None:
+    """Whether this existing account may accept this invitation now; None means it may.
+
+    The enrollment rules first, the very same function (refusal_for: unknown link, another flow,
+    revoked, expired, used up), then what only an existing account needs: a recipient-bound
+    invitation is for the account whose *verified* address is that one, and an account takes
+    an invitation once."""
+    if invitation is None:
+        return refusal_for(None, flow, token_supplied=token_supplied)
+    refusal = refusal_for(invitation, flow or invitation.flow, token_supplied=token_supplied)
+    if refusal:
+        return refusal
+    if invitation.email and not same_email(verified_email(user), invitation.email):
+        return REFUSALS["not_your_address"]
+    if _used_by(user, invitation):
+        return REFUSALS["already_accepted"]
+    return None
+
+
+def _used_by(user: User, invitation: Invitation) -> bool:
+    return bool(db.session.scalar(select(exists().where(
+        InvitationUse.invitation_id == invitation.id, InvitationUse.user_id == user.id))))
+
+
+def grant_access(user: User, invitation: Invitation, *, flow: Flow | None = None,
+                 ip: str | None = None) -> Granted | Refusal:
+    """Give an existing account the access an invitation carries and consume one of its uses,
+    in one transaction, exactly once: the groups, the InvitationUse, the audit event.
+
+    The same guarded UPDATE as enrollment (`redeem`) decides between people racing for the
+    last use; the unique (invitation, user) index decides between two Accepts of one account
+    (two tabs, two workers). The loser's transaction is rolled back whole. `flow`: the flow
+    whose link was opened (None: the invitation's own, as on the account page).
+    (Tenants: making the account a member of the invitation's tenant belongs here too.)"""
+    flow = flow or invitation.flow
+    for _ in range(ACCEPT_RETRIES):
+        refusal = acceptance_refusal(invitation, user, flow=flow)
+        if refusal:
+            return refusal
+        db.session.commit()  # the guarded UPDATE must be the transaction's first write
+        try:
+            return _grant(user, invitation, flow, ip)
+        except (OperationalError, IntegrityError):
+            # SQLite busy, or this account's other Accept won: roll back (the use too) and ask
+            # again; the check above then says why.
+            db.session.rollback()
+    return BUSY
+
+
+def _grant(user: User, invitation: Invitation, flow: Flow, ip: str | None) -> Granted | Refusal:
+    if not redeem(invitation.id, flow.id):
+        db.session.rollback()
+        return refusal_for(invitation, flow, token_supplied=True) or REFUSALS[InvitationStatus.USED_UP.value]
+    joined = [g for g in invitation.groups if g not in user.groups]
+    user.groups.extend(joined)
+    db.session.add(InvitationUse(invitation_id=invitation.id, user_id=user.id))
+    db.session.flush()  # IntegrityError: the account's other Accept was first
+    db.session.execute(delete(InvitationDecline).where(  # accepted after all
+        InvitationDecline.invitation_id == invitation.id, InvitationDecline.user_id == user.id))
+    record_event(Action.INVITATION_ACCEPTED, actor=user, ip=ip, obj=invitation,
+                 detail={"user": user.username, "flow": flow.slug,
+                         "groups": [g.name for g in joined]})
+    db.session.commit()
+    return Granted(groups=joined)
+
+
+def decline(user: User, invitation: Invitation, *, ip: str | None = None) -> None:
+    """The account says no. Nothing is consumed and the link keeps working (they may change
+    their mind); the invitation leaves their account page's list, and the log says so."""
+    declined = db.session.scalar(select(exists().where(
+        InvitationDecline.invitation_id == invitation.id, InvitationDecline.user_id == user.id)))
+    if not declined:
+        db.session.add(InvitationDecline(invitation_id=invitation.id, user_id=user.id))
+    record_event(Action.INVITATION_DECLINED, actor=user, ip=ip, obj=invitation,
+                 detail={"user": user.username})
+    try:
+        db.session.commit()
+    except IntegrityError:  # declined in two tabs at once: one is kept
+        db.session.rollback()
+
+
+PENDING_LIST_LIMIT = 50
+
+
+def pending_for(user: User) -> list[Invitation]:
+    """The invitations addressed to this account's verified address that it may still accept
+    (valid now, not used by it, not declined by it), newest first: its account page's list.
+    An account without a verified address has none (anyone may type any address)."""
+    address = verified_email(user)
+    if address is None:
+        return []
+    query = (
+        select(Invitation)
+        .where(func.lower(Invitation.email).in_({normalise_email(address), address.strip().lower()}),
+               *_valid_clause(utcnow()),
+               ~exists().where(InvitationUse.invitation_id == Invitation.id,
+                               InvitationUse.user_id == user.id),
+               ~exists().where(InvitationDecline.invitation_id == Invitation.id,
+                               InvitationDecline.user_id == user.id))
+        .options(selectinload(Invitation.flow), selectinload(Invitation.created_by),
+                 selectinload(Invitation.groups).selectinload(Group.roles))
+        .order_by(Invitation.id.desc()).limit(PENDING_LIST_LIMIT)
+    )
+    return [i for i in db.session.scalars(query) if same_email(i.email, address)]
+
+
+def pending_invitation(user: User, invitation_id: int) -> Invitation | None:
+    """One of the account's pending invitations (pending_for), or None: what the account page
+    may accept or decline by id."""
+    return next((i for i in pending_for(user) if i.id == invitation_id), None)
+
+
+def addresses_with_accounts(addresses: Iterable[str]) -> list[str]:
+    """Which of these addresses already belong to an account, as given (compared as
+    normalise_email). For the admin who creates the invitations; the caller decides whether
+    they may know (access.ceiling: only admins who may see accounts).
+    (Tenants: "an account that is a member of this tenant".)"""
+    wanted = {normalise_email(a): a for a in addresses if a}
+    if not wanted:
+        return []
+    lowered = {a.strip().lower() for a in wanted.values()} | set(wanted)
+    found = {normalise_email(e) for e in db.session.scalars(
+        select(User.email).where(func.lower(User.email).in_(lowered)))}
+    return [address for key, address in wanted.items() if key in found]

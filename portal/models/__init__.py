@@ -13,7 +13,7 @@ from .flows import (
     Stage,
     prompt_stage_fields,
 )
-from .invitations import Invitation, InvitationUse, invitation_groups
+from .invitations import Invitation, InvitationDecline, InvitationUse, invitation_groups
 from .mfa import RecoveryCode, TOTPDevice
 from .outbox import OutboxMessage, OutboxStatus
 from .tokens import ActionToken, TokenPurpose
@@ -23,6 +23,7 @@ from .users import Group, User, UserType, user_groups
 __all__ = [
     "AuditEvent", "OutboxMessage", "OutboxStatus", "Role", "group_roles", "invitation_groups",
     "ActionToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
-    "FlowStageBinding", "Group", "Invitation", "InvitationUse", "Prompt", "RecoveryCode", "Stage",
+    "FlowStageBinding", "Group", "Invitation", "InvitationDecline", "InvitationUse", "Prompt",
+    "RecoveryCode", "Stage",
     "TOTPDevice", "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
 ]

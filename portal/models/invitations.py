@@ -4,7 +4,20 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DDL, JSON, Boolean, Column, ForeignKey, Index, Integer, String, Table, Text, event
+from sqlalchemy import (
+    DDL,
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    event,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
@@ -95,6 +108,27 @@ class InvitationUse(db.Model):
 
     invitation: Mapped[Invitation] = relationship(back_populates="uses")
     user: Mapped[User | None] = relationship()  # noqa: F821
+
+    # An account uses one invitation at most once (an existing user's second Accept, even from
+    # two browsers at the same moment, is refused by the database).
+    __table_args__ = (Index("uq_invitation_uses_invitation_user", invitation_id, user_id,
+                            unique=True),)
+
+
+class InvitationDecline(db.Model):
+    """An existing account said no to an invitation: it leaves their account page's list.
+
+    Nothing is consumed; the link still works if they change their mind."""
+
+    __tablename__ = "invitation_declines"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    invitation_id: Mapped[int] = mapped_column(ForeignKey("invitations.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    declined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("invitation_id", "user_id",
+                                       name="uq_invitation_declines_pair"),)
 
 
 event.listen(

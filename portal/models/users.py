@@ -32,6 +32,10 @@ class User(UserMixin, db.Model):
     username: Mapped[str] = mapped_column(String(150))
     name: Mapped[str] = mapped_column(String(255), default="")
     email: Mapped[str] = mapped_column(String(320), default="", index=True)
+    # The address a verification proved (an email stage's link opened, or a recipient-bound
+    # invitation used). It vouches for `email` only while the two are the same address
+    # (auth.service.verified_email), so changing the address needs a new proof.
+    verified_email: Mapped[str | None] = mapped_column(String(320))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
     active: Mapped[bool] = mapped_column(Boolean, default=True)

@@ -176,7 +176,7 @@ def _flow(slug: str):
     if request.method == "GET" and token is not None:
         wizard = _start(flow, token)  # a bad link (or a signed-in visitor): the stages say why
         step = wizard.step()
-        if step.kind == "page":
+        if step.kind in ("page", "accept"):
             # Take the token out of the address bar; the server-side session carries it on.
             wizard.store()
             return redirect(url_for("wizard.flow", slug=slug))
@@ -207,6 +207,38 @@ def _flow(slug: str):
             return redirect(url_for("wizard.flow", slug=slug))  # post/redirect/get
         return _render(flow, step)
     return _render(flow, wizard.step())
+
+
+@bp.route("/if/flow/<slug>/existing-account", methods=["POST"])
+def existing_account(slug: str):
+    """"I already have an account": sign in through the authentication flow, then come back to
+    this invitation to accept it. The flow session (and so the invitation) is handed to the
+    sign-in's `next` under a new key, because signing in starts a fresh cookie."""
+    flow = _get_flow(slug)
+    flow_session = executor.load(_key(slug), flow) if flow is not None else None
+    if flow_session is None:
+        return render_error(400, "Your sign-up session has ended",
+                            "Open your invitation link again to start over.")
+    if not _executor(flow_session).offers_sign_in():
+        return redirect(url_for("wizard.flow", slug=slug))
+    key = executor.hand_off(flow_session)
+    _remember(slug, None)
+    return redirect(url_for("auth.login", next=url_for("wizard.resume", slug=slug, key=key)))
+
+
+@bp.route("/if/flow/<slug>/resume/<key>")
+@no_referrer
+def resume(slug: str, key: str):
+    """Back from signing in: this browser takes the flow session over under a key of its own
+    (the one in the address stops working), and the flow shows where it stands: for a signed-in
+    person with an invitation, the acceptance."""
+    flow = _get_flow(slug)
+    flow_session = executor.load(key, flow) if flow is not None and len(key) <= 200 else None
+    if flow_session is None:
+        return render_error(410, "This link has expired or was already used",
+                            "Open your invitation link again.")
+    _remember(slug, executor.hand_off(flow_session))
+    return redirect(url_for("wizard.flow", slug=slug))
 
 
 def _limited_action() -> bool:
@@ -309,6 +341,11 @@ def _render(flow: Flow, step: Step):
         flash(text, category)
     if step.kind == "denied":
         return render_template("flow/denied.html", flow=flow, step=step), step.status
+    if step.kind == "accept":
+        return render_template("flow/accept.html", flow=flow, step=step,
+                               invitation=step.invitation, user=db.session.get(User, step.user_id))
+    if step.kind in ("accepted", "declined"):
+        return redirect(url_for("account.index"))
     if step.kind == "done":
         if step.login_user_id is not None:
             user = db.session.get(User, step.login_user_id)

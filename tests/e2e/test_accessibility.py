@@ -113,3 +113,17 @@ def test_first_admin_setup_page_has_no_serious_accessibility_violation(app, page
     page.get_by_role("button", name="Create admin account").click()
     expect(page.get_by_role("alert")).to_be_focused()
     check(page, "first-admin setup with errors")
+
+
+def test_acceptance_and_account_invitations_have_no_serious_accessibility_violation(
+        app, page, sign_in, invitation_link):
+    from ..helpers import existing_user
+
+    existing_user(app, "sam")
+    link = invitation_link(name="Join the team", email="sam@example.com")
+    sign_in(page, "sam")
+    expect(page.locator("#invitations")).to_contain_text("Join the team")
+    check(page, "account page with a pending invitation")
+    page.goto(link)
+    expect(page.get_by_role("button", name="Accept")).to_be_visible()
+    check(page, "acceptance page")

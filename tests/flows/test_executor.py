@@ -4,6 +4,8 @@ what travels on the Step."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import select
 
@@ -163,3 +165,82 @@ def test_a_deleted_account_signs_the_browser_out_on_the_step(app):
         step = answer(wizard, first, {"confirm": "y"})
         assert step.kind == "done" and step.sign_out is True and step.login_user_id is None
         assert db.session.scalar(select(User).filter_by(username="sam")) is None
+
+
+# -- an existing account accepts an invitation (no HTTP) ------------------------------------------
+
+
+def _invited_session(app, make_invitation, **options):
+    from portal.invitations.service import invitation_token
+    from portal.models import Invitation
+
+    invitation_id, _link = make_invitation(**options)
+    with app.app_context():
+        token = invitation_token(db.session.get(Invitation, invitation_id))
+    return invitation_id, token
+
+
+def test_a_signed_in_visitor_with_an_invitation_is_asked_to_accept(app, make_invitation):
+    from portal.models import Invitation
+
+    with app.app_context():
+        sam_id = _sam().id
+    invitation_id, token = _invited_session(app, make_invitation, single_use=True)
+    with app.app_context():
+        user = db.session.get(User, sam_id)
+        wizard = begin("default-enrollment-flow", user=user, token=token)
+        step = wizard.step()
+        assert (step.kind, step.user_id, step.invitation.id) == ("accept", sam_id, invitation_id)
+        assert wizard.session.finished_at is None
+        done = resume(wizard.session, user=user).submit(None, {"decision": "accept"})
+        assert done.kind == "accepted" and done.notices[0][0] == "success"
+        assert wizard.session.finished_at is not None
+        assert db.session.get(Invitation, invitation_id).use_count == 1
+
+
+def test_decline_ends_the_flow_and_consumes_nothing(app, make_invitation):
+    from portal.models import Invitation
+
+    with app.app_context():
+        sam_id = _sam().id
+    invitation_id, token = _invited_session(app, make_invitation)
+    with app.app_context():
+        user = db.session.get(User, sam_id)
+        wizard = begin("default-enrollment-flow", user=user, token=token)
+        assert wizard.step().kind == "accept"
+        step = resume(wizard.session, user=user).submit(None, {"decision": "decline"})
+        assert step.kind == "declined" and wizard.session.finished_at is not None
+        assert db.session.get(Invitation, invitation_id).use_count == 0
+
+
+def test_anything_but_accept_or_decline_shows_the_question_again(app, make_invitation):
+    with app.app_context():
+        sam_id = _sam().id
+    _invitation_id, token = _invited_session(app, make_invitation)
+    with app.app_context():
+        user = db.session.get(User, sam_id)
+        wizard = begin("default-enrollment-flow", user=user, token=token)
+        assert resume(wizard.session, user=user).submit(None, {"decision": "both"}).kind == "accept"
+
+
+def test_an_anonymous_invitee_is_offered_to_sign_in_on_the_first_page_only(app, make_invitation):
+    _invitation_id, token = _invited_session(app, make_invitation)
+    with app.app_context():
+        wizard = begin("default-enrollment-flow", token=token)
+        step = wizard.step()
+        assert (step.kind, step.number, step.offers_sign_in) == ("page", 1, True)
+        assert begin("default-enrollment-flow").step().offers_sign_in is False  # no invitation
+
+
+def test_hand_off_gives_the_flow_session_a_new_key_once(app, make_invitation):
+    from portal.flows import executor
+    from portal.models import Flow
+
+    with app.app_context():
+        flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+        session, key = executor.start(flow, None, current_user=None,
+                                      lifetime=timedelta(hours=1))
+        new_key = executor.hand_off(session)
+        assert new_key != key and len(new_key) >= 22
+        assert executor.load(key, flow) is None
+        assert executor.load(new_key, flow).id == session.id

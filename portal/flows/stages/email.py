@@ -20,7 +20,7 @@ from flask import current_app, render_template
 from sqlalchemy import delete, select
 from wtforms.form import BaseForm
 
-from ...auth.service import claim_action_token, find_action_token
+from ...auth.service import claim_action_token, find_action_token, mark_email_verified
 from ...extensions import db
 from ...mail import enqueue, mail_configured
 from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
@@ -159,6 +159,9 @@ def verify(token: str | None) -> Verification:
     if session is not None and session.finished_at is None:
         note(session, VERIFIED, noted(session, SENT_TO))
         if is_verified(session):
+            account = account_of(session)
+            if account is not None:  # the account's own address is proven (see User.verified_email)
+                mark_email_verified(account, noted(session, SENT_TO))
             if for_identified(session):
                 # Opening the link proves the mailbox of the identified account: the person is
                 # authenticated for this flow (user login then signs them in, as in authentik).

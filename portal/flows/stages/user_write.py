@@ -8,13 +8,14 @@ import re
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ...audit import Action, record_event
-from ...auth.service import end_sessions, username_problem
+from ...auth.service import end_sessions, mark_email_verified, username_problem
 from ...extensions import db
 from ...invitations.service import REFUSALS, domain_message, email_problem, redeem, refusal_for
 from ...models import InvitationUse, User, UserType
-from ..context import is_private
+from ..context import is_private, noted
 from . import registry
 from .base import Deny, Next, Retry, StageType
+from .email import VERIFIED, is_verified
 from .invitation import record_refusal
 from .options import BOOL, CHOICE, GROUP, TEXT, Option, OptionError
 
@@ -101,7 +102,7 @@ class UserWriteStage(StageType):
             return Retry({"username": [problem]})
         if invitation_id is not None and not redeem(invitation_id, ctx.flow.id):
             db.session.rollback()
-            refusal = refusal_for(ctx.invitation, ctx.flow, token_supplied=True) or REFUSALS["used_up"]
+            refusal = refusal_for(ctx.invitation, ctx.flow, token_supplied=True) or REFUSALS["used up"]
             record_refusal(ctx, refusal.reason)
             return Deny(refusal.title, refusal.message, refusal.status)
         if invitation_id is None and session.token_supplied:
@@ -123,6 +124,10 @@ class UserWriteStage(StageType):
             db.session.rollback()
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
         session.user_id = user.id
+        if is_verified(session) or (ctx.invitation is not None and ctx.invitation.email):
+            # An email stage confirmed this address earlier in the flow, or the invitation was
+            # addressed to it (email_problem held it to that address): it is proven.
+            mark_email_verified(user, noted(session, VERIFIED) or ctx.invitation.email)
         ctx.set_pending_user(user)  # later stages (user login, consent) act on this account
         registry.after_user_created(ctx, user)  # e.g. consent attaches its records
         ip = ctx.client_ip

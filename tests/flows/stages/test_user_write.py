@@ -182,3 +182,24 @@ def test_the_written_account_becomes_the_pending_user(app, mode):
         assert wizard.step().kind == "done"
         assert wizard.ctx.pending_user() == sam
         assert wizard.session.prompt_data["_portal.pending_user_id"] == sam.id
+
+
+@pytest.mark.parametrize("bound, verified", [(True, "vera@example.com"), (False, None)])
+def test_enrolling_with_a_recipient_bound_invitation_proves_the_address(app, make_invitation,
+                                                                        bound, verified):
+    """The invitation was addressed to that mailbox (and held enrollment to it): the new
+    account's address counts as verified. An open link proves nothing."""
+    from portal.invitations.service import invitation_token
+    from portal.models import Invitation
+
+    make_flow(app, "invited", [{"type": "invitation", "name": "invited-check"},
+                               {"type": "user_write", "name": "invited-write"}])
+    invitation_id, _link = make_invitation(flow_slug="invited",
+                                           **({"email": "vera@example.com"} if bound else {}))
+    with app.app_context():
+        token = invitation_token(db.session.get(Invitation, invitation_id))
+        wizard = begin("invited", token=token,
+                       prompt_data={"username": "vera", "email": "vera@example.com"})
+        assert wizard.step().kind == "done"
+        user = db.session.get(User, wizard.session.user_id)
+        assert accounts.verified_email(user) == verified

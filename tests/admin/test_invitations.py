@@ -1,0 +1,64 @@
+"""portal.admin.invitations, existing accounts: the admin who creates an invitation for an
+address that has an account is told (only an admin who may see accounts)."""
+
+from __future__ import annotations
+
+from portal.access import INVITATIONS_MANAGE, USERS_MANAGE
+
+from ..conftest import numbers_in, sign_in, submit
+from ..helpers import existing_user, future_input, invitation_flow_id, make_member
+
+NOTE = "sam@example.com already has an account; they will be asked to join."
+
+
+def _invite(client, to: str):
+    return submit(client, "/admin/invitations/new", {
+        "kind": "recipients", "flow": invitation_flow_id(client), "expires": future_input(7),
+        "to": to,
+    }).get_data(as_text=True)
+
+
+def test_the_admin_is_told_the_address_has_an_account(app, client, admin):
+    existing_user(app, "sam")
+    sign_in(client, "admin")
+    assert NOTE in _invite(client, "sam@example.com")
+
+
+def test_a_new_address_gets_no_note(app, client, admin):
+    existing_user(app, "sam")
+    sign_in(client, "admin")
+    page = _invite(client, "nia@example.com")
+    assert "already has an account" not in page and "1 invitation created" in page
+
+
+def test_an_admin_who_may_not_see_accounts_learns_nothing(app, client, admin):
+    """Same answer for an address with an account and one without: no enumeration."""
+    existing_user(app, "sam")
+    make_member(app, "inviter", permissions=[INVITATIONS_MANAGE])
+    sign_in(client, "inviter")
+    with_account = _invite(client, "sam@example.com")
+    without = _invite(client, "nobody@example.com")
+    assert "already has an account" not in with_account
+    assert "already has an account" not in without
+    assert ("1 invitation created" in with_account) and ("1 invitation created" in without)
+
+
+def test_an_admin_who_may_see_accounts_is_told(app, client, admin):
+    existing_user(app, "sam")
+    make_member(app, "people", permissions=[INVITATIONS_MANAGE, USERS_MANAGE])
+    sign_in(client, "people")
+    assert NOTE in _invite(client, "sam@example.com")
+
+
+def test_bulk_preview_marks_an_address_with_an_account_only_for_who_may_see_accounts(app, admin):
+    existing_user(app, "sam")
+    make_member(app, "inviter", permissions=[INVITATIONS_MANAGE])
+    for login, told in (("admin", True), ("inviter", False)):
+        client = app.test_client()
+        sign_in(client, login)
+        page = submit(client, "/admin/invitations/bulk", {
+            "text": "sam@example.com\nnia@example.com", "flow": invitation_flow_id(client),
+            "expires": future_input(), "preview": "Preview"}).get_data(as_text=True)
+        assert ("Has an account: will be asked to join" in page) is told, login
+        assert "Already a user" not in page
+        assert numbers_in(page, "Preview: {} of {} rows will be invited") == (2, 2)
