@@ -13,7 +13,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pyotp
 import pytest
-from flask_migrate import upgrade
 from sqlalchemy import func, select, text
 
 from portal import create_app, mfa
@@ -24,6 +23,7 @@ from portal.models import AuditEvent, Group, RecoveryCode, Role, TOTPDevice, Use
 from portal.security.sealing import SealError
 
 from .conftest import TEST_PASSWORD, database_url
+from .helpers import insert_old_user, upgraded_from
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)  # a step boundary (divisible by 30 s)
 STEP = timedelta(seconds=30)
@@ -413,24 +413,12 @@ def test_deleting_a_user_deletes_their_factors(app):
 def test_migration_0008_keeps_existing_users_without_a_second_factor(tmp_path):
     """Upgrading from 0007 keeps every user, who then signs in as before and can enrol."""
     from portal.auth.service import authenticate
+    from portal.security.passwords import hash_password
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
-    with app.app_context():
-        db.drop_all()
-        with db.engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        upgrade(revision="0007")
-        create_user(username="old", email="old@example.com", password=TEST_PASSWORD)
-        db.session.remove()
-        upgrade()
-        try:
-            old = authenticate("old", TEST_PASSWORD)
-            assert old is not None and not mfa.user_has_mfa(old)
-            _device, secret = _enrolled(old)
-            assert mfa.verify_totp(old, _code(secret, T0 + STEP), at=T0 + STEP) is not None
-        finally:
-            db.session.remove()
-            db.drop_all()
-            with db.engine.begin() as connection:
-                connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-            db.engine.dispose()
+    old_install = upgraded_from(
+        tmp_path, "0007", lambda c: insert_old_user(c, "old", hash_password(TEST_PASSWORD)))
+    with old_install as app, app.app_context():
+        old = authenticate("old", TEST_PASSWORD)
+        assert old is not None and not mfa.user_has_mfa(old)
+        _device, secret = _enrolled(old)
+        assert mfa.verify_totp(old, _code(secret, T0 + STEP), at=T0 + STEP) is not None
