@@ -191,3 +191,76 @@ def test_recovery_flow_is_seeded_once_and_linked_on_upgrade(seeded_app):
         stage = db.session.scalar(select(Stage).filter_by(
             name="default-authentication-identification"))
         assert stage.options["recovery_flow"] == flows[0].id
+
+
+def _work_of(app, request):
+    """What the requests `request()` makes did before each response went out (mail delivered
+    after a response is not counted): their writes by kind, commits and templates rendered."""
+    from flask import request_finished, request_started, template_rendered
+
+    from portal.extensions import db as database
+
+    seen = {"writes": [], "commits": 0, "templates": []}
+    live = []
+
+    def statement(_conn, _cursor, sql, *_args):
+        if live and sql.split(None, 1)[0].upper() in {"INSERT", "UPDATE", "DELETE"}:
+            seen["writes"].append(sql.split(None, 1)[0].upper())
+
+    def commit(_conn):
+        if live:
+            seen["commits"] += 1
+
+    def rendered(_app, template=None, **_extra):
+        if live:
+            seen["templates"].append(template.name)
+
+    with app.app_context():
+        engine = database.engine
+    started = lambda *_a, **_k: live.append(True)  # noqa: E731
+    finished = lambda *_a, **_k: live.clear()  # noqa: E731
+    from sqlalchemy import event
+
+    event.listen(engine, "before_cursor_execute", statement)
+    event.listen(engine, "commit", commit)
+    with request_started.connected_to(started, app), request_finished.connected_to(finished, app), \
+            template_rendered.connected_to(rendered, app):
+        try:
+            response = request()
+        finally:
+            event.remove(engine, "before_cursor_execute", statement)
+            event.remove(engine, "commit", commit)
+    return response, seen
+
+
+def test_known_and_unknown_identifiers_take_the_same_steps_with_the_same_work(
+        recovery_app, smtp):  # noqa: F811
+    """Not only the same page: the same redirects, the same work on the way (writes, commits,
+    the email rendered), the same answer to "Continue" before the link is opened. Counted,
+    not timed: the counts do not depend on a busy machine."""
+    app = recovery_app
+    steps, work = {}, {}
+    for who in ("rosa", "nobody@example.com"):
+        client = app.test_client()
+        html = client.get(URL).get_data(as_text=True)
+        binding = re.search(r'name="binding" value="(\d+)"', html).group(1)
+        data = {"csrf_token": csrf_from(html), "binding": binding, "login": who}
+
+        def identify(c=client, d=data):
+            posted = c.post(URL, data=d)
+            posted.close()  # as a server closes it: mail goes out after the response
+            return posted, c.get(posted.headers["Location"])
+
+        (posted, page), work[who] = _work_of(app, identify)
+        page = page.get_data(as_text=True)
+        answer = submit(client, URL, {}).get_data(as_text=True)
+        steps[who] = (posted.status_code, posted.headers["Location"], _check_page(page),
+                      _check_page(answer))
+    assert steps["nobody@example.com"] == steps["rosa"]
+    assert "We have not seen the link opened yet." in steps["rosa"][3]
+    rosa, nobody = work["rosa"], work["nobody@example.com"]
+    assert len(nobody["writes"]) == len(rosa["writes"]) and nobody["commits"] == rosa["commits"]
+    assert nobody["templates"] == rosa["templates"]
+    assert {"email/password_reset.txt", "email/password_reset.html"} <= set(rosa["templates"])
+    assert rosa["writes"].count("INSERT") == nobody["writes"].count("INSERT") + 1  # the outbox row
+    assert len(smtp.messages) == 1  # rosa's only

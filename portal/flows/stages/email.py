@@ -22,7 +22,7 @@ from wtforms.form import BaseForm
 
 from ...auth.service import claim_action_token, find_action_token
 from ...extensions import db
-from ...mail import enqueue, mail_configured
+from ...mail import compose, mail_configured
 from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
 from ...security import tokens
 from ..context import PENDING_USER, note, noted
@@ -92,6 +92,7 @@ def _tokens_of(session: FlowSession):
 # The flow session notes where the latest link went and which address opening one confirmed:
 # a verification holds only for that address, so changing it afterwards needs a new link.
 SENT_TO, VERIFIED = "email_sent_to", "email_verified"
+WITHHELD = "email_withheld_at"  # when a link for an identifier matching no account was not sent
 
 
 def account_of(session: FlowSession) -> User | None:
@@ -302,10 +303,6 @@ class EmailStage(StageType):
                                    expires_at=utcnow() + self.expiry()))
         note(ctx.session, SENT_TO, to)
         db.session.commit()
-        if nobody:
-            # An identifier that matched no account: the same token row (so "send again" waits
-            # the same), the same page, but nothing is sent and nobody holds the token.
-            return None
         link = f"{ctx.base_url}{verify_path(ctx.flow.slug, ctx.binding.id)}?token={token}"
         template = self.options.get("template")
         template = template if template in TEMPLATES else DEFAULT_TEMPLATE
@@ -313,13 +310,23 @@ class EmailStage(StageType):
                   "name": str(ctx.prompt_data.get("name") or "")}
         # Through the durable outbox, like every email: a mail server that is down delays the
         # message (the sender retries) but never loses it or fails this page.
-        message = enqueue(
+        message = compose(
             to, str(self.options.get("subject") or DEFAULT_SUBJECT),
             render_template(template.removesuffix(".html") + ".txt", **values),
             render_template(template, **values),
             sender=None if self.options.get("use_global_settings", True)
             else self.options.get("from_address") or None,
         )
+        if nobody:
+            # An identifier that matched no account does the same work and gets the same page:
+            # a token row (so "send again" waits the same), the message rendered and sealed,
+            # and a second write and commit where the outbox row would be, so neither the
+            # answer nor its time tells whether an account exists. Nothing is sent, and nobody
+            # holds the token.
+            note(ctx.session, WITHHELD, utcnow().isoformat())
+            db.session.commit()
+            return None
+        db.session.add(message)
         db.session.commit()
         ctx.outbox_ids.append(message.id)
         return None
