@@ -169,7 +169,20 @@ def test_preview_lists_changes_and_writes_nothing(app):
         created = [c.label for c in preview.of("create")]
         assert "flow 'default-recovery-flow'" in created and "email stage 'default-recovery-email'" in created
         email = next(c for c in preview.changes if c.label == "email stage 'default-recovery-email'")
-        assert any("host" in note and "not used by the portal" in note for note in email.notes)
+        # authentik's own SMTP settings are irrelevant under use_global_settings: true (said
+        # so); its recovery attempt limits are not acted on (said so too).
+        assert email.notes == [
+            "host, port, timeout, use_ssl, use_tls, username: not acted on, and not needed: "
+            "authentik's per-stage SMTP server, which use_global_settings: true turns off there "
+            "too; the portal's mail server (MAIL_SERVER) sends",
+            "recovery_cache_timeout, recovery_max_attempts: not used by the portal's email "
+            "verification stage (no option of it reads this); ignored"]
+        policy = next(c for c in preview.changes
+                      if c.model == "authentik_policies_expression.expressionpolicy")
+        assert (policy.action, policy.label) == ("skip", "name=default-recovery-skip-if-restored")
+        assert policy.details == ["expression policies run Python code, which the portal never "
+                                  "executes; express the rule as a declarative condition on the "
+                                  "binding instead"]
         write = next(c for c in preview.changes
                      if c.label == "user_write stage 'default-recovery-user-write'")
         assert write.notes == []  # never_create is acted on now: nothing to report

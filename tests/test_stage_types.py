@@ -242,6 +242,31 @@ entries:
             "session_duration": "hours=8"}
 
 
+@pytest.mark.parametrize("global_settings,note", [
+    (True, "host, port: not acted on, and not needed: authentik's per-stage SMTP server, which "
+           "use_global_settings: true turns off there too; the portal's mail server "
+           "(MAIL_SERVER) sends"),
+    (False, "host, port: not used by the portal's email verification stage (no option of it "
+            "reads this); ignored"),
+])
+def test_smtp_attributes_are_reported_as_not_needed_only_under_global_settings(
+        app, global_settings, note):
+    """An email stage's own SMTP server is irrelevant when it uses the global settings (as in
+    authentik); without them the portal still sends through its own server, so they are
+    dropped, and the report says that instead."""
+    text = f"""
+version: 1
+entries:
+- model: authentik_stages_email.emailstage
+  identifiers: {{name: mail}}
+  attrs: {{use_global_settings: {str(global_settings).lower()}, host: smtp.example, port: 587}}
+"""
+    with app.app_context():
+        report = import_blueprint(text, actor=Grants(superuser=True))
+        assert report.ok, report.errors
+        assert [c.notes for c in report.changes] == [[note]]
+
+
 def test_stages_hand_notices_to_the_step_not_to_flash(app):
     """Driven without HTTP: the email stage's problem travels on the Step."""
     from datetime import timedelta

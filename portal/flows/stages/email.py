@@ -26,7 +26,7 @@ from ...mail import compose, mail_configured
 from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
 from ...security import tokens
 from ..context import PENDING_USER, note, noted
-from .base import ActionResult, Next, Retry, StageAction, StageType
+from .base import ActionResult, Next, Retry, StageAction, StageType, Superseded
 from .options import BOOL, CHOICE, EMAIL, TEXT, Option, parse_authentik_duration
 
 log = logging.getLogger(__name__)
@@ -248,6 +248,12 @@ class EmailStage(StageType):
                help="The SMTP server is always the portal's (MAIL_SERVER); off, the sender below "
                     "is used."),
         Option("from_address", EMAIL, "Sender address", default="", max_length=320),
+    )
+    superseded = (
+        Superseded(("host", "port", "username", "password", "use_tls", "use_ssl", "timeout"),
+                   when="use_global_settings", equals=True,
+                   reason="authentik's per-stage SMTP server, which use_global_settings: true "
+                          "turns off there too; the portal's mail server (MAIL_SERVER) sends"),
     )
     actions = (
         StageAction("resend", _resend, needs_session=True, rate_limited=True),
