@@ -10,8 +10,8 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Flow, Group, Invitation, Role, Stage, User
 
-from .conftest import submit
-from .helpers import future_input, make_member
+from ..conftest import submit
+from ..helpers import future_input, make_member
 
 
 def _admin_get_urls(app) -> list[tuple[str, str]]:
@@ -147,7 +147,7 @@ def test_an_inviter_cannot_hand_out_more_access_than_they_have(app, client, auth
 
 
 def test_groups_on_the_invitation_are_given_at_enrollment(app, client, auth, admin):
-    from .helpers import complete_wizard
+    from ..helpers import complete_wizard
 
     with app.app_context():
         db.session.add_all([Group(name="research", attributes={}), Group(name="oslo", attributes={})])
@@ -279,7 +279,7 @@ def test_only_a_superuser_makes_or_changes_superuser_groups(app, client, auth, a
 def test_a_flow_requiring_a_superuser_refuses_other_signed_in_users(app, client, auth, admin):
     from portal.models import FlowAuthentication
 
-    from .flowkit import make_flow
+    from ..flowkit import make_flow
 
     url = make_flow(app, "admins-only", [
         {"type": "consent", "name": "admin-terms", "options": {"consent_text": "Root rules apply."}}],
@@ -330,7 +330,7 @@ def _groups(app) -> dict[str, bool]:
 
 def test_a_blueprint_cannot_make_or_touch_superuser_groups_for_a_non_superuser(
         app, client, auth, admin):
-    from .helpers import IMPORT, upload_blueprint
+    from ..helpers import IMPORT, upload_blueprint
 
     _flow_manager(app)
     before = _groups(app)
@@ -367,7 +367,7 @@ def test_a_blueprint_cannot_make_or_touch_superuser_groups_for_a_non_superuser(
 
 
 def test_new_users_go_only_to_groups_the_flow_admin_may_give(app, client, auth, admin):
-    from .helpers import upload_blueprint
+    from ..helpers import upload_blueprint
 
     ids = _flow_manager(app)
     auth.login("flowed")

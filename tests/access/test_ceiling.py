@@ -36,7 +36,7 @@ from portal.models import (
     utcnow,
 )
 
-from .conftest import (
+from ..conftest import (
     TEST_PASSWORD,
     _drop_schema,
     _fresh_schema,
@@ -46,8 +46,8 @@ from .conftest import (
     restore_rows,
     saved_rows,
 )
-from .flowkit import make_flow
-from .helpers import future_input, make_member
+from ..flowkit import make_flow
+from ..helpers import future_input, make_member
 
 IMPORT_APPLY = "/admin/flows/import/apply"
 ROLES = {  # role -> (permissions, namespaces) of its one group's role

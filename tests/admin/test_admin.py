@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import Invitation, User
 
-from .conftest import TEST_PASSWORD, numbers_in, sign_in, submit
-from .helpers import flow_option_id, future_input
+from ..conftest import TEST_PASSWORD, numbers_in, sign_in, submit
+from ..helpers import flow_option_id, future_input
 
 
 def test_admin_pages_need_an_admin(app, client, auth, admin):
@@ -30,7 +30,7 @@ def test_admin_pages_need_an_admin(app, client, auth, admin):
 def test_expiry_is_prefilled_from_setting(tmp_path):
     from portal import create_app
 
-    from .conftest import database_url
+    from ..conftest import database_url
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path),
                       "INVITATION_EXPIRE_AFTER": "P3D"})

@@ -12,9 +12,9 @@ from portal.extensions import db
 from portal.flows.blueprints import BlueprintLoader, flow_by_slug
 from portal.models import Flow, Group, Invitation
 
-from .blueprint_helpers import BLUEPRINTS, blueprint_text, empty_database, needs_blueprints, row_counts
-from .conftest import TEST_PASSWORD, csrf_from, numbers_in
-from .helpers import IMPORT, upload_blueprint
+from ..blueprint_helpers import BLUEPRINTS, blueprint_text, empty_database, needs_blueprints, row_counts
+from ..conftest import TEST_PASSWORD, csrf_from, numbers_in
+from ..helpers import IMPORT, upload_blueprint
 
 IMPORT_SUMMARY = "{} created, {} updated, {} deleted, {} unchanged, {} skipped"
 SMALL = """version: 1

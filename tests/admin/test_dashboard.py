@@ -10,8 +10,8 @@ from portal.auth.service import create_user
 from portal.extensions import db
 from portal.models import Invitation, User
 
-from .conftest import TEST_PASSWORD, numbers_in, sign_in, submit
-from .helpers import future_input, make_member
+from ..conftest import TEST_PASSWORD, numbers_in, sign_in, submit
+from ..helpers import future_input, make_member
 
 
 def _header_links(page: str) -> list[str]:

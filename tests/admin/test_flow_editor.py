@@ -10,7 +10,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage
 
-from .conftest import csrf_from, submit
+from ..conftest import csrf_from, submit
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from sqlalchemy import func, select, update
 from portal.extensions import db
 from portal.models import AuditEvent, FlowSession, User, utcnow
 
-from .conftest import csrf_from, path_of
-from .flowkit import make_flow
+from ..conftest import csrf_from, path_of
+from ..flowkit import make_flow
 
 FLOW = "/if/flow/default-enrollment-flow/"
 
@@ -111,7 +111,7 @@ def test_audit_purge_deletes_events_past_retention(app, runner):
 
 
 def test_the_invited_wizard_still_runs_end_to_end(app, client, make_invitation):
-    from .helpers import complete_wizard
+    from ..helpers import complete_wizard
 
     _, link = make_invitation()
     complete_wizard(client, path_of(link))

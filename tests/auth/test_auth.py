@@ -9,7 +9,7 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import User
 
-from .conftest import TEST_PASSWORD, sign_in, submit
+from ..conftest import TEST_PASSWORD, sign_in, submit
 
 
 def test_login_and_logout(client, auth, admin):
@@ -233,8 +233,8 @@ def test_a_username_prompt_of_any_type_and_fixed_data_follow_the_rule(app, clien
                                                                      make_invitation):
     """The rule lives in the user write: a plain text prompt keyed `username`, or an
     invitation's fixed data, cannot name someone else's address either."""
-    from .conftest import path_of
-    from .flowkit import make_flow
+    from ..conftest import path_of
+    from ..flowkit import make_flow
 
     url = make_flow(app, "texty", [
         {"type": "prompt", "name": "texty-fields", "prompts": [

@@ -14,8 +14,8 @@ from portal.auth import service as accounts
 from portal.extensions import db
 from portal.models import AuditEvent, TokenPurpose, User
 
-from .conftest import TEST_PASSWORD, csrf_from, submit
-from .helpers import replaying_client, signed_in
+from ..conftest import TEST_PASSWORD, csrf_from, submit
+from ..helpers import replaying_client, signed_in
 
 NEW_PASSWORD = "quiet-lantern-meadow-77"
 DAY = 24 * 3600
@@ -289,7 +289,7 @@ def test_copied_cookie_opens_no_download_json_slice_or_admin_page(app, how):
         response = thief.get(path)
         assert response.status_code == 302, path
         assert response.headers["Location"].startswith("/auth/login"), path
-    from .helpers import future_input
+    from ..helpers import future_input
 
     slice_ = thief.post("/admin/invitations/bulk", headers={"Accept": "application/json"}, data={
         "csrf_token": csrf_from(bulk_page), "text": "stolen@example.com", "flow": "1",
@@ -301,7 +301,7 @@ def test_copied_cookie_opens_no_download_json_slice_or_admin_page(app, how):
 
 def _members_flow(app, authentication) -> str:
     """A two-page flow for signed-in people: a question, then terms whose acceptance is stored."""
-    from .flowkit import make_flow
+    from ..flowkit import make_flow
 
     url = make_flow(app, "members", [
         {"type": "prompt", "name": "members-question",

@@ -6,8 +6,8 @@ import pytest
 
 from portal.flows.planner import ConditionError, describe_condition, validate_condition
 
-from .conftest import path_of, submit
-from .flowkit import make_flow
+from ..conftest import path_of, submit
+from ..flowkit import make_flow
 
 
 def condition_flow(app, condition, *, when="reached", slug="cond"):

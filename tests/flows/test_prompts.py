@@ -12,8 +12,8 @@ from portal.extensions import db
 from portal.flows.prompts import PROMPT_TYPES
 from portal.models import FlowSession
 
-from .flowkit import latest_session, make_flow
-from .helpers import file_flow, one_prompt_flow, post, upload
+from ..flowkit import latest_session, make_flow
+from ..helpers import file_flow, one_prompt_flow, post, upload
 
 AUTHENTIK_TYPES = {
     "text", "text_area", "text_read_only", "text_area_read_only", "username", "email", "password",

@@ -13,9 +13,9 @@ from portal.extensions import db
 from portal.flows.blueprints import import_blueprint
 from portal.models import ActionToken, User
 
-from .blueprint_helpers import OPERATOR, blueprint_text, empty_database, needs_blueprints
-from .conftest import TEST_PASSWORD, csrf_from, sign_in, submit
-from .mailserver import drop, make_mail_app, smtp, text_of  # noqa: F401 (fixture)
+from ..blueprint_helpers import OPERATOR, blueprint_text, empty_database, needs_blueprints
+from ..conftest import TEST_PASSWORD, csrf_from, sign_in, submit
+from ..mailserver import drop, make_mail_app, smtp, text_of  # noqa: F401 (fixture)
 
 pytestmark = needs_blueprints
 

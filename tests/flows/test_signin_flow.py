@@ -19,9 +19,9 @@ from portal.flows.executor import FlowExecutor
 from portal.flows.stages.user_login import parse_session_duration
 from portal.models import AuditEvent, Flow, FlowStageBinding, Stage
 
-from .blueprint_helpers import OPERATOR, blueprint_text, needs_blueprints
-from .conftest import SIGN_IN_FLOW, TEST_PASSWORD, sign_in, submit
-from .flowkit import make_flow
+from ..blueprint_helpers import OPERATOR, blueprint_text, needs_blueprints
+from ..conftest import SIGN_IN_FLOW, TEST_PASSWORD, sign_in, submit
+from ..flowkit import make_flow
 
 WRONG = "The username or password is not right."
 

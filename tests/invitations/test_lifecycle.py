@@ -16,8 +16,8 @@ from portal.flows.executor import load
 from portal.invitations import service
 from portal.models import AuditEvent, Flow, Group, Invitation, User, utcnow
 
-from .conftest import TEST_PASSWORD, csrf_from, numbers_in, path_of, sign_in, submit
-from .helpers import NEW_PASSWORD, complete_wizard, future_input
+from ..conftest import TEST_PASSWORD, csrf_from, numbers_in, path_of, sign_in, submit
+from ..helpers import NEW_PASSWORD, complete_wizard, future_input
 
 
 def _refusal_events(app) -> list[str]:

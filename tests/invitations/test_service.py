@@ -12,8 +12,8 @@ from portal.extensions import db
 from portal.invitations import service
 from portal.models import Flow, FlowAuthentication, FlowStageBinding, Invitation, Stage, User
 
-from .conftest import numbers_in, path_of, submit
-from .helpers import NEW_PASSWORD, complete_wizard
+from ..conftest import numbers_in, path_of, submit
+from ..helpers import NEW_PASSWORD, complete_wizard
 
 FLOW_URL = "/if/flow/default-enrollment-flow/"
 
@@ -131,7 +131,7 @@ def test_concurrent_finish_of_a_single_use_invitation(app, make_invitation, tmp_
     def finish(client, page, index):
         import re
 
-        from .conftest import csrf_from
+        from ..conftest import csrf_from
 
         data = {"csrf_token": csrf_from(page),
                 "binding": re.search(r'name="binding" value="(\d+)"', page).group(1),

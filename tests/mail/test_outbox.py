@@ -12,9 +12,9 @@ from portal import mail
 from portal.extensions import db
 from portal.models import AuditEvent, Invitation, OutboxMessage, User
 
-from .conftest import numbers_in, path_of, sign_in, submit
-from .helpers import future_input, invitation_flow_id
-from .mailserver import drop, link_in, make_mail_app, smtp, text_of  # noqa: F401 (fixture)
+from ..conftest import numbers_in, path_of, sign_in, submit
+from ..helpers import future_input, invitation_flow_id
+from ..mailserver import drop, link_in, make_mail_app, smtp, text_of  # noqa: F401 (fixture)
 
 
 @pytest.fixture
@@ -187,8 +187,8 @@ def test_create_user_directly_emails_a_set_password_link(app, client, auth, admi
 
 
 def test_without_a_mail_server_the_admin_gets_the_link(tmp_path):
-    from .conftest import TEST_PASSWORD
-    from .mailserver import SmtpServer
+    from ..conftest import TEST_PASSWORD
+    from ..mailserver import SmtpServer
 
     app = make_mail_app(tmp_path, SmtpServer(), MAIL_SERVER="")
     with app.app_context():
@@ -212,7 +212,7 @@ def test_without_a_mail_server_the_admin_gets_the_link(tmp_path):
 def test_big_batches_are_left_to_the_sender_and_old_mail_is_purged(tmp_path, smtp):  # noqa: F811
     from datetime import timedelta
 
-    from .conftest import TEST_PASSWORD
+    from ..conftest import TEST_PASSWORD
 
     app = make_mail_app(tmp_path, smtp, OUTBOX_AFTER_RESPONSE_LIMIT=2)
     with app.app_context():

@@ -22,8 +22,8 @@ from portal.extensions import db
 from portal.models import AuditEvent, Group, RecoveryCode, Role, TOTPDevice, User
 from portal.security.sealing import SealError
 
-from .conftest import TEST_PASSWORD, database_url
-from .helpers import insert_old_user, upgraded_from
+from ..conftest import TEST_PASSWORD, database_url
+from ..helpers import insert_old_user, upgraded_from
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)  # a step boundary (divisible by 30 s)
 STEP = timedelta(seconds=30)

@@ -10,8 +10,8 @@ from portal.extensions import db
 from portal.models import FlowSession, Invitation, InvitationUse, User, utcnow
 from portal.security.passwords import verify_password
 
-from .conftest import csrf_from, numbers_in, path_of, sign_in_page, submit
-from .helpers import NEW_PASSWORD, complete_wizard
+from ..conftest import csrf_from, numbers_in, path_of, sign_in_page, submit
+from ..helpers import NEW_PASSWORD, complete_wizard
 
 
 def test_admin_invites_and_invitee_enrolls(app, client, auth, admin):

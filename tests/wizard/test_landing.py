@@ -10,9 +10,9 @@ from portal.extensions import db
 from portal.invitations import service
 from portal.models import FlowSession, Invitation, utcnow
 
-from .conftest import path_of
-from .helpers import add_invitations
-from .querycount import count_statements
+from ..conftest import path_of
+from ..helpers import add_invitations
+from ..querycount import count_statements
 
 
 def _flow_sessions(app) -> int:

@@ -12,9 +12,9 @@ from portal.flows.blueprints import import_blueprint
 from portal.invitations import service
 from portal.models import Invitation, User
 
-from .blueprint_helpers import OPERATOR, blueprint_text, empty_database, needs_blueprints
-from .conftest import numbers_in, path_of, submit
-from .mailserver import smtp  # noqa: F401 (fixture)
+from ...blueprint_helpers import OPERATOR, blueprint_text, empty_database, needs_blueprints
+from ...conftest import numbers_in, path_of, submit
+from ...mailserver import smtp  # noqa: F401 (fixture)
 
 PASSWORD = "amber-lantern-meadow-73"
 pytestmark = needs_blueprints
@@ -146,7 +146,7 @@ def test_email_verification_flow_activates_the_account(tmp_path, smtp):  # noqa:
 
     from portal.models import Flow, utcnow
 
-    from .mailserver import drop, make_mail_app, text_of
+    from ...mailserver import drop, make_mail_app, text_of
 
     app = make_mail_app(tmp_path, smtp)
     try:

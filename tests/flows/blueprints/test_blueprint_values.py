@@ -10,7 +10,7 @@ from portal.extensions import db
 from portal.flows.blueprints import import_blueprint
 from portal.models import Group
 
-from .blueprint_helpers import OPERATOR
+from ...blueprint_helpers import OPERATOR
 
 
 def _group_with(attributes: str) -> str:

@@ -13,7 +13,7 @@ from portal.flows.blueprints import BlueprintLoader, export_flow, flow_by_slug, 
 from portal.invitations import service
 from portal.models import Flow, FlowStageBinding, Group, Invitation, Prompt, Stage
 
-from .blueprint_helpers import (
+from ...blueprint_helpers import (
     OPERATOR,
     blueprint_files,
     blueprint_text,

@@ -39,8 +39,8 @@ from portal.models import (
     utcnow,
 )
 
-from .conftest import TEST_PASSWORD, sign_in, submit
-from .flowkit import make_flow
+from ...conftest import TEST_PASSWORD, sign_in, submit
+from ...flowkit import make_flow
 
 RECOVERY_RE = re.compile(r"<li>([0-9a-f]{4}(?:-[0-9a-f]{4}){3})</li>")
 SECRET_RE = re.compile(r'<code class="secret" id="totp-secret">([A-Z2-7 ]+)</code>')
@@ -413,7 +413,7 @@ def test_configuration_stages_travel_through_a_blueprint(app):
     from portal.access import Grants
     from portal.flows.blueprints import export_flow, import_blueprint
 
-    from .blueprint_helpers import empty_database
+    from ...blueprint_helpers import empty_database
 
     with app.app_context():
         db.session.add(Stage(name="bp-setup", type="authenticator_totp", options={"digits": "8"}))

@@ -26,7 +26,7 @@ from portal.models import (
     utcnow,
 )
 
-from .conftest import (
+from ...conftest import (
     SIGN_IN_FLOW,
     TEST_PASSWORD,
     csrf_from,
@@ -37,7 +37,7 @@ from .conftest import (
     sign_in_page,
     submit,
 )
-from .helpers import ENROLLMENT_URL, Inbox, reach_email_stage
+from ...helpers import ENROLLMENT_URL, Inbox, reach_email_stage
 
 
 @pytest.fixture
@@ -291,7 +291,7 @@ def test_send_again_checks_the_flows_sign_in_like_every_page(mail_app, smtp):
     make the portal mail the address again."""
     from portal.models import FlowAuthentication
 
-    from .helpers import replaying_client
+    from ...helpers import replaying_client
 
     with mail_app.app_context():
         flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))

@@ -28,8 +28,8 @@ from portal.flows.stages.options import (
 )
 from portal.models import Flow, FlowStageBinding, Group, Prompt, Stage
 
-from .blueprint_helpers import empty_database
-from .conftest import submit
+from ...blueprint_helpers import empty_database
+from ...conftest import submit
 
 TEXT_SAMPLES = ("hours=1;minutes=5", "users/round/trip", "Some words to keep", "7")
 
@@ -274,7 +274,7 @@ def test_stages_hand_notices_to_the_step_not_to_flash(app):
     from portal.flows import executor
     from portal.flows.executor import FlowExecutor
 
-    from .flowkit import make_flow
+    from ...flowkit import make_flow
 
     make_flow(app, "notices", [{"type": "email", "name": "mail"}])
     with app.app_context():

@@ -9,9 +9,9 @@ from sqlalchemy import select
 from portal.extensions import db
 from portal.models import ConsentRecord, Flow, FlowStageBinding, Group, Stage, User
 
-from .conftest import path_of, submit
-from .flowkit import make_flow
-from .helpers import NEW_PASSWORD
+from ...conftest import path_of, submit
+from ...flowkit import make_flow
+from ...helpers import NEW_PASSWORD
 
 FLOW_URL = "/if/flow/default-enrollment-flow/"
 

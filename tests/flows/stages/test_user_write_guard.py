@@ -7,8 +7,8 @@ from sqlalchemy import func, select
 from portal.extensions import db
 from portal.models import AuditEvent, Invitation, InvitationUse, User
 
-from .conftest import path_of
-from .flowkit import make_flow
+from ...conftest import path_of
+from ...flowkit import make_flow
 
 REFUSAL = "This sign-up page cannot create accounts yet"
 
