@@ -138,37 +138,38 @@ def register_lifecycle_commands(app: Flask) -> None:
         except KeyboardInterrupt:
             click.echo("Stopped.")
 
-    @outbox.command("purge")
-    @click.option("--older-than", "older_than", default="P30D", show_default=True,
-                  help="ISO-8601 duration: delete sent and failed emails older than this.")
-    def outbox_purge(older_than: str) -> None:
-        """Delete delivered and failed emails after a while (queued ones are kept)."""
-        from .mail.outbox import purge
-
-        count = purge(_duration("--older-than", older_than))
-        click.echo(f"Deleted {count} email(s) older than {older_than}.")
-
-    @invitations.command("purge")
-    @click.option("--older-than", "older_than", default="P30D", show_default=True,
-                  help="ISO-8601 duration: delete invitations that expired longer ago than this.")
-    def invitations_purge(older_than: str) -> None:
-        """Delete invitations that expired long ago (their use is refused at use time anyway)."""
-        from .invitations.service import purge_expired
-
-        count = purge_expired(_duration("--older-than", older_than))
-        click.echo(f"Deleted {count} invitation(s) that expired more than {older_than} ago.")
-
     audit = AppGroup("audit", help="Audit log housekeeping.")
 
-    @audit.command("purge")
-    @click.option("--older-than", "older_than", default="P90D", show_default=True,
-                  help="ISO-8601 duration: delete audit events recorded longer ago than this.")
-    def audit_purge(older_than: str) -> None:
-        """Delete audit events after your retention period (run it daily, e.g. from cron)."""
-        from .audit import purge
+    def purge_command(group, *, default: str, deletes: str, purge: str, done: str,
+                      help: str) -> None:
+        """`<group> purge --older-than <ISO-8601 duration>`: the function named by `purge`
+        (imported when the command runs) deletes and counts; `done` reports, with {count} and
+        {older_than}."""
 
-        count = purge(_duration("--older-than", older_than))
-        click.echo(f"Deleted {count} audit event(s) older than {older_than}.")
+        @group.command("purge", help=help)
+        @click.option("--older-than", "older_than", default=default, show_default=True,
+                      help=f"ISO-8601 duration: delete {deletes}.")
+        def command(older_than: str) -> None:
+            from werkzeug.utils import import_string
+
+            count = import_string(purge)(_duration("--older-than", older_than))
+            click.echo(done.format(count=count, older_than=older_than))
+
+    purge_command(outbox, default="P30D", deletes="sent and failed emails older than this",
+                  purge="portal.mail.outbox.purge",
+                  done="Deleted {count} email(s) older than {older_than}.",
+                  help="Delete delivered and failed emails after a while (queued ones are kept).")
+    purge_command(invitations, default="P30D",
+                  deletes="invitations that expired longer ago than this",
+                  purge="portal.invitations.service.purge_expired",
+                  done="Deleted {count} invitation(s) that expired more than {older_than} ago.",
+                  help="Delete invitations that expired long ago (their use is refused at use "
+                       "time anyway).")
+    purge_command(audit, default="P90D", deletes="audit events recorded longer ago than this",
+                  purge="portal.audit.purge",
+                  done="Deleted {count} audit event(s) older than {older_than}.",
+                  help="Delete audit events after your retention period (run it daily, e.g. "
+                       "from cron).")
 
     app.cli.add_command(outbox)
     app.cli.add_command(invitations)

@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import io
 import re
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import select
+from flask_migrate import upgrade
+from sqlalchemy import JSON, DateTime, bindparam, select, text
 
+from portal import create_app
 from portal.auth import service as accounts
 from portal.auth.service import create_user
 from portal.extensions import db
 from portal.invitations import service
 from portal.models import Flow, Group, Role
 
-from .conftest import TEST_PASSWORD, csrf_from, numbers_in, path_of, submit
+from .conftest import TEST_PASSWORD, csrf_from, database_url, numbers_in, path_of, submit
 from .flowkit import make_flow
 from .mailserver import SmtpServer, text_of
 
@@ -189,3 +192,54 @@ def enrol_totp(app, user_id: int) -> str:
         enrolment = mfa.begin_totp(db.session.get(User, user_id))
         assert mfa.confirm_totp(enrolment.device, totp_code(enrolment.secret))
         return enrolment.secret
+
+
+# -- upgrades: a database built by an older revision, filled with that schema's SQL --------------
+
+
+def _empty_database() -> None:
+    db.session.remove()
+    db.drop_all()
+    with db.engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+
+
+@contextmanager
+def upgraded_from(tmp_path, revision: str, fill):
+    """An app whose database `flask db upgrade <revision>` built, `fill(connection)` filled with
+    raw SQL of that revision's schema (see old_sql), and `flask db upgrade` then brought to head.
+    No app context is left pushed (requests would share its `g`); the database is emptied
+    afterwards, on SQLite and PostgreSQL alike."""
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+    try:
+        with app.app_context():
+            _empty_database()
+            upgrade(revision=revision)
+            with db.engine.begin() as connection:
+                fill(connection)
+            upgrade()
+        yield app
+    finally:
+        with app.app_context():
+            _empty_database()
+            db.engine.dispose()
+
+def old_sql(connection, statement: str, **values):
+    """Run one statement of an old schema; datetimes and JSON values are bound as the columns
+    store them (a JSON column takes a dict or list, a datetime column an aware datetime)."""
+    query = text(statement).bindparams(*(
+        bindparam(name, type_=DateTime(timezone=True) if isinstance(value, datetime) else JSON)
+        for name, value in values.items() if isinstance(value, datetime | dict | list)))
+    return connection.execute(query, values)
+
+
+def insert_old_user(connection, username: str, password_hash: str, *, superuser=False) -> int:
+    """A user row as every revision since 0001 has it (later columns take their defaults)."""
+    return old_sql(connection,
+                   "INSERT INTO users (username, name, email, password_hash, attributes, active, "
+                   "is_superuser, type, path, created_at) VALUES (:username, :name, :email, :hash, "
+                   ":attributes, true, :superuser, 'internal', 'users', :created) RETURNING id",
+                   username=username, name=username.title(), email=f"{username}@example.com",
+                   hash=password_hash, attributes={}, superuser=superuser,
+                   created=datetime(2026, 11, 1, tzinfo=UTC)).scalar_one()
+

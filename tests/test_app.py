@@ -17,7 +17,7 @@ from portal.extensions import db
 from portal.models import User
 from portal.models.types import include_migration_object
 
-from .conftest import database_url, sign_in
+from .conftest import database_url
 
 
 def test_error_pages_use_the_portal_look(app, client):
@@ -219,36 +219,14 @@ def test_an_unknown_portal_env_refuses_to_start(tmp_path, monkeypatch):
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_migration_0007_keeps_existing_users_signing_in(tmp_path):
     """Users from before session generations start at 0 and sign in as before."""
-    from sqlalchemy import text
-
     from portal.security.passwords import hash_password
 
     from .conftest import TEST_PASSWORD
+    from .helpers import insert_old_user, signed_in, upgraded_from
 
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
-    with app.app_context():
-        db.drop_all()
-        with db.engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-        upgrade(revision="0006")
-        with db.engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO users (username, name, email, password_hash, attributes, active, "
-                "is_superuser, type, path, created_at) VALUES ('old', '', 'old@example.com', :h, "
-                "'{}', true, false, 'internal', 'users', CURRENT_TIMESTAMP)"),
-                {"h": hash_password(TEST_PASSWORD)})
-        upgrade()
-        try:
+    with upgraded_from(tmp_path, "0006",
+                       lambda c: insert_old_user(c, "old", hash_password(TEST_PASSWORD))) as app:
+        with app.app_context():
             user = db.session.scalar(db.select(User).filter_by(username="old"))
             assert user.session_generation == 0
-            client = app.test_client()
-            response = sign_in(client, "old", TEST_PASSWORD,
-                              follow_redirects=False)
-            assert response.status_code == 302
-            assert client.get("/account/").status_code == 200
-        finally:
-            db.session.remove()
-            db.drop_all()
-            with db.engine.begin() as connection:
-                connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
-            db.engine.dispose()
+        assert signed_in(app, "old").get("/account/").status_code == 200

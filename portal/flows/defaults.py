@@ -47,31 +47,43 @@ def _get_or_create(model, name: str, **values):
     return obj
 
 
-def ensure_default_enrollment_flow() -> Flow:
-    """Create the default enrollment flow unless a flow with its slug exists (admins may edit it)."""
-    flow = db.session.scalar(select(Flow).filter_by(slug=DEFAULT_ENROLLMENT_SLUG))
+def _ensure_flow(slug: str, *, name: str, title: str, designation: str, bindings,
+                 prompts=(), pages=None, authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED,
+                 link=None) -> Flow:
+    """The flow with this slug; created when there is none (an existing one is the admin's and
+    stays as it is). `bindings` are (stage name, type, options, order); stages and prompts
+    that exist by name are reused as they are. `prompts` are (name, field_key, label, type,
+    order), put on the prompt stages `pages` names ({stage name: [prompt names]}); `link(flow)`
+    ties the new flow to others once it has ids."""
+    flow = db.session.scalar(select(Flow).filter_by(slug=slug))
     if flow is not None:
         return flow
-    flow = Flow(
-        slug=DEFAULT_ENROLLMENT_SLUG,
-        name="Default enrollment Flow",
-        title="Welcome! Set up your account",
-        designation=FlowDesignation.ENROLLMENT,
-        authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED,
-    )
+    flow = Flow(slug=slug, name=name, title=title, designation=designation,
+                authentication=authentication)
     db.session.add(flow)
-    prompts = {
-        name: _get_or_create(Prompt, name, field_key=key, label=label, type=kind, required=True,
-                             placeholder=label, order=order)
-        for name, key, label, kind, order in _PROMPTS
+    made = {
+        prompt: _get_or_create(Prompt, prompt, field_key=key, label=label, type=kind,
+                               required=True, placeholder=label, order=order)
+        for prompt, key, label, kind, order in prompts
     }
-    for name, kind, options, order in _BINDINGS:
-        stage = _get_or_create(Stage, name, type=kind, options=options)
+    for stage_name, kind, options, order in bindings:
+        stage = _get_or_create(Stage, stage_name, type=kind, options=options)
         if kind == "prompt" and not stage.prompts:
-            stage.prompts = [prompts[p] for p in _PROMPT_STAGES[name]]
+            stage.prompts = [made[p] for p in (pages or {})[stage_name]]
         flow.bindings.append(FlowStageBinding(stage=stage, order=order))
+    db.session.flush()
+    if link is not None:
+        link(flow)
     db.session.commit()
     return flow
+
+
+def ensure_default_enrollment_flow() -> Flow:
+    """Create the default enrollment flow unless a flow with its slug exists (admins may edit it)."""
+    return _ensure_flow(DEFAULT_ENROLLMENT_SLUG, name="Default enrollment Flow",
+                        title="Welcome! Set up your account",
+                        designation=FlowDesignation.ENROLLMENT, bindings=_BINDINGS,
+                        prompts=_PROMPTS, pages=_PROMPT_STAGES)
 
 
 DEFAULT_AUTHENTICATION_SLUG = "default-authentication-flow"
@@ -92,26 +104,12 @@ _AUTHENTICATION_BINDINGS = [
 def ensure_default_authentication_flow() -> Flow:
     """Create the sign-in flow unless a flow with its slug exists (admins may edit it: add a
     consent, a deny with a condition, MFA). Called by `flask seed` (which `make run` and `make serve` run at
-    start) and by /auth/login, so an install upgraded without seeding still has its sign-in page."""
-    flow = db.session.scalar(select(Flow).filter_by(slug=DEFAULT_AUTHENTICATION_SLUG))
-    if flow is not None:
-        return flow
-    flow = Flow(
-        slug=DEFAULT_AUTHENTICATION_SLUG,
-        name="Default authentication flow",
-        title="Sign in",
-        designation=FlowDesignation.AUTHENTICATION,
-        authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED,
-    )
-    db.session.add(flow)
-    recovery = ensure_default_recovery_flow()
-    for name, kind, options, order in _AUTHENTICATION_BINDINGS:
-        if kind == "identification":  # its "Forgot password?" link
-            options = {**options, "recovery_flow": recovery.id}
-        stage = _get_or_create(Stage, name, type=kind, options=options)
-        flow.bindings.append(FlowStageBinding(stage=stage, order=order))
-    db.session.commit()
-    return flow
+    start) and by /auth/login, so an install upgraded without seeding still has its sign-in page.
+    Its identification links the recovery flow ("Forgot password?"), created with it."""
+    return _ensure_flow(DEFAULT_AUTHENTICATION_SLUG, name="Default authentication flow",
+                        title="Sign in", designation=FlowDesignation.AUTHENTICATION,
+                        bindings=_AUTHENTICATION_BINDINGS,
+                        link=lambda _flow: _link_from_sign_in(ensure_default_recovery_flow()))
 
 
 DEFAULT_RECOVERY_SLUG = "default-recovery-flow"
@@ -139,32 +137,23 @@ _RECOVERY_BINDINGS = [
 ]
 
 
+def _link_from_sign_in(recovery: Flow) -> None:
+    """The seeded sign-in page's "Forgot password?" opens `recovery`, unless it links one."""
+    sign_in = db.session.scalar(select(Stage).filter_by(name=_SIGN_IN_IDENTIFICATION))
+    if sign_in is not None and not (sign_in.options or {}).get("recovery_flow"):
+        sign_in.options = {**(sign_in.options or {}), "recovery_flow": recovery.id}
+
+
 def ensure_default_recovery_flow() -> Flow:
     """Create the recovery flow ("Forgot password?") unless a flow with its slug exists. Created
     on an install whose sign-in flow was seeded earlier, it is linked from the seeded sign-in
     page unless that already links a recovery flow. Called by `flask seed` and with the sign-in
     flow."""
-    flow = db.session.scalar(select(Flow).filter_by(slug=DEFAULT_RECOVERY_SLUG))
-    if flow is not None:
-        return flow
-    flow = Flow(slug=DEFAULT_RECOVERY_SLUG, name="Default recovery flow",
-                title="Reset your password", designation=FlowDesignation.RECOVERY,
-                authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED)
-    db.session.add(flow)
-    prompts = [_get_or_create(Prompt, name, field_key=key, label=label, type=kind,
-                              required=True, placeholder=label, order=order)
-               for name, key, label, kind, order in _RECOVERY_PROMPTS]
-    for name, kind, options, order in _RECOVERY_BINDINGS:
-        stage = _get_or_create(Stage, name, type=kind, options=options)
-        if kind == "prompt" and not stage.prompts:
-            stage.prompts = prompts
-        flow.bindings.append(FlowStageBinding(stage=stage, order=order))
-    db.session.flush()
-    sign_in = db.session.scalar(select(Stage).filter_by(name=_SIGN_IN_IDENTIFICATION))
-    if sign_in is not None and not (sign_in.options or {}).get("recovery_flow"):
-        sign_in.options = {**(sign_in.options or {}), "recovery_flow": flow.id}
-    db.session.commit()
-    return flow
+    return _ensure_flow(DEFAULT_RECOVERY_SLUG, name="Default recovery flow",
+                        title="Reset your password", designation=FlowDesignation.RECOVERY,
+                        bindings=_RECOVERY_BINDINGS, prompts=_RECOVERY_PROMPTS,
+                        pages={"Change your password": [p[0] for p in _RECOVERY_PROMPTS]},
+                        link=_link_from_sign_in)
 
 
 DEFAULT_TOTP_SETUP_SLUG = "default-authenticator-totp-setup"
@@ -173,22 +162,18 @@ DEFAULT_TOTP_SETUP_SLUG = "default-authenticator-totp-setup"
 def ensure_default_authenticator_setup_flow() -> Flow:
     """The stage-configuration flow the account page's "Set up an authenticator" runs
     (authentik's default-authenticator-totp-setup), unless a flow with its slug exists."""
-    flow = db.session.scalar(select(Flow).filter_by(slug=DEFAULT_TOTP_SETUP_SLUG))
-    if flow is not None:
-        return flow
-    flow = Flow(
-        slug=DEFAULT_TOTP_SETUP_SLUG, name="default-authenticator-totp-setup",
-        title="Set up an authenticator app", designation=FlowDesignation.STAGE_CONFIGURATION,
-        authentication=FlowAuthentication.REQUIRE_AUTHENTICATED,
-    )
-    db.session.add(flow)
-    stage = _get_or_create(Stage, "default-authenticator-totp-setup", type="authenticator_totp",
-                           options={"digits": "6", "friendly_name": ""})
-    db.session.flush()
-    stage.options = {**stage.options, "configure_flow": flow.id}
-    flow.bindings.append(FlowStageBinding(stage=stage, order=0))
-    db.session.commit()
-    return flow
+
+    def configures_itself(flow: Flow) -> None:
+        stage = flow.bindings[0].stage
+        stage.options = {**stage.options, "configure_flow": flow.id}
+
+    return _ensure_flow(DEFAULT_TOTP_SETUP_SLUG, name="default-authenticator-totp-setup",
+                        title="Set up an authenticator app",
+                        designation=FlowDesignation.STAGE_CONFIGURATION,
+                        authentication=FlowAuthentication.REQUIRE_AUTHENTICATED,
+                        bindings=[("default-authenticator-totp-setup", "authenticator_totp",
+                                   {"digits": "6", "friendly_name": ""}, 0)],
+                        link=configures_itself)
 
 
 def unenrollment_flow() -> Flow | None:

@@ -14,6 +14,8 @@ from datetime import date, datetime
 
 import yaml
 
+from .. import yaml_errors
+
 MAX_CHARS = 64 * 1024  # an invitation's fixed data is a handful of keys; this is generous
 MAX_DEPTH = 20  # nested mappings and lists
 MAX_VALUES = 5000  # scalars, mappings and lists together
@@ -76,10 +78,7 @@ def parse_attributes(text: str) -> dict:
     try:
         value = loader.get_single_data()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"Line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ValueError(f"{where}{problem}. Write a YAML or JSON object.") from None
+        raise ValueError(f"{yaml_errors.describe(exc)}. Write a YAML or JSON object.") from None
     finally:
         loader.dispose()
     if value is None:

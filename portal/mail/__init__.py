@@ -8,6 +8,7 @@ from .outbox import (
     Report,
     backoff,
     cancel_queued,
+    compose,
     deliver,
     enqueue,
     mail_configured,
@@ -15,5 +16,5 @@ from .outbox import (
     run_forever,
 )
 
-__all__ = ["Report", "backoff", "cancel_queued", "deliver", "enqueue", "mail_configured", "retry",
-           "run_forever"]
+__all__ = ["Report", "backoff", "cancel_queued", "compose", "deliver", "enqueue", "mail_configured",
+           "retry", "run_forever"]

@@ -49,6 +49,18 @@ def _open(sealed: str) -> str:
         raise DeliveryError("the message cannot be decrypted (was SECRET_KEY changed?)") from None
 
 
+def compose(to: str | Iterable[str], subject: str, text: str, html: str = "", *,
+            cc: Iterable[str] = (), bcc: Iterable[str] = (),
+            invitation: Invitation | None = None, sender: str | None = None) -> OutboxMessage:
+    """The outbox row for one email, bodies sealed, not yet added to the session."""
+    return OutboxMessage(
+        to=[to] if isinstance(to, str) else list(to), cc=list(cc), bcc=list(bcc),
+        subject=subject[:500], body_text=_seal(text), body_html=_seal(html),
+        invitation=invitation, sender=sender, status=OutboxStatus.QUEUED,
+        next_attempt_at=utcnow(), attempts=0, last_error="",
+    )
+
+
 def enqueue(to: str | Iterable[str], subject: str, text: str, html: str = "", *,
             cc: Iterable[str] = (), bcc: Iterable[str] = (),
             invitation: Invitation | None = None, sender: str | None = None) -> OutboxMessage:
@@ -57,14 +69,10 @@ def enqueue(to: str | Iterable[str], subject: str, text: str, html: str = "", *,
     Nothing is sent here: a sender delivers it after the response (see
     `portal.mail.web.deliver_after_response`) or from `flask --app wsgi outbox send` / `outbox run`.
     """
-    recipients = [to] if isinstance(to, str) else list(to)
-    if not recipients:
+    message = compose(to, subject, text, html, cc=cc, bcc=bcc, invitation=invitation,
+                      sender=sender)
+    if not message.to:
         raise ValueError("an email needs at least one recipient")
-    message = OutboxMessage(
-        to=recipients, cc=list(cc), bcc=list(bcc), subject=subject[:500],
-        body_text=_seal(text), body_html=_seal(html), invitation=invitation, sender=sender,
-        status=OutboxStatus.QUEUED, next_attempt_at=utcnow(), attempts=0, last_error="",
-    )
     db.session.add(message)
     return message
 

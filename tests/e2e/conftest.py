@@ -73,15 +73,60 @@ def browser():
         browser.close()
 
 
-class _QuietHandler(WSGIRequestHandler):
+RESULT_KEY = "tests.live_server.result"
+
+
+class _CloseOnce:
+    """The app's response iterable, closed once however often the server asks."""
+
+    def __init__(self, result):
+        self._result = result
+        self._closed = False
+
+    def __iter__(self):
+        return iter(self._result)
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            if hasattr(self._result, "close"):
+                self._result.close()
+
+
+def _closable(app):
+    """The app, with each response iterable kept in its environ for the handler below."""
+
+    def serve(environ, start_response):
+        environ[RESULT_KEY] = result = _CloseOnce(app(environ, start_response))
+        return result
+
+    return serve
+
+
+class _LiveHandler(WSGIRequestHandler):
+    """werkzeug's handler, quiet, and closing every response.
+
+    After writing a response, werkzeug 3.1's handler drains the socket before it closes the
+    response iterable (which runs the response's `call_on_close` work: the portal's mail
+    delivery after the response). When the client resets the connection meanwhile (chromium
+    does, after a POST answered with a redirect), the read raises ConnectionResetError, close()
+    is skipped, and the handler only reports a dropped connection. Closing it here is what the
+    WSGI spec asks of a server, and what gunicorn does."""
+
     def log_request(self, *args, **kwargs):
         """The access log would only add noise to failing-test output."""
+
+    def connection_dropped(self, error, environ=None):
+        result = (environ or {}).get(RESULT_KEY)
+        if result is not None:
+            result.close()
 
 
 @pytest.fixture
 def live_server(app):
     """The app on http://127.0.0.1:<ephemeral port>, served by werkzeug in a thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
+    server = make_server("127.0.0.1", 0, _closable(app), threaded=True,
+                         request_handler=_LiveHandler)
     base = f"http://127.0.0.1:{server.server_port}"
     # Answer to 127.0.0.1:<port>, not to portal.test, and build links to it: what production
     # does with BASE_URL set to the address people reach.

@@ -1,186 +1,195 @@
-"""portal.invitations.service, existing accounts: grant_access, decline, pending_for and the
-admin's note (addresses_with_accounts), without HTTP."""
+"""Invitation rules are enforced when the link is used, never by a clean-up job."""
 
 from __future__ import annotations
 
+import threading
 from datetime import timedelta
 
 from sqlalchemy import func, select
 
-from portal.audit import Action
-from portal.auth.service import mark_email_verified, verified_email
+from portal import create_app
 from portal.extensions import db
 from portal.invitations import service
-from portal.models import AuditEvent, Group, Invitation, InvitationUse, User, utcnow
+from portal.models import Flow, FlowAuthentication, FlowStageBinding, Invitation, Stage, User
 
-from ..helpers import existing_user, invitation_group
+from ..conftest import numbers_in, path_of, submit
+from ..helpers import NEW_PASSWORD, complete_wizard
 
-
-def _count(model, **where) -> int:
-    return db.session.scalar(select(func.count()).select_from(model).filter_by(**where))
-
-
-def _events(action: str) -> int:
-    return _count(AuditEvent, action=action)
+FLOW_URL = "/if/flow/default-enrollment-flow/"
 
 
-def _invitation(make_invitation, app, *, groups=(), **options) -> Invitation:
-    with app.app_context():
-        chosen = [db.session.get(Group, g) for g in groups]
-    invitation_id, _link = make_invitation(groups=chosen, **options)
-    return invitation_id
+def test_expired_invitation(client, make_invitation):
+    _, link = make_invitation(expires_in=timedelta(seconds=-1))
+    response = client.get(path_of(link))
+    assert response.status_code == 410
+    html = response.get_data(as_text=True)
+    assert "This invitation has expired" in html and "send you a new invitation link" in html
+    assert "Traceback" not in html
 
 
-def test_grant_access_adds_the_groups_records_the_use_and_consumes_one(app, make_invitation):
-    group_id = invitation_group(app)
-    sam = existing_user(app, "sam")
-    invitation_id = _invitation(make_invitation, app, groups=[group_id], max_uses=5)
-    with app.app_context():
-        users_before = _count(User)
-        user, invitation = db.session.get(User, sam), db.session.get(Invitation, invitation_id)
-        result = service.grant_access(user, invitation, ip="192.0.2.7")
-        assert isinstance(result, service.Granted)
-        assert [g.name for g in result.groups] == ["engineering"]
-        assert [g.name for g in db.session.get(User, sam).groups] == ["engineering"]
-        assert db.session.get(Invitation, invitation_id).use_count == 1
-        assert _count(InvitationUse, invitation_id=invitation_id, user_id=sam) == 1
-        assert _events(Action.INVITATION_ACCEPTED) == 1
-        assert _count(User) == users_before  # no second account
-
-
-def test_an_account_accepts_an_invitation_once(app, make_invitation):
-    sam = existing_user(app, "sam")
-    invitation_id = _invitation(make_invitation, app, max_uses=5)
-    with app.app_context():
-        user, invitation = db.session.get(User, sam), db.session.get(Invitation, invitation_id)
-        assert isinstance(service.grant_access(user, invitation), service.Granted)
-        again = service.grant_access(user, invitation)
-        assert again is service.REFUSALS["already_accepted"]
-        assert db.session.get(Invitation, invitation_id).use_count == 1
-        assert _count(InvitationUse, invitation_id=invitation_id) == 1
-
-
-def test_a_used_single_use_invitation_is_refused_as_enrollment_refuses_it(app, make_invitation):
-    group_id = invitation_group(app)
-    sam, pat = existing_user(app, "sam"), existing_user(app, "pat")
-    invitation_id = _invitation(make_invitation, app, groups=[group_id], single_use=True)
+def test_invitation_expiring_mid_flow_is_refused_at_the_end(app, client, make_invitation):
+    invitation_id, link = make_invitation()
+    client.get(path_of(link))
+    submit(client, FLOW_URL, {"username": "slow", "password": NEW_PASSWORD,
+                              "password_repeat": NEW_PASSWORD})
     with app.app_context():
         invitation = db.session.get(Invitation, invitation_id)
-        assert isinstance(service.grant_access(db.session.get(User, sam), invitation), service.Granted)
-        refused = service.grant_access(db.session.get(User, pat), invitation)
-        assert refused is service.REFUSALS["used up"]
-        assert db.session.get(User, pat).groups == []
-        assert db.session.get(Invitation, invitation_id).use_count == 1
-
-
-def test_revoked_and_expired_invitations_are_refused_with_the_enrollment_refusals(app, make_invitation):
-    sam = existing_user(app, "sam")
-    revoked_id = _invitation(make_invitation, app, name="revoked")
-    expired_id = _invitation(make_invitation, app, name="expired", expires_in=timedelta(seconds=-1))
+        invitation.expires_at = invitation.expires_at - timedelta(days=30)
+        db.session.commit()
+    response = submit(client, FLOW_URL, {"name": "Slow", "email": "slow@example.com"})
+    assert response.status_code == 410
     with app.app_context():
-        user = db.session.get(User, sam)
-        service.revoke_many([db.session.get(Invitation, revoked_id)])
-        for invitation_id, reason in ((revoked_id, "revoked"), (expired_id, "expired")):
-            invitation = db.session.get(Invitation, invitation_id)
-            assert service.grant_access(user, invitation) is service.REFUSALS[reason]
-            assert service.refusal_for(invitation, invitation.flow, token_supplied=True) \
-                is service.REFUSALS[reason]  # the one rule enrollment uses
-            assert db.session.get(Invitation, invitation_id).use_count == 0
-        assert _count(InvitationUse) == 0
+        assert db.session.scalar(select(User).filter_by(username="slow")) is None
 
 
-def test_a_recipient_bound_invitation_needs_that_verified_address(app, make_invitation):
-    unverified = existing_user(app, "una", email="una@example.com", verified=False)
-    other = existing_user(app, "oscar", email="oscar@example.com")
-    owner = existing_user(app, "vera", email="Vera@Example.com")
-    invitation_id = _invitation(make_invitation, app, email="vera@example.com")
+def test_unknown_token(client):
+    response = client.get(FLOW_URL + "?itoken=not-a-real-token")
+    assert response.status_code == 404
+    assert "This invitation link is not valid" in response.get_data(as_text=True)
+
+
+def test_no_token_at_all(client):
+    response = client.get(FLOW_URL)
+    assert response.status_code == 403
+    assert "An invitation is required" in response.get_data(as_text=True)
+
+
+def test_deleted_invitation(app, client, make_invitation):
+    invitation_id, link = make_invitation()
     with app.app_context():
-        invitation = db.session.get(Invitation, invitation_id)
-        for user_id in (unverified, other):
-            refused = service.grant_access(db.session.get(User, user_id), invitation)
-            assert refused is service.REFUSALS["not_your_address"]
+        service.delete_invitation(db.session.get(Invitation, invitation_id))
+    response = client.get(path_of(link))
+    assert response.status_code == 404
+    assert "deleted" in response.get_data(as_text=True)
+
+
+def test_invitation_only_works_on_its_own_flow(app, client, make_invitation):
+    """authentik's CVE-2022-23555: an invitation for flow A must not open flow B."""
+    with app.app_context():
+        other = Flow(slug="other-enrollment", name="Other", title="Other",
+                     authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED)
+        stage = db.session.scalar(select(Stage).filter_by(type="invitation"))
+        other.bindings.append(FlowStageBinding(stage=stage, order=5))
+        db.session.add(other)
+        db.session.commit()
+    _, link = make_invitation()
+    response = client.get(path_of(link).replace("default-enrollment-flow", "other-enrollment"))
+    assert response.status_code == 404
+    assert "not valid here" in response.get_data(as_text=True)
+
+
+def test_opening_the_link_does_not_consume_it(app, make_invitation):
+    """Mail scanners open links; only finishing enrollment uses a single-use invitation."""
+    invitation_id, link = make_invitation(single_use=True)
+    for _ in range(3):
+        assert app.test_client().get(path_of(link)).status_code == 302
+    with app.app_context():
         assert db.session.get(Invitation, invitation_id).use_count == 0
-        assert isinstance(service.grant_access(db.session.get(User, owner), invitation),
-                          service.Granted)  # the same address, whatever its case
-        assert db.session.get(Invitation, invitation_id).use_count == 1
 
 
-def test_the_address_is_compared_in_nfkc_form(app, make_invitation):
-    """A fullwidth ＠ reads as @: the account's address counts for the invitation's."""
-    owner = existing_user(app, "wide", email="wide＠example.com")
-    invitation_id = _invitation(make_invitation, app, email="WIDE@example.com")
+def test_single_use_cannot_be_reused(app, make_invitation):
+    _, link = make_invitation(single_use=True)
+    first = complete_wizard(app.test_client(), path_of(link), username="first")
+    assert first.request.path == "/account/"
+    response = app.test_client().get(path_of(link))
+    assert response.status_code == 410
+    assert "already been used" in response.get_data(as_text=True)
+
+
+def test_single_use_finished_in_two_windows_makes_one_account(app, make_invitation):
+    """Both windows reach the last page; only the first to finish gets an account."""
+    _, link = make_invitation(single_use=True)
+    a, b = app.test_client(), app.test_client()
+    for client, name in ((a, "win-a"), (b, "win-b")):
+        client.get(path_of(link))
+        submit(client, FLOW_URL, {"username": name, "password": NEW_PASSWORD,
+                                  "password_repeat": NEW_PASSWORD})
+    assert submit(a, FLOW_URL, {"name": "A", "email": "a@example.com"}).request.path == "/account/"
+    late = submit(b, FLOW_URL, {"name": "B", "email": "b@example.com"})
+    assert late.status_code == 410
+    with app.app_context():
+        assert db.session.scalar(select(func.count(User.id)).where(User.username.like("win-%"))) == 1
+
+
+def test_concurrent_finish_of_a_single_use_invitation(app, make_invitation, tmp_path):
+    """Threads, each with its own client and database session, finish at the same moment."""
+    _, link = make_invitation(single_use=True)
+    contenders = 6
+    clients = []
+    for index in range(contenders):
+        client = app.test_client()
+        client.get(path_of(link))
+        submit(client, FLOW_URL, {"username": f"racer{index}", "password": NEW_PASSWORD,
+                                  "password_repeat": NEW_PASSWORD})
+        page = client.get(FLOW_URL).get_data(as_text=True)
+        assert numbers_in(page, "Step {} of {}") == (2, 2)
+        clients.append((client, page))
+
+    barrier = threading.Barrier(contenders)
+    statuses: list[int] = []
+
+    def finish(client, page, index):
+        import re
+
+        from ..conftest import csrf_from
+
+        data = {"csrf_token": csrf_from(page),
+                "binding": re.search(r'name="binding" value="(\d+)"', page).group(1),
+                "name": f"Racer {index}", "email": f"racer{index}@example.com"}
+        barrier.wait()
+        statuses.append(client.post(FLOW_URL, data=data).status_code)
+
+    threads = [threading.Thread(target=finish, args=(c, p, i)) for i, (c, p) in enumerate(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+
+    assert sorted(statuses) == [302] + [410] * (contenders - 1)
+    with app.app_context():
+        assert db.session.scalar(select(func.count(User.id)).where(User.username.like("racer%"))) == 1
+        assert db.session.scalar(select(Invitation)).use_count == 1
+
+
+def test_multi_use_invitation_records_every_use(app, make_invitation):
+    invitation_id, link = make_invitation(single_use=False)
+    for name in ("multi1", "multi2"):
+        assert complete_wizard(app.test_client(), path_of(link), username=name,
+                               email=f"{name}@example.com").request.path == "/account/"
     with app.app_context():
         invitation = db.session.get(Invitation, invitation_id)
-        assert service.acceptance_refusal(invitation, db.session.get(User, owner)) is None
+        assert invitation.use_count == 2
+        assert {use.user.username for use in invitation.uses} == {"multi1", "multi2"}
 
 
-def test_a_verification_holds_only_for_the_address_it_proved(app):
-    sam = existing_user(app, "sam")
+def test_database_copy_alone_yields_no_working_link(app, make_invitation, tmp_path):
+    """Only a digest and a salt are stored; without SECRET_KEY they open nothing."""
+    invitation_id, link = make_invitation()
+    token = link.split("itoken=")[1]
     with app.app_context():
-        user = db.session.get(User, sam)
-        assert verified_email(user) == "sam@example.com"
-        user.email = "sam@elsewhere.example"
-        assert verified_email(user) is None
-        mark_email_verified(user, "someone@else.example")  # a proof of another address
-        assert verified_email(user) is None
+        row = db.session.execute(select(Invitation.__table__)).mappings().one()
+        assert all(token not in str(value) for value in row.values())
+        # Someone with the database but another SECRET_KEY cannot rebuild the link.
+        other = create_app({"SQLALCHEMY_DATABASE_URI": app.config["SQLALCHEMY_DATABASE_URI"],
+                            "SECRET_KEY": "another-key"})
+        with other.app_context():
+            rebuilt = service.invitation_token(db.session.get(Invitation, invitation_id))
+            assert rebuilt != token
+            assert service.find_by_token(rebuilt) is None
+            db.session.remove()
+            db.engine.dispose()
+        assert len(token) >= 22  # >= 128 bits in URL-safe base64
 
 
-def test_decline_consumes_nothing_and_leaves_the_list(app, make_invitation):
-    sam = existing_user(app, "sam")
-    invitation_id = _invitation(make_invitation, app, email="sam@example.com")
-    with app.app_context():
-        user, invitation = db.session.get(User, sam), db.session.get(Invitation, invitation_id)
-        assert [i.id for i in service.pending_for(user)] == [invitation_id]
-        service.decline(user, invitation, ip="192.0.2.7")
-        service.decline(user, invitation)  # twice: one decline is kept
-        assert service.pending_for(user) == []
-        assert db.session.get(Invitation, invitation_id).use_count == 0
-        assert _count(InvitationUse) == 0
-        assert _events(Action.INVITATION_DECLINED) == 2
-        # They change their mind: the link still works, and the decline is gone.
-        assert isinstance(service.grant_access(user, invitation), service.Granted)
-        assert db.session.get(Invitation, invitation_id).use_count == 1
-
-
-def test_pending_for_lists_only_open_invitations_to_the_verified_address(app, make_invitation):
-    sam = existing_user(app, "sam")
-    una = existing_user(app, "una", verified=False)
-    mine = _invitation(make_invitation, app, name="mine", email="SAM@example.com")
-    _invitation(make_invitation, app, name="someone else's", email="pat@example.com")
-    _invitation(make_invitation, app, name="open link")  # no address: not listed
-    expired = _invitation(make_invitation, app, name="expired", email="sam@example.com",
-                          expires_in=timedelta(seconds=-1))
-    revoked = _invitation(make_invitation, app, name="revoked", email="sam@example.com")
-    _invitation(make_invitation, app, name="una's", email="una@example.com")
-    with app.app_context():
-        service.revoke_many([db.session.get(Invitation, revoked)])
-        user = db.session.get(User, sam)
-        assert [i.name for i in service.pending_for(user)] == ["mine"]
-        assert service.pending_invitation(user, mine).id == mine
-        assert service.pending_invitation(user, expired) is None
-        assert service.pending_for(db.session.get(User, una)) == []  # not verified: none
-        service.grant_access(user, db.session.get(Invitation, mine))
-        assert service.pending_for(user) == []  # accepted: no longer pending
-
-
-def test_addresses_with_accounts_matches_whatever_the_case(app, admin):
-    existing_user(app, "sam")
-    with app.app_context():
-        found = service.addresses_with_accounts(["SAM@example.com", "new@example.com", ""])
-        assert found == ["SAM@example.com"]
-        assert service.addresses_with_accounts([]) == []
-
-
-def test_an_accepted_invitation_consumes_uses_like_enrollment_does(app, make_invitation):
-    """Two existing accounts and a two-use link: both accept, the third is refused, and the
-    counts match exactly."""
-    people = [existing_user(app, name) for name in ("ann", "ben", "cat")]
-    invitation_id = _invitation(make_invitation, app, max_uses=2)
+def test_status_of(app, make_invitation):
+    invitation_id, _ = make_invitation(single_use=True)
     with app.app_context():
         invitation = db.session.get(Invitation, invitation_id)
-        results = [service.grant_access(db.session.get(User, p), invitation) for p in people]
-        assert [type(r).__name__ for r in results] == ["Granted", "Granted", "Refusal"]
-        assert results[2] is service.REFUSALS["used up"]
-        assert db.session.get(Invitation, invitation_id).use_count == 2
-        assert _count(InvitationUse, invitation_id=invitation_id) == 2
-        assert invitation.expires_at > utcnow()
+        assert service.status_of(invitation) is service.InvitationStatus.VALID
+        invitation.use_count = 1
+        assert service.status_of(invitation) is service.InvitationStatus.ACCEPTED
+        invitation.single_use, invitation.max_uses, invitation.use_count = False, 3, 3
+        assert service.status_of(invitation) is service.InvitationStatus.USED_UP
+        invitation.use_count = 0
+        invitation.expires_at = invitation.created_at - timedelta(seconds=1)
+        assert service.status_of(invitation) is service.InvitationStatus.EXPIRED

@@ -384,6 +384,11 @@ def _stage(importer: Importer, entry: _Entry) -> Plan:
             values[option.kind.relation] = stored
     unused = sorted(k for k in attrs if k not in declared and k != "name"
                     and IGNORED_DEFAULTS.get(k, object()) != attrs[k])
+    superseded = stage_type.superseded_in(attrs)
+    for reason in dict.fromkeys(superseded[k] for k in unused if k in superseded):
+        keys = [k for k in unused if superseded.get(k) == reason]
+        notes.append(f"{', '.join(keys)}: not acted on, and not needed: {reason}")
+    unused = [k for k in unused if k not in superseded]
     if unused:
         notes.append(f"{', '.join(unused)}: not used by the portal's {stage_type.label.lower()} "
                      "stage (no option of it reads this); ignored")

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from ... import yaml_errors
+
 MAX_BLUEPRINT_BYTES = 256 * 1024  # authentik's largest example is ~10 kB
 MAX_ALIASES = 200  # YAML anchors/aliases: enough for real files, too few for a "billion laughs"
 MAX_DEPTH = 64  # nested lists and mappings: authentik's examples use under 10; Python's stack, ~300
@@ -233,11 +235,8 @@ def parse(text: str) -> dict:
     try:
         document = loader.get_single_data()
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"Line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
         why = "the file is refused" if isinstance(exc, _Bound) else "the file is not valid YAML"
-        raise BlueprintError([f"{where}{problem} ({why})."]) from None
+        raise BlueprintError([f"{yaml_errors.describe(exc)} ({why})."]) from None
     except RecursionError:
         raise BlueprintError(["The file nests lists or mappings too deeply."]) from None
     finally:

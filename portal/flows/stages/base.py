@@ -37,6 +37,18 @@ class Deny:
 Result = Next | Retry | Deny
 
 
+@dataclass(frozen=True)
+class Superseded:
+    """authentik attributes a stage type has no option for that are irrelevant while another
+    attribute has a value (an email stage's SMTP host under `use_global_settings: true`): the
+    import report says why they are not acted on instead of calling them dropped."""
+
+    attrs: tuple[str, ...]
+    when: str  # the blueprint attribute...
+    equals: object  # ...and its value, as written in the blueprint
+    reason: str
+
+
 @dataclass
 class ActionRequest:
     """What a stage action is given: the request's method and values, and the visitor's own
@@ -108,6 +120,7 @@ class StageType:
     model: ClassVar[str]
     declared_options: ClassVar[tuple[Option, ...]] = ()
     actions: ClassVar[tuple[StageAction, ...]] = ()
+    superseded: ClassVar[tuple[Superseded, ...]] = ()
     interactive: ClassVar[bool] = False
     template: ClassVar[str | None] = None
     # Running this stage (or showing its page) writes rows that belong to the flow session, or
@@ -144,6 +157,13 @@ class StageType:
     @classmethod
     def action(cls, name: str) -> StageAction | None:
         return next((a for a in cls.actions if a.name == name), None)
+
+    @classmethod
+    def superseded_in(cls, attrs: dict) -> dict[str, str]:
+        """{attribute: why it is irrelevant} for the blueprint attributes `attrs` holds."""
+        return {attr: rule.reason for rule in cls.superseded
+                if rule.when in attrs and attrs[rule.when] == rule.equals
+                for attr in rule.attrs}
 
     def assigned_groups(self) -> list:
         """Groups this stage puts people in: what the privilege ceiling (portal.access.ceiling)

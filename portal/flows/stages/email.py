@@ -22,11 +22,11 @@ from wtforms.form import BaseForm
 
 from ...auth.service import claim_action_token, find_action_token, mark_email_verified
 from ...extensions import db
-from ...mail import enqueue, mail_configured
+from ...mail import compose, mail_configured
 from ...models import ActionToken, FlowSession, TokenPurpose, User, utcnow
 from ...security import tokens
 from ..context import PENDING_USER, note, noted
-from .base import ActionResult, Next, Retry, StageAction, StageType
+from .base import ActionResult, Next, Retry, StageAction, StageType, Superseded
 from .options import BOOL, CHOICE, EMAIL, TEXT, Option, parse_authentik_duration
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,7 @@ def _tokens_of(session: FlowSession):
 # The flow session notes where the latest link went and which address opening one confirmed:
 # a verification holds only for that address, so changing it afterwards needs a new link.
 SENT_TO, VERIFIED = "email_sent_to", "email_verified"
+WITHHELD = "email_withheld_at"  # when a link for an identifier matching no account was not sent
 
 
 def account_of(session: FlowSession) -> User | None:
@@ -251,6 +252,12 @@ class EmailStage(StageType):
                     "is used."),
         Option("from_address", EMAIL, "Sender address", default="", max_length=320),
     )
+    superseded = (
+        Superseded(("host", "port", "username", "password", "use_tls", "use_ssl", "timeout"),
+                   when="use_global_settings", equals=True,
+                   reason="authentik's per-stage SMTP server, which use_global_settings: true "
+                          "turns off there too; the portal's mail server (MAIL_SERVER) sends"),
+    )
     actions = (
         StageAction("resend", _resend, needs_session=True, rate_limited=True),
         StageAction("verify", _verify, methods=("GET", "POST"), needs_session=False),
@@ -305,10 +312,6 @@ class EmailStage(StageType):
                                    expires_at=utcnow() + self.expiry()))
         note(ctx.session, SENT_TO, to)
         db.session.commit()
-        if nobody:
-            # An identifier that matched no account: the same token row (so "send again" waits
-            # the same), the same page, but nothing is sent and nobody holds the token.
-            return None
         link = f"{ctx.base_url}{verify_path(ctx.flow.slug, ctx.binding.id)}?token={token}"
         template = self.options.get("template")
         template = template if template in TEMPLATES else DEFAULT_TEMPLATE
@@ -316,13 +319,23 @@ class EmailStage(StageType):
                   "name": str(ctx.prompt_data.get("name") or "")}
         # Through the durable outbox, like every email: a mail server that is down delays the
         # message (the sender retries) but never loses it or fails this page.
-        message = enqueue(
+        message = compose(
             to, str(self.options.get("subject") or DEFAULT_SUBJECT),
             render_template(template.removesuffix(".html") + ".txt", **values),
             render_template(template, **values),
             sender=None if self.options.get("use_global_settings", True)
             else self.options.get("from_address") or None,
         )
+        if nobody:
+            # An identifier that matched no account does the same work and gets the same page:
+            # a token row (so "send again" waits the same), the message rendered and sealed,
+            # and a second write and commit where the outbox row would be, so neither the
+            # answer nor its time tells whether an account exists. Nothing is sent, and nobody
+            # holds the token.
+            note(ctx.session, WITHHELD, utcnow().isoformat())
+            db.session.commit()
+            return None
+        db.session.add(message)
         db.session.commit()
         ctx.outbox_ids.append(message.id)
         return None
