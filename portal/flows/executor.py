@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-
-import secrets
 
 from sqlalchemy import delete, inspect, select
 from sqlalchemy.orm import joinedload
@@ -25,8 +24,8 @@ from ..models import (
 )
 from ..security import tokens
 from . import planner
-from .planner import bindings_of
 from .context import FlowContext, noted
+from .planner import bindings_of
 from .stages import Deny, Retry, StageType, stage_type_for
 
 

@@ -21,17 +21,17 @@ FTS_TABLE = "invitations_fts"
 # Shared with migration 0009_perf and the model's after_create event (tests build the schema
 # with create_all).
 SQLITE_FTS_DDL = (
-    f"CREATE VIRTUAL TABLE IF NOT EXISTS {FTS_TABLE} USING fts5(name, email, "
+    "CREATE VIRTUAL TABLE IF NOT EXISTS invitations_fts USING fts5(name, email, "
     "content='invitations', content_rowid='id', tokenize='trigram')",
-    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_insert AFTER INSERT ON invitations BEGIN "
-    f"INSERT INTO {FTS_TABLE}(rowid, name, email) VALUES (new.id, new.name, new.email); END",
-    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_delete AFTER DELETE ON invitations BEGIN "
-    f"INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, name, email) "
+    "CREATE TRIGGER IF NOT EXISTS invitations_fts_insert AFTER INSERT ON invitations BEGIN "
+    "INSERT INTO invitations_fts(rowid, name, email) VALUES (new.id, new.name, new.email); END",
+    "CREATE TRIGGER IF NOT EXISTS invitations_fts_delete AFTER DELETE ON invitations BEGIN "
+    "INSERT INTO invitations_fts(invitations_fts, rowid, name, email) "
     "VALUES ('delete', old.id, old.name, old.email); END",
-    f"CREATE TRIGGER IF NOT EXISTS {FTS_TABLE}_update AFTER UPDATE OF name, email ON invitations "
-    f"BEGIN INSERT INTO {FTS_TABLE}({FTS_TABLE}, rowid, name, email) "
+    "CREATE TRIGGER IF NOT EXISTS invitations_fts_update AFTER UPDATE OF name, email ON invitations "
+    "BEGIN INSERT INTO invitations_fts(invitations_fts, rowid, name, email) "
     "VALUES ('delete', old.id, old.name, old.email); "
-    f"INSERT INTO {FTS_TABLE}(rowid, name, email) VALUES (new.id, new.name, new.email); END",
+    "INSERT INTO invitations_fts(rowid, name, email) VALUES (new.id, new.name, new.email); END",
 )
 TRIGRAM = 3
 _fts_present: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
@@ -61,7 +61,7 @@ def contains(search: str):
                  Invitation.email.ilike(pattern, escape="\\"))
     if db.engine.dialect.name == "sqlite" and len(term) >= TRIGRAM and _has_fts():
         phrase = '"' + term.replace('"', '""') + '"'  # an FTS5 string: every character literal
-        matching = text(f"SELECT rowid FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH :phrase"
+        matching = text("SELECT rowid FROM invitations_fts WHERE invitations_fts MATCH :phrase"
                         ).bindparams(phrase=phrase)
         clause = and_(Invitation.id.in_(matching), clause)
     return clause
@@ -78,5 +78,5 @@ def create_sqlite_index(connection) -> bool:
             connection.exec_driver_sql(statement)
     except (OperationalError, sqlite3.OperationalError):
         return False
-    connection.exec_driver_sql(f"INSERT INTO {FTS_TABLE}({FTS_TABLE}) VALUES ('rebuild')")
+    connection.exec_driver_sql("INSERT INTO invitations_fts(invitations_fts) VALUES ('rebuild')")
     return True
