@@ -88,12 +88,14 @@ def _form(html: str) -> dict:
 def test_a_whole_enrollment_of_the_default_flow_sends_at_most_25_statements(
         app, client, make_invitation):
     _, link = make_invitation()
-    per_request = []
+    per_request, writes = [], []
 
     def counted(send):
         with count_statements(app) as statements:
             response = send()
         per_request.append(len(statements))
+        writes.append([s.split()[0] + " " + s.split()[2 if s.startswith(("INSERT", "DELETE")) else 1]
+                       for s in statements if s.lstrip().startswith(("INSERT", "UPDATE", "DELETE"))])
         return response
 
     landing = counted(lambda: client.get(path_of(link)))
@@ -106,9 +108,34 @@ def test_a_whole_enrollment_of_the_default_flow_sends_at_most_25_statements(
     assert sent.status_code == 302
     second = counted(lambda: client.get(ENROLLMENT))
     assert numbers_in(second.get_data(as_text=True), "Step {} of {}") == (2, 2)
-    done = counted(lambda: client.post(ENROLLMENT, data={
-        **_form(second.get_data(as_text=True)), "name": "Cora Counted",
-        "email": "cora@example.com"}))
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+    commits = []
+
+    def on_commit(_conn):
+        commits.append(len(writes_so_far))
+
+    writes_so_far: list[str] = []
+
+    def on_write(_conn, _cursor, statement, *_args):
+        if statement.lstrip().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes_so_far.append(statement.split()[0])
+
+    event.listen(engine, "commit", on_commit)
+    event.listen(engine, "before_cursor_execute", on_write)
+    try:
+        done = counted(lambda: client.post(ENROLLMENT, data={
+            **_form(second.get_data(as_text=True)), "name": "Cora Counted",
+            "email": "cora@example.com"}))
+    finally:
+        event.remove(engine, "commit", on_commit)
+        event.remove(engine, "before_cursor_execute", on_write)
+    # One transaction for the final write: every write but the sign-in's last-login stamp is
+    # committed at once (the first commit of the request that has any writes before it).
+    first_commit = next(n for n in commits if n > 0)
+    assert first_commit == len(writes_so_far) - 1, (commits, writes_so_far)
     assert done.status_code == 302 and done.headers["Location"].endswith("/account/")
     with app.app_context():
         user = db.session.scalar(select(User).filter_by(username="counted"))
@@ -116,6 +143,10 @@ def test_a_whole_enrollment_of_the_default_flow_sends_at_most_25_statements(
     assert sum(per_request) <= ENROLLMENT_STATEMENT_BUDGET, per_request
     # The pages that only show a form read the flow (with its definition) and the session.
     assert per_request[3] == 2, per_request
+    # No needless writes between pages: the link writes nothing, the first page writes the flow
+    # session once, a page's POST updates it once; the final POST is the account's transaction.
+    assert writes[:4] == [[], ["INSERT flow_sessions"], ["UPDATE flow_sessions"], []], writes
+    assert writes[4].count("UPDATE invitations") == 1 and "INSERT users" in writes[4], writes
 
 
 def test_the_invitation_is_used_exactly_once_when_two_browsers_finish_it(app, make_invitation):
