@@ -480,6 +480,10 @@ def report(results: dict, bound: float, seconds: float) -> str:
         f"Measured by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC in {seconds:.0f} s. "
         "Re-run it to measure your own machine; the figures below are from one run.",
         "",
+        *([f"**The machine was busy during this run** (load average {LOAD_AT_START[0]:.1f} on "
+           f"{os.cpu_count()} cores at the start, from other work): the absolute figures and "
+           "even the ratios are not representative. Re-run `make bench` on a quiet machine.", ""]
+          if LOAD_AT_START[0] > (os.cpu_count() or 1) else []),
         "## Machine",
         "",
         "| | |",
