@@ -230,3 +230,52 @@ def test_migration_0007_keeps_existing_users_signing_in(tmp_path):
             user = db.session.scalar(db.select(User).filter_by(username="old"))
             assert user.session_generation == 0
         assert signed_in(app, "old").get("/account/").status_code == 200
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_migration_0009_perf_makes_existing_invitations_searchable(tmp_path):
+    """Invitations from before the FTS5 table are found after the upgrade (SQLite), and the
+    list works as before on both databases; a downgrade removes the table and its triggers."""
+    from flask_migrate import downgrade
+    from sqlalchemy import text
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+    with app.app_context():
+        db.drop_all()
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        upgrade(revision="0008")
+        with db.engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO flows (slug, name, title, designation, authentication, created_at) "
+                "VALUES ('f', 'f', 'f', 'enrollment', 'none', CURRENT_TIMESTAMP)"))
+            connection.execute(text(
+                "INSERT INTO invitations (name, token_salt, token_digest, flow_id, attributes, "
+                "single_use, use_count, created_at, email, cc, bcc, message, allowed_domains) "
+                "SELECT 'Before the upgrade', 's', 'd', id, '{}', false, 0, CURRENT_TIMESTAMP, "
+                "'early@example.com', '[]', '[]', '', '[]' FROM flows"))
+        upgrade()
+        try:
+            from portal.invitations import search, service
+
+            search.forget_fts()
+            found = db.session.scalars(service.list_query(search="the upgrade")).all()
+            assert [i.name for i in found] == ["Before the upgrade"]
+            assert db.session.scalars(service.list_query(search="early@")).all() == found
+            if db.engine.dialect.name == "sqlite":
+                assert "invitations_fts" in str(service.list_query(search="the upgrade")
+                                                .compile(db.engine))
+                db.session.remove()
+                downgrade(revision="0008")
+                with db.engine.connect() as connection:
+                    left = connection.exec_driver_sql(
+                        "SELECT count(*) FROM sqlite_master WHERE name LIKE 'invitations_fts%'"
+                    ).scalar()
+                assert left == 0
+        finally:
+            search.forget_fts()
+            db.session.remove()
+            db.drop_all()
+            with db.engine.begin() as connection:
+                connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+            db.engine.dispose()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.extensions import db
 from portal.invitations import service
 from portal.models import Flow, User
 
-from .conftest import path_of
+from .conftest import numbers_in, path_of
 from .helpers import add_invitations
 from .querycount import count_statements
 
@@ -30,7 +30,15 @@ def test_admin_list_statements_do_not_grow_with_rows(app, client, auth, admin):
     # email per row, the signed-in admin; never one per row.
     assert few <= full <= 10  # the first has no COUNT (its last page tells the total)
     assert _admin_list_statements(app, client, "?page=2") <= full
+    # The first search of a process asks SQLite once whether it has the FTS5 table.
+    _admin_list_statements(app, client, "?q=warm")
     assert _admin_list_statements(app, client, "?q=inv") <= full
+    # Keyset pages cost the same however deep they are.
+    with app.app_context():
+        middle = db.session.scalars(select(service.Invitation.id).order_by(
+            service.Invitation.id.desc()).offset(12)).first()
+    assert _admin_list_statements(app, client, f"?after={middle}") <= full
+    assert _admin_list_statements(app, client, f"?before={middle}") <= full
 
 
 def test_search_finds_by_name_and_treats_wildcards_literally(app, client, auth, admin):
@@ -59,3 +67,109 @@ def test_bulk_created_invitations_have_working_links(app, client):
         link = service.invitation_link(invitation, "http://portal.test")
     page = client.get(path_of(link), follow_redirects=True)
     assert page.status_code == 200 and 'name="username"' in page.get_data(as_text=True)
+
+
+ENROLLMENT = "/if/flow/default-enrollment-flow/"
+# The whole default enrollment (link, first page, its POST, second page, the final POST that
+# writes the account and signs in) stays within this many statements; see BENCHMARKS.md for
+# what each request still costs.
+ENROLLMENT_STATEMENT_BUDGET = 25
+
+
+def _form(html: str) -> dict:
+    import re
+
+    from .conftest import csrf_from
+
+    return {"csrf_token": csrf_from(html),
+            "binding": re.search(r'name="binding" value="(\d+)"', html).group(1)}
+
+
+def test_a_whole_enrollment_of_the_default_flow_sends_at_most_25_statements(
+        app, client, make_invitation):
+    _, link = make_invitation()
+    per_request, writes = [], []
+
+    def counted(send):
+        with count_statements(app) as statements:
+            response = send()
+        per_request.append(len(statements))
+        writes.append([s.split()[0] + " " + s.split()[2 if s.startswith(("INSERT", "DELETE")) else 1]
+                       for s in statements if s.lstrip().startswith(("INSERT", "UPDATE", "DELETE"))])
+        return response
+
+    landing = counted(lambda: client.get(path_of(link)))
+    assert landing.status_code == 302
+    first = counted(lambda: client.get(ENROLLMENT))
+    password = "violet-kettle-harbour-42"
+    sent = counted(lambda: client.post(ENROLLMENT, data={
+        **_form(first.get_data(as_text=True)), "username": "counted", "password": password,
+        "password_repeat": password}))
+    assert sent.status_code == 302
+    second = counted(lambda: client.get(ENROLLMENT))
+    assert numbers_in(second.get_data(as_text=True), "Step {} of {}") == (2, 2)
+    from sqlalchemy import event
+
+    with app.app_context():
+        engine = db.engine
+    commits = []
+
+    def on_commit(_conn):
+        commits.append(len(writes_so_far))
+
+    writes_so_far: list[str] = []
+
+    def on_write(_conn, _cursor, statement, *_args):
+        if statement.lstrip().startswith(("INSERT", "UPDATE", "DELETE")):
+            writes_so_far.append(statement.split()[0])
+
+    event.listen(engine, "commit", on_commit)
+    event.listen(engine, "before_cursor_execute", on_write)
+    try:
+        done = counted(lambda: client.post(ENROLLMENT, data={
+            **_form(second.get_data(as_text=True)), "name": "Cora Counted",
+            "email": "cora@example.com"}))
+    finally:
+        event.remove(engine, "commit", on_commit)
+        event.remove(engine, "before_cursor_execute", on_write)
+    # One transaction for the final write: every write but the sign-in's last-login stamp is
+    # committed at once (the first commit of the request that has any writes before it).
+    first_commit = next(n for n in commits if n > 0)
+    assert first_commit == len(writes_so_far) - 1, (commits, writes_so_far)
+    assert done.status_code == 302 and done.headers["Location"].endswith("/account/")
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(username="counted"))
+        assert user is not None and user.email == "cora@example.com"
+    assert sum(per_request) <= ENROLLMENT_STATEMENT_BUDGET, per_request
+    # The pages that only show a form read the flow (with its definition) and the session.
+    assert per_request[3] == 2, per_request
+    # No needless writes between pages: the link writes nothing, the first page writes the flow
+    # session once, a page's POST updates it once; the final POST is the account's transaction.
+    assert writes[:4] == [[], ["INSERT flow_sessions"], ["UPDATE flow_sessions"], []], writes
+    assert writes[4].count("UPDATE invitations") == 1 and "INSERT users" in writes[4], writes
+
+
+def test_the_invitation_is_used_exactly_once_when_two_browsers_finish_it(app, make_invitation):
+    """One transaction for the final write, and the guarded UPDATE still decides: a single-use
+    link finished in two browsers makes one account and one use."""
+    from portal.models import Invitation, InvitationUse
+
+    invitation_id, link = make_invitation(single_use=True)
+    browsers = [app.test_client(), app.test_client()]
+    password = "violet-kettle-harbour-42"
+    pages = []
+    for n, browser in enumerate(browsers):
+        browser.get(path_of(link))
+        page = browser.get(ENROLLMENT)
+        browser.post(ENROLLMENT, data={**_form(page.get_data(as_text=True)),
+                                       "username": f"twin{n}", "password": password,
+                                       "password_repeat": password})
+        pages.append(browser.get(ENROLLMENT).get_data(as_text=True))
+    results = [browser.post(ENROLLMENT, data={**_form(pages[n]), "name": f"Twin {n}",
+                                              "email": f"twin{n}@example.com"})
+               for n, browser in enumerate(browsers)]
+    assert [r.status_code for r in results] == [302, 410]  # the second is told the link is used
+    with app.app_context():
+        assert db.session.get(Invitation, invitation_id).use_count == 1
+        assert db.session.scalar(select(func.count(InvitationUse.id))) == 1
+        assert db.session.scalar(select(func.count(User.id)).where(User.username.like("twin%"))) == 1

@@ -23,7 +23,9 @@ def upgrade():
 
     # The list's search matches name or email: a trigram index on email too (PostgreSQL only;
     # pg_trgm was created by 0004).
-    if op.get_bind().dialect.name == 'postgresql':
+    bind = op.get_bind()
+    if bind.dialect.name == 'postgresql' and bind.exec_driver_sql(
+            "SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'").first() is not None:
         op.execute('CREATE INDEX ix_invitations_email_trgm ON invitations '
                    'USING gin (email gin_trgm_ops)')
     # ### end Alembic commands ###

@@ -50,7 +50,7 @@ from ..models import (
     utcnow,
 )
 from ..numbers import db_int
-from ..pagination import paginate
+from ..pagination import KeysetPage, keyset_arg, paginate
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
 from .forms import (
@@ -138,7 +138,12 @@ def invitations():
     filters = _list_filters()
     flow_ids = _allowed_flow_ids()
     query = service.list_query(**filters, flow_ids=flow_ids)
-    page = paginate(query, per_page=PER_PAGE)
+    if filters["sort"] in service.KEYSET_SORTS:  # newest or oldest first: keyset pages
+        page = KeysetPage(query, service.KEYSET_SORTS[filters["sort"]], per_page=PER_PAGE,
+                          after=keyset_arg("after"), before=keyset_arg("before"),
+                          descending=filters["sort"].startswith("-"))
+    else:
+        page = paginate(query, per_page=PER_PAGE)
     # An index probe per user, not a DISTINCT over every invitation; only creators of invitations
     # this admin may see (other namespaces' admins are not theirs to learn about).
     created = select(Invitation.id).where(Invitation.created_by_id == User.id)
@@ -149,7 +154,7 @@ def invitations():
         "admin/invitations/list.html", page=page, status_of=service.status_of, filters=filters,
         flows=_enrollment_flows(), creators=creators, statuses=list(service.InvitationStatus),
         emails=service.latest_emails([i.id for i in page.items]), bulk_form=BulkActionForm(),
-        args={k: v for k, v in args.items() if k != "page"},
+        args={k: v for k, v in args.items() if k not in ("page", "after", "before")},
         locked=invitation_refusals(grants(), page.items),
     )
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import cached_property
 
+from sqlalchemy import inspect
+
 from ..extensions import db
 from ..models import Flow, FlowSession, FlowStageBinding, Invitation, User
 
@@ -55,6 +57,9 @@ class FlowContext:
     # Messages for the visitor ("a new email is on its way"), as (category, text); the executor
     # puts them on the Step and the web layer shows them. Stages never call flash().
     notices: list[tuple[str, str]] = field(default_factory=list)
+    # The pending user as last loaded or written in this request, so that later stages (and the
+    # web layer's sign-in) find it without reading it again; pending_user() checks its id.
+    _pending: User | None = field(default=None, repr=False)
 
     def notify(self, text: str, category: str = "info") -> None:
         self.notices.append((category, text))
@@ -75,6 +80,10 @@ class FlowContext:
         The one answer for every stage that updates, deletes, signs in or checks a person
         (user write's update modes, user delete, consent's remembered acceptances)."""
         user_id = noted(self.session, PENDING_USER)
+        kept = self._pending
+        if (kept is not None and type(user_id) is int and inspect(kept).persistent
+                and kept.id == user_id):
+            return kept
         user = db.session.get(User, user_id) if type(user_id) is int else None
         if user is None and self.current_user_id is not None:
             user = db.session.get(User, self.current_user_id)
@@ -82,9 +91,14 @@ class FlowContext:
 
     def set_pending_user(self, user: User | None) -> None:
         note(self.session, PENDING_USER, user.id if user is not None else None)
+        self._pending = user
 
     @cached_property
     def invitation(self) -> Invitation | None:
-        if self.session.invitation_id is None:
+        invitation_id = self.session.invitation_id
+        if invitation_id is None:
             return None
-        return db.session.get(Invitation, self.session.invitation_id)
+        loaded = self.session.invitation  # loaded with the session (executor.load, start)
+        if loaded is not None and loaded.id == invitation_id:
+            return loaded
+        return db.session.get(Invitation, invitation_id)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import delete, inspect, select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..invitations import service as invitations
@@ -18,12 +20,14 @@ from ..models import (
     FlowDesignation,
     FlowSession,
     FlowStageBinding,
+    Invitation,
     User,
     utcnow,
 )
 from ..security import tokens
 from . import planner
 from .context import FlowContext, noted
+from .planner import bindings_of
 from .stages import Deny, Retry, StageType, stage_type_for
 from .stages.invitation import record_refusal
 
@@ -78,6 +82,9 @@ def start(
         created_at=now,
         expires_at=now + lifetime,
     )
+    # The invitation just read, kept with the session: its stages need it, and the identity
+    # map alone would not keep it loaded.
+    set_committed_value(session, "invitation", invitation)
     ctx = FlowContext(flow=flow, session=session,
                       current_user_id=current_user.id if current_user else None)
     session.plan = planner.plan(flow, ctx)
@@ -86,9 +93,15 @@ def start(
     return session, key
 
 
+# Expired flow sessions are cleared by about one store in this many: the table stays bounded
+# (a row lives FLOW_SESSION_LIFETIME) without a DELETE on every enrollment's first page.
+CLEANUP_ONE_IN = 32
+
+
 def _store(session: FlowSession) -> None:
-    """Write a new flow session (and clear expired ones while at it)."""
-    db.session.execute(delete(FlowSession).where(FlowSession.expires_at < utcnow()))
+    """Write a new flow session (and, now and then, clear expired ones while at it)."""
+    if secrets.randbelow(CLEANUP_ONE_IN) == 0:
+        db.session.execute(delete(FlowSession).where(FlowSession.expires_at < utcnow()))
     db.session.add(session)
     db.session.commit()
 
@@ -110,7 +123,11 @@ def load(key: str | None, flow: Flow) -> FlowSession | None:
     """The visitor's unexpired, unfinished session for this flow, if any."""
     if not key:
         return None
-    session = db.session.scalar(select(FlowSession).filter_by(key_digest=tokens.digest(key)))
+    # The invitation and its groups in the same query: its stages and the user write read them.
+    session = db.session.scalars(
+        select(FlowSession).filter_by(key_digest=tokens.digest(key))
+        .options(joinedload(FlowSession.invitation).joinedload(Invitation.groups))
+    ).unique().first()
     if (
         session is None
         or session.flow_id != flow.id
@@ -137,12 +154,8 @@ class FlowExecutor:
             current_user_id=current_user.id if current_user else None,
             base_url=base_url, client_ip=client_ip,
         )
-        self._bindings = {
-            b.id: b for b in db.session.scalars(
-                select(FlowStageBinding).where(FlowStageBinding.id.in_(session.plan or []))
-                .options(selectinload(FlowStageBinding.stage))  # every page needs each stage's type
-            )
-        }
+        planned = set(session.plan or [])
+        self._bindings = {b.id: b for b in bindings_of(self.flow) if b.id in planned}
 
     # -- public -----------------------------------------------------------------------------
 
@@ -151,6 +164,9 @@ class FlowExecutor:
         return self._with_notices(self._step())
 
     def _with_notices(self, step: Step) -> Step:
+        # The progress made in this request (positions passed, values noted) is written once,
+        # here, rather than after each stage: one UPDATE of the flow session, not one per stage.
+        db.session.commit()
         step.notices, self.ctx.notices = [*self.ctx.notices, *step.notices], []
         step.sign_out = step.sign_out or self.ctx.sign_out
         return step
@@ -335,8 +351,7 @@ class FlowExecutor:
         return None
 
     def _advance(self) -> None:
-        self.session.position += 1
-        db.session.commit()
+        self.session.position += 1  # committed with the step (see _with_notices)
 
     def _interactive_positions(self) -> list[int]:
         positions = []

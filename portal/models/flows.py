@@ -157,6 +157,9 @@ class FlowSession(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     flow: Mapped[Flow] = relationship()
+    # Read-only: invitation_id is what is written. The wizard loads the invitation (and its
+    # groups) with the session, in the same query; see FlowContext.invitation.
+    invitation: Mapped[Invitation | None] = relationship(viewonly=True)  # noqa: F821
 
 
 class ConsentRecord(db.Model):

@@ -135,3 +135,22 @@ event.listen(
     Invitation.__table__, "before_create",
     DDL("CREATE EXTENSION IF NOT EXISTS pg_trgm").execute_if(dialect="postgresql"),
 )
+
+
+@event.listens_for(Invitation.__table__, "after_create")
+def _create_search_index(_table, connection, **_kw) -> None:
+    """SQLite: the FTS5 table behind the admin's search (migration 0009_perf makes it too)."""
+    if connection.dialect.name == "sqlite":
+        from ..invitations.search import create_sqlite_index, forget_fts
+
+        create_sqlite_index(connection)
+        forget_fts()
+
+
+@event.listens_for(Invitation.__table__, "before_drop")
+def _drop_search_index(_table, connection, **_kw) -> None:
+    if connection.dialect.name == "sqlite":
+        from ..invitations.search import FTS_TABLE, forget_fts
+
+        connection.exec_driver_sql(f"DROP TABLE IF EXISTS {FTS_TABLE}")
+        forget_fts()

@@ -42,6 +42,8 @@ def render_migration_item(type_, obj, autogen_context):
 
 def include_migration_object(obj, name, type_, reflected, compare_to) -> bool:
     """Compare an index meant for one database (`Index(...).ddl_if(dialect=...)`) only there."""
+    if type_ == "table" and reflected and name.startswith("invitations_fts"):
+        return False  # SQLite's FTS5 search table and its shadow tables (migration 0009_perf)
     ddl_if = getattr(obj, "_ddl_if", None)
     if type_ == "index" and ddl_if is not None and ddl_if.dialect:
         from ..extensions import db

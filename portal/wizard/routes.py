@@ -23,7 +23,7 @@ from ..extensions import db
 from ..flows import executor
 from ..flows.context import note
 from ..flows.executor import FlowExecutor, Step
-from ..flows.planner import ConditionError
+from ..flows.planner import ConditionError, definition_options
 from ..flows.prompts import DISPLAY_TYPES
 from ..flows.stages import STAGE_TYPES, ActionRequest, ActionResult
 from ..flows.stages.email import EmailStage
@@ -74,23 +74,20 @@ def _visitor():
 
 
 def _start(flow: Flow, token: str | None, token_digest: str | None = None):
-    """A new flow session. With a link already checked (its digest) it is stored at once;
-    otherwise it stays in memory until the flow really starts (a stage that writes, or a page's
-    form taken: see executor.start), so visits without a good link write no flow session."""
-    store = token_digest is not None
+    """A new flow session, in memory until the flow really starts (a stage that writes, a page's
+    form taken, or the first page of a link already checked: see executor.start), so visits
+    without a good link write no flow session, and a good one writes it once, with its first
+    stages already passed."""
     flow_session, key = executor.start(
         flow, token, current_user=_visitor(), token_digest=token_digest,
-        lifetime=current_app.config["FLOW_SESSION_LIFETIME_DELTA"], store=store,
+        lifetime=current_app.config["FLOW_SESSION_LIFETIME_DELTA"], store=False,
     )
     target = safe_next(request.args.get("next"))
     if target:  # where to go once the flow is done (a sign-in's ?next=)
         note(flow_session, "next", target)
     wizard = _executor(flow_session)
-    if store:
-        _remember(flow.slug, key)
-    else:
-        _remember(flow.slug, None)  # an ended session's key would make the first POST "ended"
-        wizard.on_store = lambda: _remember(flow.slug, key)
+    _remember(flow.slug, None)  # an ended session's key would make the first POST "ended"
+    wizard.on_store = lambda: _remember(flow.slug, key)
     return wizard
 
 
@@ -100,6 +97,17 @@ def _executor(flow_session) -> FlowExecutor:
                           base_url=base_url(), client_ip=request.remote_addr)
     g.flow_ctx = wizard.ctx
     return wizard
+
+
+@bp.before_request
+def _keep_loaded_rows():
+    """A wizard request commits at the points the flow engine owns (a stage's side effects, the
+    flow session's progress), and each commit would otherwise expire every loaded row: the flow,
+    its bindings, stages and prompts, the invitation and the session would be read again after
+    each one. They are not changed by the commit, so this request keeps them as loaded (the
+    guarded UPDATEs, not these copies, decide whether an invitation may be used; a rollback
+    still expires everything). The session ends with the request."""
+    db.session().expire_on_commit = False
 
 
 @bp.url_value_preprocessor
@@ -125,7 +133,9 @@ MISCONFIGURED = (
 
 
 def _get_flow(slug: str) -> Flow | None:
-    return db.session.scalar(select(Flow).filter_by(slug=slug))
+    """The flow with its whole definition, in one query (every page of the wizard needs it)."""
+    return db.session.scalars(
+        select(Flow).filter_by(slug=slug).options(*definition_options())).unique().first()
 
 
 def _sign_in_attempt() -> bool:
@@ -190,13 +200,21 @@ def _flow(slug: str):
                 "It expired or was finished in another window. Open your invitation link again "
                 "to start over.",
             )
-        wizard = _start(flow, None, _take_invited(slug))
+        invited = _take_invited(slug)
+        wizard = _start(flow, None, invited)
         if request.method == "POST":
             # The first POST of a page whose GET stored nothing: the flow starts now, and runs
             # up to that page again before taking the form (a refusal is shown instead).
             first = wizard.step()
             if first.kind != "page":
                 return _render(flow, first)
+        elif invited is not None:
+            # The first page of a link checked on landing: the flow session is written now,
+            # once, at this page (the link's digest has left the cookie).
+            step = wizard.step()
+            if step.kind == "page":
+                wizard.store()
+            return _render(flow, step)
     else:
         wizard = _executor(flow_session)
 

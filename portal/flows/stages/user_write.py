@@ -59,8 +59,12 @@ class UserWriteStage(StageType):
     def run(self, ctx) -> Next | Retry | Deny:
         if ctx.session.user_id is not None:  # already written (e.g. a reload after a crash)
             return Next()
-        # Start from a clean transaction so the invitation's guarded UPDATE is its first write.
-        db.session.commit()
+        # One transaction for the whole final write: this page's answers and progress, the
+        # invitation's guarded UPDATE, the user, its use, the audit events. (No commit before:
+        # SQLite opens the transaction at its first write, so no read snapshot is held before
+        # the write lock is taken.) A rollback below would drop the answers with the rest, so
+        # they are put back each time; the retry and the page it sends to still have them.
+        answers = _answers(ctx.session)
         mode = self.options.get("user_creation_mode") or "always_create"
         # authentik's modes: always a new account; the pending one when there is one; or only
         # ever the pending one (a recovery flow's new password must never become a new account).
@@ -72,13 +76,14 @@ class UserWriteStage(StageType):
                         400)
         for _ in range(LOCK_RETRIES):
             try:
-                return self._update(ctx, pending) if pending is not None else self._write(ctx)
+                return (self._update(ctx, pending, answers) if pending is not None
+                        else self._write(ctx, answers))
             except OperationalError as exc:  # SQLite "database is locked": try again
-                db.session.rollback()
+                _rollback_keeping(ctx.session, answers)
                 log.warning("user write retried after %s", type(exc).__name__)
         return Deny("Please try again", "The server is busy; reload this page to try again.", 503)
 
-    def _write(self, ctx) -> Next | Retry | Deny:
+    def _write(self, ctx, answers: dict) -> Next | Retry | Deny:
         if not str(ctx.prompt_data.get("username", "") or "").strip():
             # Nothing asked for a username (a flow whose only stage writes, or a GET before any
             # answer): refuse before the invitation or a nameless account is written.
@@ -101,7 +106,7 @@ class UserWriteStage(StageType):
         if problem:  # also checked on the prompt page; here with the address known for sure
             return Retry({"username": [problem]})
         if invitation_id is not None and not redeem(invitation_id, ctx.flow.id):
-            db.session.rollback()
+            _rollback_keeping(session, answers)
             refusal = refusal_for(ctx.invitation, ctx.flow, token_supplied=True) or REFUSALS["used up"]
             record_refusal(ctx, refusal.reason)
             return Deny(refusal.title, refusal.message, refusal.status)
@@ -113,34 +118,36 @@ class UserWriteStage(StageType):
         invited_groups = list(ctx.invitation.groups) if ctx.invitation is not None else []
         user = build_user(ctx.prompt_data, self.options)
         user.password_hash = session.password_hash
-        user.groups.extend(self.assigned_groups())
-        user.groups.extend(g for g in invited_groups if g not in user.groups)
+        groups = self.assigned_groups()
+        groups += [g for g in invited_groups if g not in groups]
+        user.groups = groups  # assigned whole: the new user's collection is never read back
+        if is_verified(session) or (ctx.invitation is not None and ctx.invitation.email):
+            # An email stage confirmed this address earlier in the flow, or the invitation was
+            # addressed to it (email_problem held it to that address): it is proven.
+            mark_email_verified(user, noted(session, VERIFIED) or ctx.invitation.email)
         db.session.add(user)
         if invitation_id is not None:
             db.session.add(InvitationUse(invitation_id=invitation_id, user=user))
         try:
             db.session.flush()
         except IntegrityError:
-            db.session.rollback()
+            _rollback_keeping(session, answers)
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
         session.user_id = user.id
-        if is_verified(session) or (ctx.invitation is not None and ctx.invitation.email):
-            # An email stage confirmed this address earlier in the flow, or the invitation was
-            # addressed to it (email_problem held it to that address): it is proven.
-            mark_email_verified(user, noted(session, VERIFIED) or ctx.invitation.email)
+        session.password_hash = None  # the hash now lives on the user only
         ctx.set_pending_user(user)  # later stages (user login, consent) act on this account
         registry.after_user_created(ctx, user)  # e.g. consent attaches its records
         ip = ctx.client_ip
         record_event(Action.USER_CREATED, actor=user, ip=ip, obj=user,
-                     detail={"flow": ctx.flow.slug, "groups": [g.name for g in user.groups]})
+                     detail={"flow": ctx.flow.slug, "groups": [g.name for g in groups]})
         if ctx.invitation is not None:
             record_event(Action.INVITATION_USED, actor=user, ip=ip, obj=ctx.invitation,
                          detail={"user": user.username})
-        session.password_hash = None  # the hash now lives on the user only
-        db.session.commit()
+        # Committed with the flow's step (FlowExecutor), in this same transaction: the rest of
+        # the flow's progress (the sign-in stage, the end) is written with it, in one UPDATE.
         return Next()
 
-    def _update(self, ctx, user: User) -> Next | Retry | Deny:
+    def _update(self, ctx, user: User, answers: dict) -> Next | Retry | Deny:
         """Write the answers onto the pending account: its username, name, email, attributes and
         password (what the flow asked for). A new password ends the account's sessions, as every
         password change does; a signed-in visitor's own browser is signed in again at the end.
@@ -182,12 +189,27 @@ class UserWriteStage(StageType):
         try:
             db.session.flush()
         except IntegrityError:
-            db.session.rollback()
+            _rollback_keeping(ctx.session, answers)
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
         ctx.session.user_id = user.id
         ctx.set_pending_user(user)
         db.session.commit()
         return Next()
+
+
+# What the flow session holds in memory before the final write (this request's answers, its
+# progress): put back after a rollback, which would otherwise reset them to the stored row.
+_KEPT = ("prompt_data", "fixed_fields", "position", "errors", "password_hash")
+
+
+def _answers(session) -> dict:
+    return {key: getattr(session, key) for key in _KEPT}
+
+
+def _rollback_keeping(session, answers: dict) -> None:
+    db.session.rollback()
+    for key, value in answers.items():
+        setattr(session, key, value)
 
 
 def build_user(prompt_data: dict, options: dict) -> User:

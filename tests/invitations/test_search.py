@@ -1,0 +1,74 @@
+"""The admin's search (portal.invitations.search) and the keyset pages of the list."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select, text
+
+from portal.extensions import db
+from portal.invitations import service
+from portal.invitations.search import FTS_TABLE
+from portal.models import Flow, Invitation, User
+
+
+def _names(html: str) -> list[str]:
+    return re.findall(r'<a href="/admin/invitations/\d+">([^<]+)</a>', html)
+
+
+def _create(app, admin, names_and_emails):
+    with app.app_context():
+        flow = db.session.scalar(select(Flow))
+        creator = db.session.get(User, admin)
+        ids = [service.create_invitation(name=name, flow=flow, expires_at=None, created_by=creator,
+                                         email=email).id for name, email in names_and_emails]
+    return ids
+
+
+def test_search_follows_renames_and_deletions(app, client, auth, admin):
+    auth.login()
+    first, second = _create(app, admin, [("Alpha team", None), ("Beta team", "ops@beta.example")])
+    assert _names(client.get("/admin/invitations/?q=ALPHA").get_data(as_text=True)) == ["Alpha team"]
+    assert _names(client.get("/admin/invitations/?q=ops@beta").get_data(as_text=True)) == ["Beta team"]
+    with app.app_context():
+        db.session.get(Invitation, first).name = "Gamma team"
+        db.session.delete(db.session.get(Invitation, second))
+        db.session.commit()
+    assert _names(client.get("/admin/invitations/?q=alpha").get_data(as_text=True)) == []
+    assert _names(client.get("/admin/invitations/?q=gamma").get_data(as_text=True)) == ["Gamma team"]
+    assert _names(client.get("/admin/invitations/?q=beta").get_data(as_text=True)) == []
+    # Shorter than a trigram, and FTS5's own syntax, are taken literally too.
+    assert _names(client.get("/admin/invitations/?q=ga").get_data(as_text=True)) == ["Gamma team"]
+    html = client.get('/admin/invitations/?q="gamma" OR *').get_data(as_text=True)
+    assert _names(html) == [] and "No invitations match" in html
+
+
+def test_sqlite_search_uses_the_fts5_table(app):
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            return
+        sql = str(service.list_query(search="gamma").compile(db.engine))
+        assert f"FROM {FTS_TABLE} WHERE {FTS_TABLE} MATCH" in sql
+        assert db.session.execute(text(
+            "SELECT count(*) FROM sqlite_master WHERE name LIKE 'invitations_fts_%' AND type = 'trigger'"
+        )).scalar() == 3
+
+
+def test_keyset_pages_walk_the_whole_list_both_ways(app, client, auth, admin):
+    auth.login()
+    _create(app, admin, [(f"page-{n:02d}", None) for n in range(60)])
+    seen, path = [], "/admin/invitations/"
+    pages = []
+    while path:
+        html = client.get(path).get_data(as_text=True)
+        pages.append(html)
+        seen += _names(html)
+        found = re.search(r'href="([^"]*after=\d+[^"]*)" rel="next"', html)
+        path = found.group(1).replace("&amp;", "&") if found else None
+    assert seen == [f"page-{n:02d}" for n in range(59, -1, -1)]
+    assert [len(_names(p)) for p in pages] == [25, 25, 10]
+    back = re.search(r'href="([^"]*before=\d+[^"]*)" rel="prev"', pages[2]).group(1)
+    assert _names(client.get(back.replace("&amp;", "&")).get_data(as_text=True)) == seen[25:50]
+    oldest = client.get("/admin/invitations/?sort=created").get_data(as_text=True)
+    assert _names(oldest)[:2] == ["page-00", "page-01"]
+    assert client.get("/admin/invitations/?after=-5&before=x").status_code == 200
