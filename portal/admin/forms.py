@@ -81,10 +81,12 @@ class DomainList:
     def __call__(self, form, field):
         field.domains = []
         for domain in split_addresses(field.data):
+            from ..invitations.service import domain_problem
+
             domain = domain.lower().lstrip("@")
-            if not re.fullmatch(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
-                                domain):
-                raise ValidationError(f"{domain!r} is not a domain such as example.com.")
+            problem = domain_problem(domain)
+            if problem:
+                raise ValidationError(problem)
             field.domains.append(domain)
 
 
