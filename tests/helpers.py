@@ -146,3 +146,20 @@ def add_invitations(app, count: int) -> None:
                                            password=TEST_PASSWORD) if n % 2 else None
             service.create_invitation(name=f"inv {count}-{n}", flow=flow, expires_at=None,
                                       created_by=creator)
+
+
+def api_token(app, username: str = "admin", scopes=("superuser",), name: str = "script",
+              days: int = 30) -> str:
+    """An API token's secret for this user (through the service, as the account page makes it)."""
+    from portal import apitokens
+    from portal.models import User, utcnow
+
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(username=username))
+        _token, secret = apitokens.issue(user, name=name, scopes=list(scopes),
+                                         expires_at=utcnow() + timedelta(days=days))
+        return secret
+
+
+def bearer(secret: str) -> dict:
+    return {"Authorization": f"Bearer {secret}"}
