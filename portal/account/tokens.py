@@ -26,7 +26,7 @@ class ApiTokenForm(FlaskForm):
     scopes = MultiCheckboxField("Permissions", validators=[DataRequired("Choose at least one.")],
                                 description="Only permissions you hold; the token never does "
                                             "more than you can.")
-    lifetime = SelectField("Expires after", choices=list(LIFETIMES.items()), default="90")
+    lifetime = SelectField("Expires after", choices=LIFETIMES, default="90")
     submit = SubmitField("Create token")
 
     def __init__(self, *args, scopes=(), **kwargs):
