@@ -86,3 +86,15 @@ def test_openapi_is_3_1_and_the_docs_page_serves_its_own_assets(client):
     assert "/static/vendor/swagger-ui/swagger-ui-bundle.js" in page and "//cdn" not in page
     with client.get("/static/vendor/swagger-ui/swagger-ui-bundle.js") as asset:
         assert asset.status_code == 200
+
+
+def test_single_reads_and_their_404s(client, app, admin):
+    token = bearer(api_token(app, "admin"))
+    assert client.get(f"/api/v1/users/{admin}", headers=token).get_json()["superuser"] is True
+    assert client.get("/api/v1/users/999", headers=token).status_code == 404
+    assert client.get("/api/v1/groups/999", headers=token).status_code == 404
+    assert client.get("/api/v1/roles/999", headers=token).status_code == 404
+    assert client.get("/api/v1/flows/nope/blueprint", headers=token).status_code == 404
+    made = client.post("/api/v1/invitations/", json={"name": "x"}, headers=token).get_json()
+    retry = client.post(f"/api/v1/invitations/{made['id']}/emails/999/retry", headers=token)
+    assert retry.status_code == 404 and retry.mimetype == "application/problem+json"
