@@ -126,6 +126,8 @@ class Config:
     # Wrong codes at an authenticator validate stage, per (account, address); counted by the
     # stage itself (portal.ratelimits.second_factor_allowed), not by a route.
     RATELIMIT_MFA_VERIFY: Env[str] = "5 per 5 minutes; 20 per hour"
+    # Every /api/v1 request, counted per API token (per address without one).
+    RATELIMIT_API: Env[str] = "300 per minute"
 
 
 class DevelopmentConfig(Config):

@@ -90,6 +90,9 @@ def register_blueprints(app: Flask) -> None:
 
     for blueprint in (auth_bp, admin_bp, wizard_bp, account_bp, health_bp):
         app.register_blueprint(blueprint)
+    from . import api
+
+    api.init_app(app)
 
 
 def register_errorhandlers(app: Flask) -> None:

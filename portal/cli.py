@@ -75,6 +75,7 @@ def register(app: Flask) -> None:
             print_setup_link()
 
     app.cli.add_command(blueprints_cli)
+    app.cli.add_command(api_tokens_cli)
 
     @app.cli.command("setup-link")
     def setup_link() -> None:
@@ -174,6 +175,75 @@ def register_lifecycle_commands(app: Flask) -> None:
     app.cli.add_command(outbox)
     app.cli.add_command(invitations)
     app.cli.add_command(audit)
+
+@click.group("api-tokens", cls=AppGroup)
+def api_tokens_cli() -> None:
+    """API tokens: create, list and revoke a user's tokens."""
+
+
+def _token_owner(username: str):
+    from sqlalchemy import func, select
+
+    from .extensions import db
+    from .models import User
+
+    user = db.session.scalar(select(User).where(func.lower(User.username) == username.lower()))
+    if user is None:
+        raise click.BadParameter(f"no user {username!r}", param_hint="--user")
+    return user
+
+
+@api_tokens_cli.command("create")
+@click.option("--user", "username", required=True, help="Whose token it is.")
+@click.option("--name", required=True, help="What uses it (shown in lists and the audit log).")
+@click.option("--scope", "scopes", multiple=True, required=True, metavar="SCOPE",
+              help="A permission the token carries (repeat, or separate by commas): "
+                   "invitations:manage, users:manage, flows:manage, access:manage, audit:view, "
+                   "superuser.")
+@click.option("--expires-in", "expires_in", default="P90D", show_default=True,
+              help="ISO 8601 duration (at most a year).")
+def api_tokens_create(username: str, name: str, scopes: tuple[str, ...], expires_in: str) -> None:
+    """Create a token and print its secret (shown this once only)."""
+    from . import apitokens
+    from .models import utcnow
+
+    user = _token_owner(username)
+    lifetime = _duration("--expires-in", expires_in)
+    try:
+        token, secret = apitokens.issue(user, name=name, scopes=apitokens.parse_scopes(" ".join(scopes)),
+                                        expires_at=utcnow() + lifetime)
+    except apitokens.TokenError as exc:
+        raise click.BadParameter(str(exc), param_hint=f"--{exc.field.replace('_', '-')}") from None
+    click.echo(f"Token {token.name!r} (id {token.id}) for {user.username}, scopes "
+               f"{', '.join(token.scopes)}, expires {token.expires_at.isoformat()}:", err=True)
+    click.echo(secret)
+
+
+@api_tokens_cli.command("list")
+@click.option("--user", "username", required=True)
+def api_tokens_list(username: str) -> None:
+    """A user's tokens: id, name, state, scopes, expiry, last use."""
+    from . import apitokens
+
+    for token in apitokens.tokens_of(_token_owner(username)):
+        used = token.last_used_at.isoformat() if token.last_used_at else "never used"
+        click.echo(f"{token.id}\t{token.name}\t{apitokens.state_of(token)}\t"
+                   f"{','.join(token.scopes)}\t{token.expires_at.isoformat()}\t{used}")
+
+
+@api_tokens_cli.command("revoke")
+@click.option("--user", "username", required=True)
+@click.argument("token_id", type=int)
+def api_tokens_revoke(username: str, token_id: int) -> None:
+    from . import apitokens
+
+    user = _token_owner(username)
+    token = apitokens.find_own(user, token_id)
+    if token is None:
+        raise click.ClickException(f"{user.username} has no token {token_id}.")
+    apitokens.revoke(token, actor=user)
+    click.echo(f"Token {token.name!r} revoked.")
+
 
 @click.group("blueprints", cls=AppGroup)
 def blueprints_cli() -> None:

@@ -28,7 +28,12 @@ MESSAGES = {
 
 
 def render_error(status: int, title: str | None = None, message: str | None = None):
+    """The error page; under /api/ the same error as application/problem+json."""
+    from .api.problems import is_api_request, problem
+
     default_title, default_message = MESSAGES.get(status, MESSAGES[500])
+    if is_api_request():
+        return problem(status, title or default_title, message or default_message)
     return (
         render_template("errors/error.html", status=status, title=title or default_title,
                         message=message or default_message),
@@ -90,6 +95,10 @@ def register(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException):
+        from .api.problems import from_http_exception, is_api_request
+
+        if is_api_request():
+            return from_http_exception(error)
         response = render_error(error.code or 500)
         if error.code == 405 and error.valid_methods:
             return (*response, {"Allow": ", ".join(error.valid_methods)})

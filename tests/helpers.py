@@ -243,3 +243,20 @@ def insert_old_user(connection, username: str, password_hash: str, *, superuser=
                    hash=password_hash, attributes={}, superuser=superuser,
                    created=datetime(2026, 11, 1, tzinfo=UTC)).scalar_one()
 
+
+
+def api_token(app, username: str = "admin", scopes=("superuser",), name: str = "script",
+              days: int = 30) -> str:
+    """An API token's secret for this user (through the service, as the account page makes it)."""
+    from portal import apitokens
+    from portal.models import User, utcnow
+
+    with app.app_context():
+        user = db.session.scalar(select(User).filter_by(username=username))
+        _token, secret = apitokens.issue(user, name=name, scopes=list(scopes),
+                                         expires_at=utcnow() + timedelta(days=days))
+        return secret
+
+
+def bearer(secret: str) -> dict:
+    return {"Authorization": f"Bearer {secret}"}

@@ -133,6 +133,12 @@ def is_admin(user: User | None) -> bool:
     return request_grants(user).any_admin
 
 
+def may_see_accounts(grants: Grants) -> bool:
+    """May these grants learn that an address has an account (the invitation forms' note, bulk's
+    "has an account" rows, over the pages and the API)? Those who may list users everywhere."""
+    return grants.can_everywhere(USERS_MANAGE)
+
+
 def may_manage_account(actor: User | None, target: User) -> bool:
     """May `actor` change someone else's account (deactivate it, remove an authenticator)?
     Users: manage, and only an account within their ceiling (a superuser's only by a superuser):

@@ -30,9 +30,14 @@ def home():
 
 @bp.route("/account/")
 @login_required
-def index():
+def index(token_form_with_errors=None):
+    from .. import apitokens
+    from .tokens import token_form
+
     user = current_user._get_current_object()
     return render_template("account/index.html", logout_form=LogoutForm(),
+                           api_tokens=apitokens.tokens_of(user), token_state=apitokens.state_of,
+                           token_form=token_form_with_errors or token_form(user),
                            everywhere_form=SignOutEverywhereForm(), action_form=ConfirmActionForm(),
                            devices=mfa.list_devices(user, confirmed_only=True),
                            recovery_left=mfa.remaining_recovery_codes(user),
@@ -121,3 +126,6 @@ def sign_out_everywhere():
         flash("You are signed out on every browser and device.", "info")
         return redirect(url_for("auth.login"))
     return redirect(url_for("account.index"))
+
+
+from . import tokens  # noqa: E402,F401  (its routes attach to bp)

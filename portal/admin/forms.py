@@ -81,11 +81,23 @@ class DomainList:
     def __call__(self, form, field):
         field.domains = []
         for domain in split_addresses(field.data):
+            from ..invitations.service import domain_problem
+
             domain = domain.lower().lstrip("@")
-            if not re.fullmatch(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}",
-                                domain):
-                raise ValidationError(f"{domain!r} is not a domain such as example.com.")
+            problem = domain_problem(domain)
+            if problem:
+                raise ValidationError(problem)
             field.domains.append(domain)
+
+
+def _check_expiry(field, *, unchanged_from: datetime | None = None) -> None:
+    """The one expiry rule (portal.invitations.scope.expiry_problem) as a field error."""
+    from ..invitations.scope import expiry_problem
+
+    value = field.data.replace(tzinfo=UTC) if field.data is not None else None
+    problem = expiry_problem(value, unchanged_from=unchanged_from)
+    if problem:
+        raise ValidationError(problem)
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -135,14 +147,7 @@ class InvitationForm(FlaskForm):
         self._original_expiry = original_expiry
 
     def validate_expires(self, field):
-        if field.data is None:
-            return
-        value = field.data.replace(tzinfo=UTC)
-        unchanged = self._original_expiry is not None and (
-            self._original_expiry.replace(second=0, microsecond=0) == value
-        )
-        if not unchanged and value <= datetime.now(UTC):
-            raise ValidationError("Choose a moment in the future.")
+        _check_expiry(field, unchanged_from=self._original_expiry)
 
     @property
     def expires_at(self) -> datetime:
@@ -210,8 +215,7 @@ class BulkInvitationForm(FlaskForm):
         self.groups.choices = [(g.id, g.name) for g in groups]
 
     def validate_expires(self, field):
-        if field.data is not None and field.data.replace(tzinfo=UTC) <= datetime.now(UTC):
-            raise ValidationError("Choose a moment in the future.")
+        _check_expiry(field)
 
     def validate_text(self, field):
         problem = bulk_size_problem(len((field.data or "").encode("utf-8")), "The pasted text")
@@ -236,8 +240,7 @@ class ExpiryForm(FlaskForm):
     submit = SubmitField("Confirm")
 
     def validate_expires(self, field):
-        if field.data is not None and field.data.replace(tzinfo=UTC) <= datetime.now(UTC):
-            raise ValidationError("Choose a moment in the future.")
+        _check_expiry(field)
 
     @property
     def expires_at(self) -> datetime:

@@ -23,27 +23,22 @@ from flask import (
 )
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
 
 from ..access import (
     INVITATIONS_MANAGE,
-    USERS_MANAGE,
     assignable_groups,
-    check_invitation,
-    flows_within_ceiling,
     invitation_refusals,
+    may_see_accounts,
 )
 from ..extensions import db
-from ..invitations import bulk, service
+from ..invitations import bulk, scope, service
 from ..mail import mail_configured
 from ..mail import retry as retry_email
 from ..mail.web import deliver_after_response
 from ..models import (
     Flow,
-    FlowDesignation,
     Group,
     Invitation,
-    InvitationUse,
     OutboxMessage,
     OutboxStatus,
     User,
@@ -70,54 +65,41 @@ manage = permission_required(INVITATIONS_MANAGE)
 
 
 def _flow_allowed(flow: Flow) -> bool:
-    return grants().can(INVITATIONS_MANAGE, flow.slug)
+    return scope.flow_allowed(grants(), flow)
 
 
 def _enrollment_flows():
-    flows = db.session.scalars(
-        select(Flow).filter_by(designation=FlowDesignation.ENROLLMENT).order_by(Flow.name)
-    ).all()
-    return [f for f in flows if _flow_allowed(f)]
+    return scope.enrollment_flows(grants())
 
 
 def _invitable_flows():
     """The enrollment flows offered on the forms: those whose every group the admin may give."""
-    return flows_within_ceiling(grants(), _enrollment_flows())
+    return scope.invitable_flows(grants())
 
 
 def _check_posted_flow() -> None:
     """A hand-made POST naming a flow the form did not offer is refused with the group named
     (CeilingError: 403), not only as "not a valid choice"."""
     flow_id = request.form.get("flow", type=db_int) if request.method == "POST" else None
-    flow = db.session.get(Flow, flow_id) if flow_id else None
-    if flow is not None and _flow_allowed(flow):
-        check_invitation(grants(), flow=flow)
+    scope.check_flow_choice(grants(), db.session.get(Flow, flow_id) if flow_id else None)
 
 
 def _allowed_flow_ids() -> set[int] | None:
     """None when the admin may manage invitations of every flow."""
-    if grants().namespaces(INVITATIONS_MANAGE) is None:
-        return None
-    return {f.id for f in db.session.scalars(select(Flow)) if _flow_allowed(f)}
+    return scope.allowed_flow_ids(grants())
 
 
 def _get_invitation(invitation_id: int, *, to_manage: bool = True) -> Invitation:
     """The invitation if its flow is in the admin's namespaces (else 404); `to_manage`: and if
     every group it can lead to is within their ceiling (else 403 naming the group)."""
-    invitation = db.get_or_404(
-        Invitation, invitation_id,
-        options=[selectinload(Invitation.uses).selectinload(InvitationUse.user)],
-    )
-    if not _flow_allowed(invitation.flow):
+    try:
+        return scope.get_invitation(grants(), invitation_id, to_manage=to_manage)
+    except scope.InvitationNotFound:
         abort(404)
-    if to_manage:
-        check_invitation(grants(), invitation)
-    return invitation
 
 
 def _groups_by_id(ids) -> list[Group]:
-    allowed = {g.id: g for g in assignable_groups(grants())}
-    return [allowed[i] for i in ids or [] if i in allowed]
+    return scope.groups_by_id(grants(), ids)
 
 
 def _default_expiry():
@@ -277,11 +259,6 @@ def _fill_from(form: NewInvitationForm, source: Invitation, *, keep_kind: bool =
         form.kind.data = "recipients" if source.email else "link"
 
 
-def _may_see_accounts() -> bool:
-    """Who may learn that an address has an account: those who may list users (admin.users)."""
-    return grants().can_everywhere(USERS_MANAGE)
-
-
 NAMED_EXISTING = 5  # past this many, the note gives a count and the first few addresses
 
 
@@ -289,7 +266,7 @@ def _note_existing_accounts(addresses) -> None:
     """Tell the admin which invited addresses already have an account (they will be asked to
     join, not to sign up). Only an admin who may see accounts learns it: to anyone else the
     result page is the same whoever the address belongs to."""
-    if not _may_see_accounts():
+    if not may_see_accounts(grants()):
         return
     existing = service.addresses_with_accounts(addresses)
     if len(existing) == 1:
@@ -350,14 +327,13 @@ def invitation_edit(invitation_id: int):
             form.expires.data = invitation.expires_at.replace(tzinfo=None, second=0, microsecond=0)
     if form.validate_on_submit():
         chosen = _groups_by_id(form.groups.data)
-        mine = {g.id for g in assignable_groups(grants())}
         changes = dict(
             name=(form.name.data or "").strip(),
             flow=db.session.get(Flow, form.flow.data),
             expires_at=form.expires_at,
             attributes=form.attributes.parsed,
             message=(form.message.data or "").strip(),
-            groups=chosen + [g for g in invitation.groups if g.id not in mine],
+            groups=scope.kept_groups(grants(), invitation, chosen),
         )
         if not invitation.email:
             changes.update(single_use=form.single_use.data, max_uses=form.max_uses.data,
@@ -448,11 +424,8 @@ def invitations_bulk_action():
     if not form.validate_on_submit() or not form.ids.data:
         flash("Select at least one invitation.", "error")
         return redirect(url_for("admin.invitations"))
-    chosen = [i for i in db.session.scalars(
-        select(Invitation).where(Invitation.id.in_(form.ids.data))) if _flow_allowed(i.flow)]
-    locked = invitation_refusals(grants(), chosen)
+    chosen, locked = scope.actionable(grants(), form.ids.data)
     if locked:  # read-only to this admin (the privilege ceiling): left as they are
-        chosen = [i for i in chosen if i.id not in locked]
         flash(f"{len(locked)} invitation(s) left unchanged: {next(iter(locked.values()))}",
               "warning")
     if form.action.data == "delete":
@@ -487,7 +460,7 @@ def invitations_bulk():
         if error is None:
             try:
                 rows = bulk.check(bulk.parse(form.text.data), flow_id=form.flow.data,
-                                  assignable=groups, show_accounts=_may_see_accounts())
+                                  assignable=groups, show_accounts=may_see_accounts(grants()))
             except bulk.UploadRejected as exc:
                 error = str(exc)
         if error is None and not rows:

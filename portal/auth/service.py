@@ -335,18 +335,21 @@ def sign_out_everywhere(user: User, *, ip: str | None = None) -> None:
     db.session.commit()
 
 
-def set_active(user: User, active: bool, *, actor: User, ip: str | None = None) -> None:
+def set_active(user: User, active: bool, *, actor: User, ip: str | None = None,
+               grants=None) -> None:
     """Deactivate (or activate again) an account; deactivating ends its sessions at once.
 
     Nobody deactivates themselves (the last admin could lock everyone out), and nobody changes
-    an account that holds more than they may give (access.account_change_refusal).
+    an account that holds more than they may give (access.account_change_refusal). `grants`:
+    what the actor acts with when it is less than they hold (an API token's scopes).
     """
     from ..access import account_change_refusal, grants_for
     from ..audit import Action, record_event
 
     if user.id == actor.id:
         raise AccountError("You cannot deactivate your own account.")
-    refusal = account_change_refusal(grants_for(actor), user)  # the privilege ceiling
+    refusal = account_change_refusal(grants if grants is not None else grants_for(actor),
+                                     user)  # the privilege ceiling
     if refusal:
         raise AccountError(refusal)
     if user.active == active:

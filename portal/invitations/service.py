@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -317,6 +318,44 @@ def normalise_domains(domains: Iterable[str]) -> list[str]:
         if domain and domain not in result:
             result.append(domain)
     return result
+
+
+DOMAIN_RE = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+
+
+def domain_problem(domain: str) -> str | None:
+    """Why this is not an allowed-domain entry (lower case, no "@"), or None."""
+    if not DOMAIN_RE.fullmatch(domain):
+        return f"{domain!r} is not a domain such as example.com."
+    return None
+
+
+def send_email_now(invitation: Invitation, *, base_url: str, actor: User | None = None,
+                   ip: str | None = None) -> OutboxMessage:
+    """Queue the invitation's email again with its current link (authentik's send_email):
+    only a pending invitation with an address, and only when a mail server is set."""
+    if not invitation.email:
+        raise ActionRefused("This invitation is a link with no address; share the link instead.")
+    status = status_of(invitation)
+    if status is not InvitationStatus.VALID:
+        raise ActionRefused(f"This invitation is {status.label.lower()}; nothing to send.")
+    if not mail_configured():
+        raise ActionRefused("No mail server is configured (MAIL_SERVER is empty); share the link.")
+    message = queue_invitation_email(invitation, base_url)
+    db.session.commit()
+    return message
+
+
+def pending_for_address(email: str) -> list[Invitation]:
+    """The pending recipient-bound invitations addressed to this email (any case)."""
+    email = (email or "").strip().lower()
+    if not email:
+        return []
+    return list(db.session.scalars(
+        select(Invitation).options(selectinload(Invitation.flow), selectinload(Invitation.groups),
+                                   selectinload(Invitation.created_by))
+        .where(func.lower(Invitation.email) == email, *_valid_clause(utcnow()))
+        .order_by(Invitation.id.desc())))
 
 
 def email_problem(invitation: Invitation | None, email: str | None) -> str | None:

@@ -1,6 +1,7 @@
 """All models, imported here so Alembic and the app see one metadata."""
 
 from .access import Role, group_roles
+from .api_tokens import ApiToken
 from .audit import AuditEvent
 from .flows import (
     ConsentRecord,
@@ -22,8 +23,8 @@ from .users import Group, User, UserType, user_groups
 
 __all__ = [
     "AuditEvent", "OutboxMessage", "OutboxStatus", "Role", "group_roles", "invitation_groups",
-    "ActionToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
-    "FlowStageBinding", "Group", "Invitation", "InvitationDecline", "InvitationUse", "Prompt",
-    "RecoveryCode", "Stage",
+    "ActionToken", "ApiToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation",
+    "FlowSession", "FlowStageBinding", "Group", "Invitation", "InvitationDecline", "InvitationUse",
+    "Prompt", "RecoveryCode", "Stage",
     "TOTPDevice", "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
 ]

@@ -231,7 +231,10 @@ def parse(text: str) -> dict:
     """The blueprint document, or BlueprintError with the line and reason."""
     if len(text.encode()) > MAX_BLUEPRINT_BYTES:
         raise BlueprintError([f"The file is larger than {MAX_BLUEPRINT_BYTES // 1024} kB."])
-    loader = BlueprintLoader(text)
+    try:
+        loader = BlueprintLoader(text)  # the reader refuses control characters up front
+    except yaml.YAMLError as exc:
+        raise BlueprintError([f"{exc} (the file is not valid YAML)."]) from None
     try:
         document = loader.get_single_data()
     except yaml.YAMLError as exc:

@@ -1,0 +1,104 @@
+"""Who calls the API, and with what: a Bearer token (its scopes within its owner's grants), or
+for reads only, the browser's signed-in session.
+
+Decision: a cookie session may READ (GET/HEAD), so the documentation page can try reads, but is
+never accepted for a state change: those need `Authorization: Bearer`, which a browser never
+sends by itself, so the API needs no CSRF token and a forged cross-site form gets 401.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, g, request
+from flask_login import current_user
+
+from .. import apitokens
+from ..access import Grants, request_grants
+from ..audit import acting_through
+from ..models import ApiToken, User
+from .problems import ApiError
+from .tenancy import current_tenant
+
+SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+CHALLENGE = {"WWW-Authenticate": 'Bearer realm="portal"'}
+
+
+@dataclass
+class Caller:
+    """Passed down to every service call: who, through which token, with what, in which tenant."""
+
+    user: User
+    token: ApiToken | None
+    grants: Grants
+    tenant: None = None
+
+    @property
+    def ip(self) -> str | None:
+        return request.remote_addr
+
+
+def authenticate() -> None:
+    """before_request of every API blueprint: set g.caller or refuse with 401."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            raise ApiError(401, "Send the token as `Authorization: Bearer <token>`.",
+                           headers=CHALLENGE)
+        token = apitokens.authenticate(secret.strip(), ip=request.remote_addr)
+        if token is None:
+            raise ApiError(401, "The token is unknown, expired or revoked, or its owner is "
+                                "deactivated.", headers=CHALLENGE)
+        g.caller = Caller(user=token.user, token=token, grants=apitokens.grants_of(token),
+                          tenant=current_tenant())
+        manager = acting_through(token.id, token.name)
+        manager.__enter__()
+        g.audit_token_context = manager
+        return
+    if current_user.is_authenticated:
+        if request.method not in SAFE_METHODS:
+            raise ApiError(401, "A signed-in browser session may only read the API; changes "
+                                "need an API token (`Authorization: Bearer`).", headers=CHALLENGE)
+        user = current_user._get_current_object()
+        g.caller = Caller(user=user, token=None, grants=request_grants(user),
+                          tenant=current_tenant())
+        return
+    raise ApiError(401, "Authentication required: send an API token as "
+                        "`Authorization: Bearer <token>`.", headers=CHALLENGE)
+
+
+def end_request(_exc=None) -> None:
+    """teardown of every API blueprint: stop naming the token in audit events."""
+    manager = g.pop("audit_token_context", None)
+    if manager is not None:
+        manager.__exit__(None, None, None)
+
+
+def caller() -> Caller:
+    return g.caller
+
+
+def require(permission: str, *, everywhere: bool = False) -> Caller:
+    """The caller, if they (through their token) hold `permission`; else 403."""
+    who = caller()
+    allowed = who.grants.can_everywhere(permission) if everywhere else who.grants.can(permission)
+    if not allowed:
+        what = "your token does not carry" if who.token is not None else "you do not hold"
+        raise ApiError(403, f"This needs the permission {permission!r}, which {what}"
+                            + (" for every namespace." if everywhere else "."))
+    return who
+
+
+def rate_limit_key() -> str:
+    """Per token (per address for anything else): one script cannot starve the others."""
+    header = request.headers.get("Authorization", "")
+    from ..security.tokens import digest
+
+    if header.lower().startswith("bearer "):
+        return "token:" + digest(header[7:].strip())[:32]
+    return "address:" + (request.remote_addr or "")
+
+
+def rate_limit() -> str:
+    return current_app.config["RATELIMIT_API"]

@@ -1,0 +1,34 @@
+"""Every invitation action the admin pages offer is offered by the API too."""
+
+from __future__ import annotations
+
+# admin endpoint -> the API operation ("METHOD path") that does the same.
+PARITY = {
+    "admin.invitations": "GET /api/v1/invitations/",
+    "admin.invitations_links_csv": "GET /api/v1/invitations/links",
+    "admin.invitation_create": "POST /api/v1/invitations/",  # duplicate (?from=) is a create too
+    "admin.invitation_detail": "GET /api/v1/invitations/{invitation_id}",
+    "admin.invitation_edit": "PATCH /api/v1/invitations/{invitation_id}",
+    "admin.invitation_delete": "DELETE /api/v1/invitations/{invitation_id}",
+    "admin.invitation_revoke": "POST /api/v1/invitations/{invitation_id}/revoke",
+    "admin.invitation_expiry_action": ["POST /api/v1/invitations/{invitation_id}/resend",
+                                       "POST /api/v1/invitations/{invitation_id}/extend"],
+    "admin.invitation_email_retry":
+        "POST /api/v1/invitations/{invitation_id}/emails/{message_id}/retry",
+    "admin.invitations_bulk_action": "POST /api/v1/invitations/bulk-action",
+    "admin.invitations_bulk": "POST /api/v1/invitations/bulk",
+}
+
+
+def test_every_admin_invitation_action_has_an_api_operation(app, client):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()
+                 if rule.endpoint.startswith("admin.invitation")}
+    assert endpoints == set(PARITY), "a new admin invitation action needs its API operation"
+    spec = client.get("/api/v1/openapi.json").get_json()
+    offered = {f"{method.upper()} {path}" for path, item in spec["paths"].items()
+               for method in item if method in {"get", "post", "patch", "put", "delete"}}
+    wanted = {op for ops in PARITY.values() for op in ([ops] if isinstance(ops, str) else ops)}
+    assert wanted - offered == set()
+    # and the API's own extras (authentik's send_email and used_by)
+    assert {"POST /api/v1/invitations/{invitation_id}/send-email",
+            "GET /api/v1/invitations/{invitation_id}/uses"} <= offered
