@@ -16,6 +16,7 @@ from .flows import (
 from .invitations import Invitation, InvitationUse, invitation_groups
 from .mfa import RecoveryCode, TOTPDevice
 from .outbox import OutboxMessage, OutboxStatus
+from .sources import MatchingMode, OIDCSource, SourceConnection, SSOAttempt
 from .tokens import ActionToken, TokenPurpose
 from .types import utcnow
 from .users import Group, User, UserType, user_groups
@@ -24,5 +25,5 @@ __all__ = [
     "AuditEvent", "OutboxMessage", "OutboxStatus", "Role", "group_roles", "invitation_groups",
     "ActionToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
     "FlowStageBinding", "Group", "Invitation", "InvitationUse", "Prompt", "RecoveryCode", "Stage",
-    "TOTPDevice", "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
+    "TOTPDevice", "MatchingMode", "OIDCSource", "SourceConnection", "SSOAttempt", "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
 ]
