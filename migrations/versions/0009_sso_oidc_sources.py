@@ -47,7 +47,7 @@ def upgrade():
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('user_id', sa.Integer(), nullable=False),
     sa.Column('source_id', sa.Integer(), nullable=False),
-    sa.Column('subject', sa.String(length=255), nullable=False),
+    sa.Column('subject', sa.String(length=255), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['source_id'], ['oidc_sources.id'], name=op.f('fk_source_connections_source_id_oidc_sources'), ondelete='CASCADE'),

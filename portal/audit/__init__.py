@@ -47,6 +47,12 @@ class Action:
     MFA_VERIFICATION_FAILED = "mfa.verification_failed"
     ROLE_SAVED = "role.saved"
     GROUP_SAVED = "group.saved"
+    SOURCE_SAVED = "source.saved"
+    SOURCE_DELETED = "source.deleted"
+    SSO_SIGNED_IN = "sso.signed_in"  # a provider vouched for the person (sign-in or enrollment)
+    SSO_FAILED = "sso.failed"  # the round trip ended without result; detail.reason says why
+    SSO_LINKED = "sso.linked"
+    SSO_UNLINKED = "sso.unlinked"
 
     @classmethod
     def all(cls) -> list[str]:

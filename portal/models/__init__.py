@@ -25,5 +25,7 @@ __all__ = [
     "AuditEvent", "OutboxMessage", "OutboxStatus", "Role", "group_roles", "invitation_groups",
     "ActionToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
     "FlowStageBinding", "Group", "Invitation", "InvitationUse", "Prompt", "RecoveryCode", "Stage",
-    "TOTPDevice", "MatchingMode", "OIDCSource", "SourceConnection", "SSOAttempt", "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
+    "TOTPDevice",
+    "MatchingMode", "OIDCSource", "SourceConnection", "SSOAttempt", "TokenPurpose", "User",
+    "UserType", "prompt_stage_fields", "user_groups", "utcnow",
 ]

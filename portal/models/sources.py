@@ -75,7 +75,9 @@ class SourceConnection(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     source_id: Mapped[int] = mapped_column(ForeignKey("oidc_sources.id", ondelete="CASCADE"))
-    subject: Mapped[str] = mapped_column(String(255))
+    # None: an account created directly as SSO-only, linked at its first sign-in by the
+    # provider's verified email (then the subject is filled in).
+    subject: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

@@ -94,6 +94,30 @@ def _start(flow: Flow, token: str | None, token_digest: str | None = None):
     return wizard
 
 
+def stored_flow_session(flow: Flow):
+    """This browser's flow session for `flow`, started (and stored) now if it has none: a
+    stage's trip elsewhere (SSO) needs the session to exist before it leaves."""
+    flow_session = executor.load(_key(flow.slug), flow)
+    if flow_session is None:
+        wizard = _start(flow, None, _take_invited(flow.slug))
+        step = wizard.step()
+        if step.kind != "page":
+            return None
+        wizard.store()
+        flow_session = wizard.session
+    return flow_session
+
+
+def owns_flow_session(flow_session) -> bool:
+    """The flow session is the one this browser's cookie names (and still open)."""
+    return executor.load(_key(flow_session.flow.slug), flow_session.flow) is flow_session
+
+
+def continue_with(slug: str, key: str) -> None:
+    """This browser continues the flow `slug` with the flow session `key` (made elsewhere)."""
+    _remember(slug, key)
+
+
 def _executor(flow_session) -> FlowExecutor:
     visitor = _visitor()
     wizard = FlowExecutor(flow_session, current_user=visitor, superuser=grants_for(visitor).superuser,
