@@ -350,4 +350,16 @@ def _render(flow: Flow, step: Step):
         user = db.session.get(User, step.user_id) if step.user_id else None
         return render_template("flow/done.html", flow=flow, step=step, user=user)
     return render_template(step.stage.template, flow=flow, step=step, form=step.form,
-                           stage=step.stage, display_types=DISPLAY_TYPES)
+                           stage=step.stage, display_types=DISPLAY_TYPES,
+                           sso_sources=_sso_offered(step))
+
+
+def _sso_offered(step: Step) -> list:
+    """An invitation's first page offers "Continue with <source>" (until one was used)."""
+    from ..sources.service import sources_shown, sso_identity
+
+    ctx = g.get("flow_ctx")
+    if ctx is None or step.number != 1 or ctx.session.invitation_id is None or \
+            sso_identity(ctx.session):
+        return []
+    return sources_shown(tenant=None)  # the seam: the invitation's tenant

@@ -45,7 +45,20 @@ server.listen(0, '127.0.0.1', () => {
       };
     },
   });
-  provider.proxy = false;
+  // Loopback redirect URIs match on any port (RFC 8252, section 7.3): the portal under test
+  // listens on a port the OS chose, so a client registered for http://127.0.0.1/... works.
+  const { redirectUriAllowed } = provider.Client.prototype;
+  provider.Client.prototype.redirectUriAllowed = function allowed(value) {
+    if (redirectUriAllowed.call(this, value)) return true;
+    let wanted;
+    try { wanted = new URL(value); } catch { return false; }
+    if (wanted.protocol !== 'http:' || wanted.hostname !== '127.0.0.1') return false;
+    return this.redirectUris.some((uri) => {
+      const registered = new URL(uri);
+      return registered.hostname === '127.0.0.1' && registered.pathname === wanted.pathname
+        && registered.search === wanted.search;
+    });
+  };
   server.on('request', provider.callback());
   process.stdout.write(`LISTENING ${issuer}\n`);
 });
