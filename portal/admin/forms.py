@@ -270,8 +270,8 @@ class DirectUserForm(FlaskForm):
     def __init__(self, *args, groups=(), sources=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.groups.choices = [(g.id, g.name) for g in groups]
-        self.sign_in_with.choices = [("", "A password (they get a link to set it)"),
-                                     *[(str(s.id), f"{s.name} only (SSO)") for s in sources]]
+        self.sign_in_with.choices = {"": "A password (they get a link to set it)",
+                                     **{str(s.id): f"{s.name} only (SSO)" for s in sources}}
 
 
 class RoleForm(FlaskForm):
@@ -339,8 +339,8 @@ class SourceForm(FlaskForm):
     enrollment_flow_id = SelectField("Enrollment flow for new identities", coerce=_optional_int,
                                      choices=[])
     authoritative_fields = MultiCheckboxField(
-        "Read-only in the enrollment flow", choices=[("username", "Username"),
-                                                     ("email", "Email"), ("name", "Name")],
+        "Read-only in the enrollment flow", choices={"username": "Username", "email": "Email",
+                                                     "name": "Name"},
         default=["email"], description="The provider is authoritative for these (the email "
                                        "is always read-only: it is what links the account).")
     show_on_login = BooleanField("Offer on sign-in and invitation pages", default=True)
@@ -350,6 +350,6 @@ class SourceForm(FlaskForm):
         from ..models import MatchingMode
 
         super().__init__(*args, **kwargs)
-        self.matching_mode.choices = list(MatchingMode.CHOICES)
-        self.enrollment_flow_id.choices = [("", "— none: unknown identities are refused —"),
-                                           *[(f.id, f"{f.slug} ({f.name})") for f in flows]]
+        self.matching_mode.choices = dict(MatchingMode.CHOICES)
+        self.enrollment_flow_id.choices = {"": "— none: unknown identities are refused —",
+                                           **{f.id: f"{f.slug} ({f.name})" for f in flows}}

@@ -222,3 +222,92 @@ def test_deactivated_account_cannot_sign_in_with_sso(app, client, sso_source):
     assert response.status_code == 403 and "deactivated" in response.get_data(as_text=True)
     assert client.get("/account/").status_code == 302  # not signed in
     assert _events(app, "sso.failed")[-1] == {"reason": "deactivated"}
+
+
+def _offer_on_sign_in(source_id: int) -> None:
+    stage = _identification_stage()
+    stage.options = {**stage.options, "sources": [source_id]}
+    db.session.commit()
+
+
+def test_sso_only_user_created_directly_signs_in_and_is_linked_by_verified_email(
+        app, client, sso_source):
+    from portal.auth.service import create_user_directly
+    from portal.sources import service
+
+    with app.app_context():
+        source = db.session.get(service.OIDCSource, sso_source)
+        create_user_directly(username="carol", email="Carol@Example.com", link_for=str,
+                             lifetime=None, sso_source=source)
+        _offer_on_sign_in(sso_source)
+    page = client.get(SIGN_IN).get_data(as_text=True)
+    assert "Sign in with Test IdP" in page
+    response = _sso(client, SIGN_IN, "carol")
+    assert response.status_code == 302 and response.headers["Location"].endswith(SIGN_IN)
+    assert client.get(SIGN_IN).status_code == 302  # no password page: done, signed in
+    assert client.get("/account/").status_code == 200
+    with app.app_context():
+        carol = db.session.scalar(select(User).filter_by(username="carol"))
+        assert [c.subject for c in service.connections_of(carol)] == ["carol"]
+    assert [e["source"] for e in _events(app, "sso.signed_in")] == [SLUG]
+
+
+def test_unknown_identity_at_sign_in_without_enrollment_flow_is_refused(app, client,
+                                                                        sso_source):
+    with app.app_context():
+        _offer_on_sign_in(sso_source)
+    response = _sso(client, SIGN_IN, "alice")
+    assert response.status_code == 403
+    assert "not linked to an account here" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == 0
+
+
+def test_the_provider_being_down_ends_on_a_clear_page(app, client, sso_source):
+    from portal.sources import oidc, service
+
+    with app.app_context():
+        source = db.session.get(service.OIDCSource, sso_source)
+        source.issuer = "http://127.0.0.1:9/"  # nothing listens on the discard port
+        db.session.commit()
+        oidc.forget(source.issuer)
+        _offer_on_sign_in(sso_source)
+    html = client.get(SIGN_IN).get_data(as_text=True)
+    form = re.search(r'action="(/source/oidc/[^"]+/start)">(.*?)</form>', html, re.S)
+    fields = dict(re.findall(r'name="(\w+)" value="([^"]*)"', form.group(2)))
+    response = client.post(form.group(1), data={**fields, "csrf_token": csrf_from(html)})
+    assert response.status_code == 502
+    assert "The sign-in provider is not answering" in response.get_data(as_text=True)
+    assert _events(app, "sso.failed")[-1] == {"reason": "provider_unreachable"}
+
+
+def test_no_secret_code_or_token_reaches_the_logs(app, client, make_invitation, sso_source,
+                                                  caplog, monkeypatch):
+    """The whole round trip, every logger at DEBUG (urllib3, Authlib, the portal): neither the
+    client secret nor the code, the state, the nonce or any token appears."""
+    import logging
+
+    from portal.sources import oidc
+
+    seen: dict[str, str] = {}
+    original = oidc.OAuth2Session.fetch_token
+
+    def spy(self, *args, **kwargs):
+        token = original(self, *args, **kwargs)
+        seen.update({k: v for k, v in token.items() if k in ("access_token", "id_token")})
+        seen["code"] = kwargs["code"]
+        seen["code_verifier"] = kwargs["code_verifier"]
+        return token
+
+    monkeypatch.setattr(oidc.OAuth2Session, "fetch_token", spy)
+    caplog.set_level(logging.DEBUG)
+    _, link = _invite(app, make_invitation)
+    client.get(path_of(link))
+    assert _sso(client, ENROLL, "alice").status_code == 302
+    assert set(seen) == {"access_token", "id_token", "code", "code_verifier"}
+    assert "urllib3" in {r.name.split(".")[0] for r in caplog.records}  # the log was on
+    text = caplog.text + "".join(r.getMessage() for r in caplog.records)
+    from ..oidc_provider import CLIENT_SECRET
+
+    for name, value in {"client secret": CLIENT_SECRET, **seen}.items():
+        assert value not in text, f"the {name} is in the log"
