@@ -295,8 +295,9 @@ def oidc_provider():
 def sso_source(app, oidc_provider):
     """An OIDC source for that provider, through the service (the admin form has its own
     tests); its id. Shown on the sign-in page and offered to invitees."""
-    from . import oidc_provider as op
     from portal.sources import service
+
+    from . import oidc_provider as op
 
     with app.app_context():
         source = service.save_source(None, {

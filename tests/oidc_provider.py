@@ -86,7 +86,7 @@ def start(accounts: dict | None = None, *, code_ttl: int = 60) -> Provider:
               "accounts": accounts or ACCOUNTS, "code_ttl": code_ttl}
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OIDC_TEST_CONFIG": json.dumps(config),
            "NODE_ENV": "test"}
-    process = subprocess.Popen(["node", str(HERE / "server.js")], cwd=HERE, env=env,
+    process = subprocess.Popen([shutil.which("node"), str(HERE / "server.js")], cwd=HERE, env=env,  # noqa: S603
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()
     if not line.startswith("LISTENING "):

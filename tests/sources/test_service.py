@@ -1,0 +1,88 @@
+"""portal.sources.service and portal.sources.oidc without a browser: the rules and the checks."""
+
+from __future__ import annotations
+
+import pytest
+from flask_migrate import upgrade
+from sqlalchemy import select
+
+from portal import create_app
+from portal.extensions import db
+from portal.models import OIDCSource
+from portal.sources import oidc, service
+
+from ..conftest import TEST_PASSWORD, database_url
+
+
+@pytest.mark.parametrize(("issuer", "ok"), [
+    ("https://accounts.google.com", True), ("http://127.0.0.1:8080/realms/x", True),
+    ("http://idp.example.com", False), ("ftp://idp.example.com", False), ("", False),
+    ("https://idp.example.com/?x=1", True),
+])
+def test_issuer_rule(issuer, ok):
+    assert (service.issuer_problem(issuer) is None) is ok
+
+
+def test_claim_mapping_reads_only_a_real_true_as_verified():
+    source = OIDCSource(claim_username="preferred_username", claim_email="mail",
+                        claim_name="name", claim_groups="roles")
+    identity = oidc.map_claims(source, {"sub": 42, "mail": " a@example.com ", "name": "A",
+                                        "email_verified": "yes", "roles": ["x", 3]})
+    assert (identity.subject, identity.email, identity.email_verified, identity.groups) == (
+        "42", "a@example.com", False, ["x"])
+    assert oidc.map_claims(source, {"sub": "1", "email_verified": True}).email_verified
+
+
+def test_discovery_is_cached_and_checks_its_issuer(app, oidc_provider):
+    with app.app_context():
+        first = oidc.discover(oidc_provider.issuer, refresh=True)
+        assert oidc.discover(oidc_provider.issuer) is first  # from the cache
+        with pytest.raises(oidc.ProviderError) as error:
+            oidc.discover(oidc_provider.issuer + "/other")
+        assert error.value.reason in {"issuer_mismatch", "provider_unreachable"}
+
+
+def test_a_private_ca_bundle_is_what_requests_verify_with(app_factory, tmp_path, monkeypatch):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    app = app_factory(OIDC_CA_BUNDLE=str(bundle))
+    seen = {}
+
+    def fake_get(url, **kwargs):
+        seen.update(kwargs)
+        raise oidc.requests.ConnectionError("offline")
+
+    monkeypatch.setattr(oidc.requests, "get", fake_get)
+    with app.app_context(), pytest.raises(oidc.ProviderError):
+        oidc.discover("https://idp.example.com", refresh=True)
+    assert seen["verify"] == str(bundle)
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_migration_0009_keeps_existing_users_who_then_link_an_identity(tmp_path):
+    from portal.auth.service import authenticate, create_user
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+    with app.app_context():
+        db.drop_all()
+        with db.engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        upgrade(revision="0008")
+        create_user(username="old", email="old@example.com", password=TEST_PASSWORD)
+        db.session.remove()
+        upgrade()
+        try:
+            old = authenticate("old", TEST_PASSWORD)
+            assert old is not None and service.connections_of(old) == []
+            source = service.save_source(None, {
+                "name": "IdP", "slug": "idp", "issuer": "https://idp.example.com",
+                "client_id": "c", "client_secret": "s"}, actor=None, ip=None)
+            service.link(old, source, oidc.Identity(subject="s-1"), ip=None)
+            assert [c.subject for c in service.connections_of(old)] == ["s-1"]
+            assert db.session.scalar(select(OIDCSource.slug)) == "idp"
+        finally:
+            db.session.remove()
+            db.drop_all()
+            with db.engine.begin() as connection:
+                connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+            db.engine.dispose()
