@@ -307,3 +307,15 @@ def sso_source(app, oidc_provider):
             "authoritative_fields": ["email", "name"],
         }, actor=None, ip=None)
         return source.id
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say plainly when the SSO tests could not run (and how to make them run)."""
+    from . import oidc_provider as op
+
+    reason = op.missing()
+    if reason and not op.required():
+        terminalreporter.write_line(
+            f"SSO tests were SKIPPED: {reason}. `make test` runs `npm ci` in tests/oidc when "
+            "npm is installed; REQUIRE_OIDC=1 turns this into a failure.", yellow=True,
+            bold=True)
