@@ -112,6 +112,13 @@ def _keys(issuer: str, document: dict, *, refresh: bool = False) -> KeySet:
     return keys
 
 
+def cached_authorization_endpoint(issuer: str) -> str | None:
+    """The authorization endpoint, if the discovery document is cached (no request made)."""
+    with _lock:
+        cached = _cache.get(issuer)
+    return cached[1].get("authorization_endpoint") if cached else None
+
+
 def forget(issuer: str) -> None:
     """Drop the cached discovery document (the admin changed the source)."""
     with _lock:

@@ -8,6 +8,8 @@ accepted only in the browser that began it, and only once.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
@@ -15,6 +17,7 @@ from flask_wtf import FlaskForm
 from ..errors import render_error
 from ..extensions import db
 from ..models import Flow, FlowSession
+from ..security.headers import allow_form_action
 from ..urls import base_url
 from ..wizard import routes as wizard
 from . import service
@@ -22,6 +25,17 @@ from .service import SourceError
 
 bp = Blueprint("sources", __name__, url_prefix="/source/oidc")
 STATE_KEY = "sso_state"
+
+
+@bp.app_template_global()
+def sso_button_for(source) -> str:
+    """Called by the "… with <source>" button: the page's CSP lets the form's redirect reach
+    the provider (its issuer's origin, and its authorization endpoint's when known)."""
+    for url in (source.issuer, service.oidc.cached_authorization_endpoint(source.issuer)):
+        parts = urlsplit(url or "")
+        if parts.scheme in ("http", "https") and parts.netloc:
+            allow_form_action(f"{parts.scheme}://{parts.netloc}")
+    return ""
 
 
 def redirect_uri(source) -> str:
