@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, flash, redirect, render_template, request, session, url_for
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
 from ..errors import render_error
 from ..extensions import db
-from ..models import Flow, FlowSession
+from ..models import Flow, FlowSession, User
 from ..security.headers import allow_form_action
 from ..urls import base_url
 from ..wizard import routes as wizard
@@ -42,11 +42,11 @@ def redirect_uri(source) -> str:
     return base_url().rstrip("/") + url_for("sources.callback", slug=source.slug)
 
 
-def _fail(error: SourceError, source=None, *, back: str | None = None):
+def _fail(error: SourceError, source=None):
+    """The clear page for a refusal, and its audit event (nothing else was written)."""
     service.record_failure(error.reason, source=source, ip=request.remote_addr,
                            user=current_user if current_user.is_authenticated else None)
-    page, status = render_error(error.status, error.title, error.message)
-    return page, status
+    return render_error(error.status, error.title, error.message)
 
 
 @bp.route("/<slug>/start", methods=["POST"])
@@ -111,9 +111,23 @@ def callback(slug: str):
         return _fail(error, source)
     if outcome.kind == "confirm":
         return redirect(url_for("sources.confirm", slug=source.slug, flow=outcome.flow_slug))
+    if outcome.kind == "accepted":
+        return _signed_in_after_accepting(outcome)
     if outcome.kind == "enroll":
         wizard.continue_with(outcome.flow_slug, outcome.session_key)
     return redirect(url_for("wizard.flow", slug=outcome.flow_slug))
+
+
+def _signed_in_after_accepting(outcome):
+    """An existing account accepted the invitation through SSO: signed in, on its account."""
+    from ..auth.sessions import sign_in
+
+    user = db.session.get(User, outcome.user_id)
+    wizard.start_over(outcome.flow_slug)
+    if user is not None and user.is_active:
+        sign_in(user)
+    flash("The invitation is accepted: its access is added to your account.", "success")
+    return redirect(url_for("account.index"))
 
 
 @bp.route("/<slug>/confirm", methods=["GET", "POST"])
@@ -121,7 +135,7 @@ def confirm(slug: str):
     """An account has the provider's verified address: the person links it, or not."""
     source = service.by_slug(slug)
     flow = db.session.query(Flow).filter_by(slug=request.args.get("flow", "")).first()
-    flow_session = wizard.stored_flow_session(flow) if flow is not None and source else None
+    flow_session = wizard.current_flow_session(flow) if flow is not None and source else None
     pending = service.noted(flow_session, service.CONFIRM_NOTE) if flow_session else None
     if not pending:
         return render_error(400, "Nothing to confirm", "Start the sign-in again.")
@@ -136,6 +150,8 @@ def confirm(slug: str):
             outcome = service.confirm_link(flow_session, ip=request.remote_addr)
         except SourceError as error:
             return _fail(error, source)
+        if outcome.kind == "accepted":
+            return _signed_in_after_accepting(outcome)
         return redirect(url_for("wizard.flow", slug=outcome.flow_slug))
     return render_template("sources/confirm.html", source=source, form=form,
                            email=pending.get("email", ""), flow=flow)

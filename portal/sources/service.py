@@ -20,7 +20,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import Action, record_event
@@ -186,8 +186,8 @@ def begin(source: OIDCSource, *, redirect_uri: str, purpose: str,
                           "Ask an administrator to enter the source's client secret again.",
                           503) from None
     now = utcnow()
-    db.session.execute(update(SSOAttempt).where(SSOAttempt.expires_at < now - timedelta(days=1))
-                       .values(code_verifier_sealed=""))  # old attempts keep nothing secret
+    # Attempts a day past their expiry are of no use, even to the audit log: gone.
+    db.session.execute(delete(SSOAttempt).where(SSOAttempt.expires_at < now - timedelta(days=1)))
     attempt = SSOAttempt(
         state_digest=tokens.digest(auth.state), source_id=source.id, purpose=purpose,
         nonce=auth.nonce, code_verifier_sealed=sealing.seal(VERIFIER_LABEL, auth.code_verifier),
@@ -382,9 +382,12 @@ def signed_in_here(ctx) -> bool:
 
 @dataclass
 class Outcome:
-    kind: str  # "continue" (to the flow) | "confirm" (ask before linking) | "enroll" (new flow)
+    # "continue" (to the flow) | "confirm" (ask before linking) | "enroll" (a new flow) |
+    # "accepted" (an existing account took the invitation: sign it in)
+    kind: str
     flow_slug: str = ""
     session_key: str | None = None  # "enroll": the new flow session this browser continues
+    user_id: int | None = None  # "accepted": the existing account that took the invitation
 
 
 def apply_to_flow(flow_session: FlowSession, source: OIDCSource, identity: oidc.Identity, *,
@@ -437,13 +440,42 @@ def flow_session_invitation(flow_session: FlowSession):
 
 
 def accept_as_existing(found: Match, flow_session, source, identity, *, ip) -> Outcome:
-    """An identity that already has an account came to accept an invitation: it must not get
-    a second account. SEAM (issue 11 part B, "existing users accept an invitation"): once that
-    service is merged, this calls it to apply the invitation to `found.user`, then signs in.
-    Until then it refuses, writing nothing, and says what to do instead."""
-    raise SourceError("existing_account", "You already have an account",
-                      f"Your {source.name} identity belongs to an existing account. Sign in "
-                      "with it first; this invitation was not used.", 409)
+    """An identity that already has an account came to accept an invitation: it never gets a
+    second account. The invitation's access goes to that account through the invitation
+    service of "existing users accept an invitation" (issue 11 part B: `grant_access`, which
+    checks, consumes one use and applies the groups in one transaction); this module writes no
+    groups itself. An account found only by email is linked after the person confirms.
+
+    Until that service is merged (no `grant_access`), it refuses, writing nothing."""
+    from ..invitations import service as invitations
+
+    if getattr(invitations, "grant_access", None) is None:
+        raise SourceError("existing_account", "You already have an account",
+                          f"Your {source.name} identity belongs to an existing account. Sign "
+                          "in with it first; this invitation was not used.", 409)
+    if found.how == "email":
+        note(flow_session, CONFIRM_NOTE, {"source_id": source.id, "subject": identity.subject,
+                                          "user_id": found.user.id, "email": identity.email})
+        db.session.commit()
+        return Outcome("confirm", flow_session.flow.slug)
+    return _grant(found.user, flow_session, source, identity, ip=ip)
+
+
+def _grant(user: User, flow_session, source, identity, *, ip) -> Outcome:
+    from ..invitations import service as invitations
+
+    invitation = flow_session_invitation(flow_session)
+    result = invitations.grant_access(user, invitation, flow=flow_session.flow, ip=ip)
+    if not isinstance(result, invitations.Granted):
+        raise SourceError(f"accept_{result.reason}", result.title, result.message,
+                          result.status)
+    link(user, source, identity, ip=ip, commit=False)
+    flow_session.finished_at = utcnow()  # the invitation is used: this flow has nothing left
+    record_event(Action.SSO_SIGNED_IN, actor=user, ip=ip, obj=user,
+                 detail={"source": source.slug, "flow": flow_session.flow.slug,
+                         "accepted": invitation.id})
+    db.session.commit()
+    return Outcome("accepted", flow_session.flow.slug, user_id=user.id)
 
 
 def _prefill(flow_session: FlowSession, source: OIDCSource, identity: oidc.Identity) -> None:
@@ -506,6 +538,8 @@ def confirm_link(flow_session: FlowSession, *, ip: str | None) -> Outcome:
     identity = oidc.Identity(subject=pending["subject"], email=pending.get("email", ""),
                              email_verified=True)
     note(flow_session, CONFIRM_NOTE, None)
+    if flow_session.invitation_id is not None:
+        return _grant(user, flow_session, source, identity, ip=ip)
     link(user, source, identity, ip=ip, commit=False)
     authenticate(flow_session, source, identity, user, ip=ip)
     return Outcome("continue", flow_session.flow.slug)

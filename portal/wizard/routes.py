@@ -108,6 +108,11 @@ def stored_flow_session(flow: Flow):
     return flow_session
 
 
+def current_flow_session(flow: Flow):
+    """This browser's open flow session for `flow`, or None (nothing is started)."""
+    return executor.load(_key(flow.slug), flow)
+
+
 def owns_flow_session(flow_session) -> bool:
     """The flow session is the one this browser's cookie names (and still open)."""
     return executor.load(_key(flow_session.flow.slug), flow_session.flow) is flow_session
