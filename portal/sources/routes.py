@@ -14,6 +14,7 @@ from flask import Blueprint, flash, redirect, render_template, request, session,
 from flask_login import current_user
 from flask_wtf import FlaskForm
 
+from .. import ratelimits
 from ..errors import render_error
 from ..extensions import db
 from ..models import Flow, FlowSession, User
@@ -50,6 +51,7 @@ def _fail(error: SourceError, source=None):
 
 
 @bp.route("/<slug>/start", methods=["POST"])
+@ratelimits.wizard_submit()  # each start writes an attempt: counted like a flow page's POST
 def start(slug: str):
     """A "Sign in with …" / "Continue with …" / "Link …" button: off to the provider."""
     source = service.by_slug(slug)

@@ -86,3 +86,75 @@ def test_migration_0009_keeps_existing_users_who_then_link_an_identity(tmp_path)
             with db.engine.begin() as connection:
                 connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
             db.engine.dispose()
+
+
+def _id_token(key, **claims) -> str:
+    import time
+
+    from joserfc import jwt as jose_jwt
+
+    now = int(time.time())
+    payload = {"iss": "https://idp.test", "aud": "portal", "sub": "u1", "iat": now,
+               "exp": now + 300, "nonce": "n-1", **claims}
+    payload = {k: v for k, v in payload.items() if v is not None}
+    return jose_jwt.encode({"alg": "RS256", "kid": key.kid}, payload, key)
+
+
+@pytest.mark.parametrize(("claims", "reason"), [
+    ({}, None),
+    ({"aud": "someone-else"}, "id_token_invalid"),
+    ({"iss": "https://evil.test"}, "id_token_invalid"),
+    ({"exp": 1_000_000}, "id_token_invalid"),
+    ({"nonce": "another"}, "id_token_invalid"),
+    ({"nonce": None}, "id_token_invalid"),
+])
+def test_the_id_token_checks(app, monkeypatch, claims, reason):
+    """Signature, iss, aud, exp and nonce: each wrong one refuses the sign-in."""
+    from joserfc.jwk import KeySet, RSAKey
+
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    keys = KeySet([key])
+    monkeypatch.setattr(oidc, "_keys", lambda *a, **k: keys)
+    source = OIDCSource(issuer="https://idp.test", client_id="portal")
+    document = {"issuer": "https://idp.test", "jwks_uri": "https://idp.test/jwks"}
+    token = _id_token(key, **claims)
+    with app.app_context():
+        if reason is None:
+            assert oidc._checked_id_token(source, document, token, nonce="n-1",
+                                          access_token=None)["sub"] == "u1"
+        else:
+            with pytest.raises(oidc.ProviderError) as error:
+                oidc._checked_id_token(source, document, token, nonce="n-1", access_token=None)
+            assert error.value.reason == reason
+
+
+def test_an_id_token_signed_by_another_key_is_refused(app, monkeypatch):
+    from joserfc.jwk import KeySet, RSAKey
+
+    theirs = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    ours = KeySet([RSAKey.generate_key(2048, parameters={"kid": "k1"})])
+    monkeypatch.setattr(oidc, "_keys", lambda *a, **k: ours)
+    source = OIDCSource(issuer="https://idp.test", client_id="portal")
+    document = {"issuer": "https://idp.test", "jwks_uri": "https://idp.test/jwks"}
+    with app.app_context(), pytest.raises(oidc.ProviderError) as error:
+        oidc._checked_id_token(source, document, _id_token(theirs), nonce="n-1",
+                               access_token=None)
+    assert error.value.reason == "id_token_signature"
+
+
+def test_the_authorization_request_uses_pkce_s256_state_and_nonce(app, oidc_provider):
+    from urllib.parse import parse_qs, urlsplit
+
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+    source = OIDCSource(issuer=oidc_provider.issuer, client_id="portal",
+                        scopes="openid email")
+    with app.app_context():
+        auth = oidc.authorization(source, "secret", "http://portal.test/cb")
+    query = parse_qs(urlsplit(auth.url).query)
+    assert query["response_type"] == ["code"] and query["scope"] == ["openid email"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["code_challenge"] == [create_s256_code_challenge(auth.code_verifier)]
+    assert query["state"] == [auth.state] and query["nonce"] == [auth.nonce]
+    assert len(auth.state) >= 43 and len(auth.nonce) >= 43  # 256 bits, url-safe
+    assert "secret" not in auth.url
