@@ -381,3 +381,41 @@ def test_existing_account_accepting_through_sso_calls_the_invitation_service(
             assert db.session.get(Invitation, invitation_id).use_count == 1
             bob = db.session.scalar(select(User).filter_by(username="bob"))
             assert [g.name for g in bob.groups] == ["staff"]
+
+
+def test_a_new_identity_at_sign_in_enrolls_through_the_sources_enrollment_flow(
+        app, client, sso_source):
+    """Unknown at sign-in: the source's enrollment flow, pre-filled from the claims (the email
+    read-only), then the account exists, linked, signed in."""
+    from portal.models import Flow, FlowDesignation, FlowStageBinding, Prompt, Stage
+    from portal.sources import service
+
+    with app.app_context():
+        fields = [db.session.scalar(select(Prompt).filter_by(name=f"default-enrollment-field-{n}"))
+                  for n in ("username", "name", "email")]
+        flow = Flow(slug="sso-enroll", name="SSO enrollment", title="Join with SSO",
+                    designation=FlowDesignation.ENROLLMENT)
+        flow.bindings.extend([
+            FlowStageBinding(stage=Stage(name="sso-about-you", type="prompt", options={},
+                                         prompts=fields), order=10),
+            FlowStageBinding(stage=Stage(name="sso-write", type="user_write", options={}),
+                             order=20),
+            FlowStageBinding(stage=Stage(name="sso-enroll-login", type="user_login",
+                                         options={}), order=30)])
+        db.session.add(flow)
+        db.session.flush()
+        db.session.get(service.OIDCSource, sso_source).enrollment_flow_id = flow.id
+        _offer_on_sign_in(sso_source)
+    response = _sso(client, SIGN_IN, "alice")
+    assert response.status_code == 302 and response.headers["Location"].endswith(
+        "/if/flow/sso-enroll/")
+    page = client.get("/if/flow/sso-enroll/").get_data(as_text=True)
+    assert 'value="alice"' in page and 'value="Alice Liddell"' in page
+    response = _fill(client, "/if/flow/sso-enroll/", {"username": "alice",
+                                                      "email": "other@example.com"})
+    assert response.status_code == 302
+    assert client.get("/account/").status_code == 200
+    with app.app_context():
+        alice = db.session.scalar(select(User).filter_by(username="alice"))
+        assert (alice.email, alice.password_hash) == ("alice@example.com", None)
+        assert [c.subject for c in service.connections_of(alice)] == ["alice"]
