@@ -5,7 +5,7 @@ PORT ?= 5000
 BIN := $(VENV)/bin
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run serve bench test lint install install-dev migrate seed clean screenshots
+.PHONY: run serve bench test lint install install-dev migrate seed clean screenshots oidc-provider
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -45,9 +45,17 @@ serve: migrate
 bench: install-dev
 	$(BIN)/python -m bench
 
+## The SSO tests' OpenID provider (tests/oidc): its npm packages, when Node and npm are here.
+tests/oidc/node_modules/.package-lock.json: tests/oidc/package-lock.json
+	@if command -v npm >/dev/null; then cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the SSO tests will be skipped (install Debian's nodejs and npm)"; fi
+
+oidc-provider: tests/oidc/node_modules/.package-lock.json
+
 ## Run every test: on SQLite, and on PostgreSQL too when TEST_DATABASE_URL is set.
 ## The browser tests (tests/e2e) need /usr/bin/chromium; without it they are skipped, and say so.
-test: install-dev
+## The SSO tests need Node and tests/oidc's packages; without them they are skipped, and say so.
+test: install-dev oidc-provider
 	env -u TEST_DATABASE_URL $(BIN)/pytest
 	@if [ -n "$$TEST_DATABASE_URL" ]; then \
 		echo "== again on PostgreSQL ($$TEST_DATABASE_URL)"; \

@@ -86,6 +86,10 @@ class Config:
     MAIL_PASSWORD: Env[str | None] = None
     MAIL_DEFAULT_SENDER: Env[str] = "portal@localhost"
     MAIL_TIMEOUT: Env[int] = 30
+    # SSO (OpenID Connect sources): TLS to providers is always verified. A provider whose
+    # certificate comes from a private CA: the path of a PEM bundle holding that CA.
+    OIDC_CA_BUNDLE: Env[str | None] = None
+    SSO_ATTEMPT_LIFETIME: Env[int] = 600  # seconds a trip to the provider may take
     SITE_NAME: Env[str] = "Invitation portal"
     # The outbox: try delivery right after the admin's response; retry with backoff.
     OUTBOX_DELIVER_AFTER_RESPONSE: Env[bool] = True

@@ -274,3 +274,48 @@ def mail_app(tmp_path, smtp):
         db.session.remove()
         db.drop_all()
         db.engine.dispose()
+
+
+# -- SSO: a real OpenID provider (tests/oidc_provider.py) ----------------------------------------
+
+
+@pytest.fixture(scope="session")
+def oidc_provider():
+    """panva's oidc-provider on a loopback port, once per test run (skipped without Node,
+    unless REQUIRE_OIDC=1)."""
+    from . import oidc_provider as op
+
+    op.skip_or_fail_if_missing()
+    provider = op.start()
+    yield provider
+    provider.stop()
+
+
+@pytest.fixture
+def sso_source(app, oidc_provider):
+    """An OIDC source for that provider, through the service (the admin form has its own
+    tests); its id. Shown on the sign-in page and offered to invitees."""
+    from portal.sources import service
+
+    from . import oidc_provider as op
+
+    with app.app_context():
+        source = service.save_source(None, {
+            "name": "Test IdP", "slug": op.SLUG, "issuer": oidc_provider.issuer,
+            "client_id": op.CLIENT_ID, "client_secret": op.CLIENT_SECRET,
+            "scopes": "openid email profile groups", "claim_groups": "groups",
+            "authoritative_fields": ["email", "name"],
+        }, actor=None, ip=None)
+        return source.id
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say plainly when the SSO tests could not run (and how to make them run)."""
+    from . import oidc_provider as op
+
+    reason = op.missing()
+    if reason and not op.required():
+        terminalreporter.write_line(
+            f"SSO tests were SKIPPED: {reason}. `make test` runs `npm ci` in tests/oidc when "
+            "npm is installed; REQUIRE_OIDC=1 turns this into a failure.", yellow=True,
+            bold=True)

@@ -17,6 +17,7 @@ from ..flows.defaults import unenrollment_flow
 from ..flows.stages.authenticator_totp import setup_flow
 from ..invitations import service as invitations
 from ..models import TOTPDevice
+from ..sources import service as sso
 
 bp = Blueprint("account", __name__)
 
@@ -43,7 +44,31 @@ def index(token_form_with_errors=None):
                            recovery_left=mfa.remaining_recovery_codes(user),
                            totp_setup=setup_flow(), unenrollment=unenrollment_flow(),
                            pending=invitations.pending_for(user),
-                           email_verified=accounts.verified_email(user) is not None)
+                           email_verified=accounts.verified_email(user) is not None,
+                           **_identities(user))
+
+
+def _identities(user) -> dict:
+    """Linked SSO identities, and the sources the person may link next."""
+    linked = [c for c in sso.connections_of(user) if c.subject]
+    taken = {c.source_id for c in linked}
+    return {"identities": [(c, sso.can_unlink(user, c)) for c in linked],
+            "link_sources": [s for s in sso.sources_shown() if s.id not in taken]}
+
+
+@bp.route("/account/identities/<int:connection_id>/unlink", methods=["POST"])
+@login_required
+def unlink_identity(connection_id: int):
+    """Unlink an SSO identity (refused when it is the last way to sign in)."""
+    if ConfirmActionForm().validate_on_submit():
+        try:
+            name = sso.unlink(current_user._get_current_object(), connection_id,
+                              ip=request.remote_addr)
+        except sso.SourceError as error:
+            flash(error.message, "error")
+        else:
+            flash(f"Your {name} identity is unlinked.", "success")
+    return redirect(url_for("account.index"))
 
 
 @bp.route("/account/invitations/<int:invitation_id>/<any(accept, decline):decision>",

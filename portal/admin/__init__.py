@@ -88,6 +88,7 @@ from . import (  # noqa: E402,F401  (routes attach to bp)
     flows,
     invitations,
     prompts,
+    sources,
     stages,
     users,
 )

@@ -12,6 +12,7 @@ from wtforms import (
     DateTimeLocalField,
     HiddenField,
     IntegerField,
+    PasswordField,
     SelectField,
     SelectMultipleField,
     StringField,
@@ -263,11 +264,17 @@ class DirectUserForm(FlaskForm):
                         render_kw={"type": "email"},
                         description="The link to set a password is sent here.")
     groups = MultiCheckboxField("Groups", coerce=int)
+    sign_in_with = SelectField("Signs in with", default="", choices=[],
+                               description="A source: SSO only, no password and no link; the "
+                                           "account is linked at the first sign-in by the "
+                                           "provider's verified email.")
     submit = SubmitField("Create user")
 
-    def __init__(self, *args, groups=(), **kwargs):
+    def __init__(self, *args, groups=(), sources=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.groups.choices = [(g.id, g.name) for g in groups]
+        self.sign_in_with.choices = {"": "A password (they get a link to set it)",
+                                     **{str(s.id): f"{s.name} only (SSO)" for s in sources}}
 
 
 class RoleForm(FlaskForm):
@@ -299,3 +306,53 @@ class ConfirmForm(FlaskForm):
     """An empty form: its CSRF token is what protects a POST-only action."""
 
     submit = SubmitField("Confirm")
+
+
+def _optional_int(value):
+    return int(value) if value not in (None, "", "None") else None
+
+
+class SourceForm(FlaskForm):
+    """An OpenID Connect source. The client secret is write-only: never shown again; left
+    blank on a change, the stored one is kept."""
+
+    name = StringField("Name", validators=[DataRequired(), Length(max=100)],
+                       description='Shown as "Sign in with <name>".')
+    slug = StringField("Slug", validators=[DataRequired(), Length(max=50)],
+                       description="Part of the redirect URI: /source/oidc/<slug>/callback.")
+    enabled = BooleanField("Enabled", default=True)
+    issuer = StringField("Issuer URL", validators=[DataRequired(), Length(max=500)],
+                         description="Its /.well-known/openid-configuration is fetched (and "
+                                     "cached for an hour).")
+    client_id = StringField("Client ID", validators=[DataRequired(), Length(max=255)])
+    client_secret = PasswordField("Client secret", validators=[Length(max=2000)],
+                                  description="Stored encrypted; never shown again. Leave blank "
+                                              "to keep the stored one.")
+    scopes = StringField("Scopes", default="openid email profile",
+                         validators=[DataRequired(), Length(max=500)])
+    claim_username = StringField("Username claim", default="preferred_username",
+                                 validators=[Length(max=100)])
+    claim_email = StringField("Email claim", default="email", validators=[Length(max=100)])
+    claim_name = StringField("Name claim", default="name", validators=[Length(max=100)])
+    claim_groups = StringField("Groups claim", validators=[Length(max=100)],
+                               description="Read and kept with the identity; it assigns no "
+                                           "groups (invitations do).")
+    use_userinfo = BooleanField("Read the userinfo endpoint", default=True)
+    matching_mode = SelectField("Returning identities", choices=[])
+    enrollment_flow_id = SelectField("Enrollment flow for new identities", coerce=_optional_int,
+                                     choices=[])
+    authoritative_fields = MultiCheckboxField(
+        "Read-only in the enrollment flow", choices={"username": "Username", "email": "Email",
+                                                     "name": "Name"},
+        default=["email"], description="The provider is authoritative for these (the email "
+                                       "is always read-only: it is what links the account).")
+    show_on_login = BooleanField("Offer on sign-in and invitation pages", default=True)
+    submit = SubmitField("Save source")
+
+    def __init__(self, *args, flows=(), **kwargs):
+        from ..models import MatchingMode
+
+        super().__init__(*args, **kwargs)
+        self.matching_mode.choices = dict(MatchingMode.CHOICES)
+        self.enrollment_flow_id.choices = {"": "— none: unknown identities are refused —",
+                                           **{f.id: f"{f.slug} ({f.name})" for f in flows}}

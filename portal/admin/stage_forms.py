@@ -50,6 +50,11 @@ class FormNeeds:
             query = query.filter_by(type=type_name)
         return db.session.scalars(query).all()
 
+    def sources(self):
+        from ..sources.service import all_sources
+
+        return all_sources()
+
     def flows(self):
         return db.session.scalars(select(Flow).order_by(Flow.slug)).all()
 
@@ -105,16 +110,18 @@ def _field(option: Option, needs: FormNeeds):
                                    default=list(option.default or []),
                                    widget=widgets.ListWidget(prefix_label=False),
                                    option_widget=widgets.CheckboxInput(), **common)
-    if kind in ("group", "flow", "stage"):
-        listed = {"group": needs.groups, "flow": needs.flows, "stage": needs.stages}[kind]
+    if kind in ("group", "flow", "stage", "source"):
+        listed = {"group": needs.groups, "flow": needs.flows, "stage": needs.stages,
+                  "source": needs.sources}[kind]
         rows = _choices(option, needs, lambda: [
             (row.id, f"{row.slug} ({row.name})" if kind == "flow" else row.name)
             for row in listed()])
         return SelectField(coerce=_optional_id, choices=as_choices([("", "— none —"), *rows]),
                            **common)
-    if kind == "stages":
+    if kind in ("stages", "sources"):
         rows = _choices(option, needs, lambda: [(s.id, f"{s.name} ({s.type})")
-                                                for s in needs.stages()])
+                                                for s in needs.stages()] if kind == "stages"
+                        else [(s.id, f"{s.name} ({s.slug})") for s in needs.sources()])
         return SelectMultipleField(coerce=int, choices=as_choices(rows),
                                    widget=widgets.ListWidget(prefix_label=False),
                                    option_widget=widgets.CheckboxInput(), **common)

@@ -12,6 +12,7 @@ from ..extensions import db
 from ..mail.web import deliver_after_response
 from ..models import InvitationUse, TOTPDevice, User
 from ..pagination import paginate
+from ..sources.service import all_sources
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
 from .forms import ConfirmForm, DirectUserForm
@@ -87,9 +88,11 @@ def user_set_active(user_id: int, active: bool):
 @manage
 def user_create():
     groups = assignable_groups(grants())
-    form = DirectUserForm(groups=groups)
+    sources = {str(s.id): s for s in all_sources() if s.enabled}
+    form = DirectUserForm(groups=groups, sources=sources.values())
     if form.validate_on_submit():
         allowed = {g.id: g for g in groups}
+        sso_source = sources.get(form.sign_in_with.data or "")
         try:
             user, link, message_id = accounts.create_user_directly(
                 username=form.username.data, email=form.email.data, name=form.name.data or "",
@@ -97,10 +100,15 @@ def user_create():
                 created_by=current_user, ip=client_ip(),
                 link_for=lambda token: f"{base_url()}{url_for('auth.set_password', token=token)}",
                 lifetime=current_app.config["INVITATION_EXPIRE_AFTER_DELTA"],
+                sso_source=sso_source,
             )
         except accounts.AccountError as exc:
             form.username.errors.append(str(exc))
         else:
+            if sso_source is not None:
+                flash(f"User {user.username} created. They sign in with {sso_source.name} as "
+                      f"{user.email}; no password and no link.", "success")
+                return redirect(url_for("admin.user_detail", user_id=user.id))
             if message_id is not None:
                 deliver_after_response([message_id])
                 flash(f"User {user.username} created; a link to set their password is being "

@@ -53,6 +53,12 @@ class Action:
     GROUP_SAVED = "group.saved"
     API_TOKEN_CREATED = "api_token.created"  # noqa: S105 (an action name)
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 (an action name)
+    SOURCE_SAVED = "source.saved"
+    SOURCE_DELETED = "source.deleted"
+    SSO_SIGNED_IN = "sso.signed_in"  # a provider vouched for the person (sign-in or enrollment)
+    SSO_FAILED = "sso.failed"  # the round trip ended without result; detail.reason says why
+    SSO_LINKED = "sso.linked"
+    SSO_UNLINKED = "sso.unlinked"
 
     @classmethod
     def all(cls) -> list[str]:

@@ -269,11 +269,17 @@ def complete_setup(token: str, *, username: str, email: str, name: str, password
 
 def create_user_directly(*, username: str, email: str, name: str = "", groups=(),
                          created_by: User | None = None, ip: str | None = None,
-                         link_for, lifetime: timedelta) -> tuple[User, str, int | None]:
+                         link_for, lifetime: timedelta,
+                         sso_source=None) -> tuple[User, str, int | None]:
     """Kestra's "create user (skip invitation)": the user exists at once, without a password,
     and gets a one-time link to set one. `link_for(token)` builds the absolute link.
 
-    Returns the user, the link, and the id of the queued email (None: no mail server is set).
+    With `sso_source` the account is SSO-only (Kestra: "recommended only with third-party
+    authentication such as SSO"): no password, no link; it is linked to its identity at the
+    first sign-in with that source, by the provider's verified email.
+
+    Returns the user, the link ("" when SSO-only), and the id of the queued email (None: no
+    mail server is set, or SSO-only).
     """
     from ..audit import Action, record_event
     from ..mail import enqueue, mail_configured
@@ -285,7 +291,14 @@ def create_user_directly(*, username: str, email: str, name: str = "", groups=()
     db.session.add(user)
     db.session.flush()
     record_event(Action.USER_CREATED, actor=created_by, ip=ip, obj=user,
-                 detail={"direct": True, "groups": [g.name for g in user.groups]})
+                 detail={"direct": True, "groups": [g.name for g in user.groups],
+                         **({"sso_only": sso_source.slug} if sso_source is not None else {})})
+    if sso_source is not None:
+        from ..sources.service import add_sso_only
+
+        add_sso_only(user, sso_source)
+        db.session.commit()
+        return user, "", None
     token = issue_action_token(TokenPurpose.SET_PASSWORD, lifetime, user=user)  # commits
     link = link_for(token)
     if not mail_configured():

@@ -17,6 +17,7 @@ from .flows import (
 from .invitations import Invitation, InvitationDecline, InvitationUse, invitation_groups
 from .mfa import RecoveryCode, TOTPDevice
 from .outbox import OutboxMessage, OutboxStatus
+from .sources import MatchingMode, OIDCSource, SourceConnection, SSOAttempt
 from .tokens import ActionToken, TokenPurpose
 from .types import utcnow
 from .users import Group, User, UserType, user_groups
@@ -25,6 +26,7 @@ __all__ = [
     "AuditEvent", "OutboxMessage", "OutboxStatus", "Role", "group_roles", "invitation_groups",
     "ActionToken", "ApiToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation",
     "FlowSession", "FlowStageBinding", "Group", "Invitation", "InvitationDecline", "InvitationUse",
-    "Prompt", "RecoveryCode", "Stage",
-    "TOTPDevice", "TokenPurpose", "User", "UserType", "prompt_stage_fields", "user_groups", "utcnow",
+    "MatchingMode", "OIDCSource", "Prompt", "RecoveryCode", "SourceConnection", "SSOAttempt",
+    "Stage", "TOTPDevice", "TokenPurpose", "User", "UserType", "prompt_stage_fields",
+    "user_groups", "utcnow",
 ]

@@ -6,7 +6,7 @@ X-Forwarded-Proto from anyone; here the proxy is trusted only through ProxyFix.
 
 from __future__ import annotations
 
-from flask import Flask, current_app, has_request_context, request
+from flask import Flask, current_app, g, has_request_context, request
 from flask.sessions import SecureCookieSessionInterface
 
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -37,9 +37,25 @@ def _carries_token() -> bool:
     return getattr(view, "no_referrer", False) or any(arg in request.args for arg in TOKEN_ARGS)
 
 
+def allow_form_action(origin: str) -> None:
+    """This response's forms may lead to `origin` too: a "Sign in with <source>" button POSTs
+    here and is redirected to the provider, and form-action covers the redirect."""
+    origins = g.setdefault("form_action_origins", [])
+    if origin not in origins:
+        origins.append(origin)
+
+
+def _policy() -> str:
+    extra = g.get("form_action_origins") if has_request_context() else None
+    if not extra:
+        return CONTENT_SECURITY_POLICY
+    return CONTENT_SECURITY_POLICY.replace("form-action 'self'",
+                                           "form-action 'self' " + " ".join(extra))
+
+
 def set_security_headers(response):
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    headers.setdefault("Content-Security-Policy", _policy())
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")

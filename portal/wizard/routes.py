@@ -91,6 +91,35 @@ def _start(flow: Flow, token: str | None, token_digest: str | None = None):
     return wizard
 
 
+def stored_flow_session(flow: Flow):
+    """This browser's flow session for `flow`, started (and stored) now if it has none: a
+    stage's trip elsewhere (SSO) needs the session to exist before it leaves."""
+    flow_session = executor.load(_key(flow.slug), flow)
+    if flow_session is None:
+        wizard = _start(flow, None, _take_invited(flow.slug))
+        step = wizard.step()
+        if step.kind != "page":
+            return None
+        wizard.store()
+        flow_session = wizard.session
+    return flow_session
+
+
+def current_flow_session(flow: Flow):
+    """This browser's open flow session for `flow`, or None (nothing is started)."""
+    return executor.load(_key(flow.slug), flow)
+
+
+def owns_flow_session(flow_session) -> bool:
+    """The flow session is the one this browser's cookie names (and still open)."""
+    return executor.load(_key(flow_session.flow.slug), flow_session.flow) is flow_session
+
+
+def continue_with(slug: str, key: str) -> None:
+    """This browser continues the flow `slug` with the flow session `key` (made elsewhere)."""
+    _remember(slug, key)
+
+
 def _executor(flow_session) -> FlowExecutor:
     visitor = _visitor()
     wizard = FlowExecutor(flow_session, current_user=visitor, superuser=grants_for(visitor).superuser,
@@ -381,4 +410,16 @@ def _render(flow: Flow, step: Step):
         user = db.session.get(User, step.user_id) if step.user_id else None
         return render_template("flow/done.html", flow=flow, step=step, user=user)
     return render_template(step.stage.template, flow=flow, step=step, form=step.form,
-                           stage=step.stage, display_types=DISPLAY_TYPES)
+                           stage=step.stage, display_types=DISPLAY_TYPES,
+                           sso_sources=_sso_offered(step))
+
+
+def _sso_offered(step: Step) -> list:
+    """An invitation's first page offers "Continue with <source>" (until one was used)."""
+    from ..sources.service import sources_shown, sso_identity
+
+    ctx = g.get("flow_ctx")
+    if ctx is None or step.number != 1 or ctx.session.invitation_id is None or \
+            sso_identity(ctx.session):
+        return []
+    return sources_shown(tenant=None)  # the seam: the invitation's tenant

@@ -8,7 +8,7 @@ import re
 from sqlalchemy import select
 
 from portal.extensions import db
-from portal.models import Flow, Group, Invitation, Role, Stage, User
+from portal.models import Flow, Group, Invitation, OIDCSource, Role, Stage, User
 
 from ..conftest import submit
 from ..helpers import future_input, make_member
@@ -188,6 +188,8 @@ def test_every_admin_page_renders_for_a_superuser(app, client, auth, admin, make
     with app.app_context():
         group = Group(name="g", attributes={}, roles=[Role(name="r", permissions=["audit:view"])])
         db.session.add(group)
+        db.session.add(OIDCSource(name="IdP", slug="idp", issuer="https://idp.example.com",
+                                  client_id="portal"))
         db.session.commit()
     auth.login()
     for endpoint, url in _admin_get_urls(app):

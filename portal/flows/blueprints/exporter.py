@@ -8,9 +8,9 @@ import yaml
 from sqlalchemy import func, select
 
 from ...extensions import db
-from ...models import Flow, Group, Prompt, Stage
+from ...models import Flow, Group, OIDCSource, Prompt, Stage
 from ..stages import STAGE_TYPES
-from .handlers import BINDING, FLOW, GROUP, PROMPT
+from .handlers import BINDING, FLOW, GROUP, PROMPT, SOURCE
 from .loader import BlueprintDumper, BlueprintError, Find, KeyOf
 
 
@@ -91,6 +91,8 @@ def export_flow(flow: Flow) -> str:
             return KeyOf(ids("prompt", value))
         if isinstance(value, Stage):
             return KeyOf(ids("stage", value))
+        if isinstance(value, OIDCSource):
+            return Find(SOURCE, (("slug", value.slug),))
         if isinstance(value, Flow):
             return KeyOf("flow") if value is flow else Find(FLOW, (("slug", value.slug),))
         return value

@@ -23,6 +23,7 @@ from ...models import (
     FlowStageBinding,
     Group,
     Invitation,
+    OIDCSource,
     Prompt,
     Stage,
 )
@@ -38,6 +39,9 @@ if TYPE_CHECKING:
 FLOW, BINDING = "authentik_flows.flow", "authentik_flows.flowstagebinding"
 PROMPT = "authentik_stages_prompt.prompt"
 GROUP, INVITATION = "authentik_core.group", "authentik_stages_invitation.invitation"
+# Sources are referred to (an identification stage's `sources`), never imported: their
+# credentials stay with the admin.
+SOURCE = "authentik_sources_oauth.oauthsource"
 
 # Stage models are those of the registered stage types (StageType.model), and the attributes a
 # stage acts on are its declared options: neither is listed here.
@@ -127,6 +131,7 @@ FIND_FIELDS = {
     GROUP: (Group, {"name": "name"}),
     INVITATION: (Invitation, {"name": "name"}),
     "stage": (Stage, {"name": "name"}),
+    SOURCE: (OIDCSource, {"slug": "slug", "name": "name"}),
 }
 
 

@@ -14,6 +14,7 @@ from .options import Option
 from .password import PasswordStage
 from .prompt import PromptStage
 from .registry import STAGE_TYPES, by_model, register, stage_type_for, unregister
+from .source import SourceStage
 from .user_delete import UserDeleteStage
 from .user_login import UserLoginStage
 from .user_write import UserWriteStage
@@ -30,6 +31,7 @@ register(PasswordStage)
 register(AuthenticatorTOTPStage)
 register(AuthenticatorValidateStage)
 register(UserDeleteStage)
+register(SourceStage)
 
 __all__ = ["STAGE_TYPES", "ActionRequest", "ActionResult", "Deny", "Next", "Option", "Result",
            "Retry", "StageAction", "StageType", "by_model", "register", "stage_type_for",

@@ -15,7 +15,7 @@ from wtforms.form import BaseForm
 from ...auth.service import USER_FIELDS, find_user
 from ..context import note, noted
 from .base import Next, Retry, StageType
-from .options import BOOL, CHOICES, FLOW, STAGE, Option
+from .options import BOOL, CHOICES, FLOW, SOURCES, STAGE, Option
 from .registry import stage_type_for
 
 FIELD = "login"  # the form field (kept from the old sign-in form: browsers fill it in)
@@ -63,7 +63,22 @@ class IdentificationStage(StageType):
                help='Linked from the page as "Sign up".'),
         Option("recovery_flow", FLOW, "Recovery flow",
                help='Linked from the page as "Forgot password?".'),
+        Option("sources", SOURCES, "Sign in with", default=[],
+               choices=lambda needs: [(s.id, f"{s.name} ({s.slug})") for s in needs.sources()],
+               help='SSO sources shown as "Sign in with <source>" buttons on this page.'),
     )
+
+    def shown_sources(self) -> list:
+        """The enabled sources this page offers, in the option's order."""
+        from ...sources.service import sources_by_ids
+
+        return sources_by_ids(self.options.get("sources"))
+
+    def enter(self, ctx):
+        """Back from the provider with the account found (portal.sources): this stage is done."""
+        from ...sources.service import signed_in_here
+
+        return Next() if signed_in_here(ctx) else None
 
     @property
     def user_fields(self) -> tuple[str, ...]:

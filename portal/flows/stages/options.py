@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import select
 
 from ...extensions import db
-from ...models import Flow, Group, Prompt, Stage
+from ...models import Flow, Group, OIDCSource, Prompt, Stage
 
 
 class OptionError(ValueError):
@@ -220,6 +220,32 @@ class StageRefs(Kind):
         return [found[i] for i in ids if i in found]
 
 
+class SourceRefs(StageRefs):
+    """SSO sources, by id, in order (the identification stage's `sources`): `!Find
+    [authentik_sources_oauth.oauthsource, [slug, ...]]` in a blueprint (a source's credentials
+    never travel in one, so the exporter refers to it by slug)."""
+
+    name, model = "sources", OIDCSource
+
+    def parse(self, option, value):
+        value = value or []
+        if not isinstance(value, list) or not all(isinstance(s, OIDCSource) for s in value):
+            raise OptionError("expected a list of sources (!Find by slug).")
+        return [s.id for s in dict.fromkeys(value)]
+
+    def rows(self, stored) -> list:
+        ids = [int(i) for i in stored or [] if str(i).isdigit()]
+        found = {s.id: s for s in db.session.scalars(
+            select(OIDCSource).where(OIDCSource.id.in_(ids)))} if ids else {}
+        return [found[i] for i in ids if i in found]
+
+
+class SourceRef(Reference):
+    """One SSO source, by id (the source stage's `source`)."""
+
+    name, model, what, by_name = "source", OIDCSource, "a source", "slug"
+
+
 class Prompts(Kind):
     """The prompt stage's fields: stored as the stage's prompts (an ordered relationship)."""
 
@@ -254,6 +280,7 @@ class Prompts(Kind):
 BOOL, TEXT, TEXTAREA, EMAIL, CHOICE = Bool(), Text(), TextArea(), EmailAddress(), Choice()
 CHOICES = Choices()
 GROUP, FLOW, STAGE, PROMPTS, STAGES = GroupRef(), FlowRef(), StageRef(), Prompts(), StageRefs()
+SOURCES, SOURCE = SourceRefs(), SourceRef()
 
 
 # -- the declaration -----------------------------------------------------------------------------

@@ -58,6 +58,13 @@ class PasswordStage(StageType):
         except ValueError:
             return DEFAULT_ATTEMPTS
 
+    def already_done(self, ctx) -> bool:
+        """The person signed in through an SSO source in this flow: no password to ask."""
+        from ...sources.service import sso_identity
+
+        identity = sso_identity(ctx.session)
+        return bool(identity and identity.get("user_id") and noted(ctx.session, "authenticated"))
+
     def identity(self, ctx) -> str:
         return shown_identity(ctx.session)
 

@@ -28,6 +28,15 @@ class PromptStage(StageType):
     def prompts(self):
         return list(self.stage.prompts)
 
+    def asked(self, ctx) -> list:
+        """The prompts this person is asked: an identity that came through an SSO source signs
+        in there, so it is asked for no password (and gets none)."""
+        from ...sources.service import sso_identity
+
+        if sso_identity(ctx.session):
+            return [p for p in self.prompts if p.type != "password"]
+        return self.prompts
+
     def field_keys(self) -> set[str]:
         return {p.field_key for p in self.prompts if p.type not in DISPLAY_TYPES}
 
@@ -36,25 +45,25 @@ class PromptStage(StageType):
         if formdata is not None:
             # Values fixed by the invitation, hidden and read-only fields never come from the request.
             formdata = MultiDict(formdata)
-            for prompt in self.prompts:
+            for prompt in self.asked(ctx):
                 key = prompt.field_key
                 if key in fixed or prompt.type in READ_ONLY_TYPES | {"hidden"}:
                     value = ctx.prompt_data.get(key, prompt.initial_value)
                     formdata.setlist(key, [] if value in (None, "") else [_as_form_value(value)])
-        return build_form(self.prompts, formdata=formdata, data=ctx.prompt_data, fixed=fixed)
+        return build_form(self.asked(ctx), formdata=formdata, data=ctx.prompt_data, fixed=fixed)
 
     def submit(self, ctx, form) -> Next | Retry:
         form.validate()
         errors: dict[str, list[str]] = {k: list(v) for k, v in form.errors.items()}
         values = {
             p.field_key: to_json(form[p.field_key].data)
-            for p in self.prompts
+            for p in self.asked(ctx)
             if p.type not in DISPLAY_TYPES | READ_ONLY_TYPES | {"password"}
             and p.field_key in form._fields
             and not (p.type == "file" and form[p.field_key].data is None)
         }
         known = {**ctx.prompt_data, **values}
-        for prompt in self.prompts:
+        for prompt in self.asked(ctx):
             key = prompt.field_key
             if prompt.type == "username" and key not in errors and values.get(key):
                 # The address may come on a later page; then the user write checks with it.
@@ -73,7 +82,7 @@ class PromptStage(StageType):
 
     def _check_passwords(self, ctx, form, values, errors) -> str | None:
         """All password fields of a page must match; the first must pass the policy."""
-        keys = [p.field_key for p in self.prompts if p.type == "password"]
+        keys = [p.field_key for p in self.asked(ctx) if p.type == "password"]
         if not keys or any(k in errors for k in keys):
             return None
         first, *repeats = keys

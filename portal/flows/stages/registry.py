@@ -35,8 +35,11 @@ def by_model(model: str) -> type[StageType] | None:
 
 def after_user_created(ctx, user) -> None:
     """Every stage type bound in the flow attaches what it collected to the new user."""
+    from ...sources.service import link_new_user
+
     kinds = dict.fromkeys(b.stage.type for b in ctx.flow.bindings)
     for kind in kinds:
         cls = STAGE_TYPES.get(kind)
         if cls is not None:
             cls.after_user_created(ctx, user)
+    link_new_user(ctx, user)  # an identity from an SSO source: linked to the new account

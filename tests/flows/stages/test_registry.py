@@ -19,6 +19,8 @@ from portal.flows.stages.options import (
     FLOW,
     GROUP,
     PROMPTS,
+    SOURCE,
+    SOURCES,
     STAGE,
     STAGES,
     TEXT,
@@ -26,7 +28,7 @@ from portal.flows.stages.options import (
     OptionError,
     option_values,
 )
-from portal.models import Flow, FlowStageBinding, Group, Prompt, Stage
+from portal.models import Flow, FlowStageBinding, Group, OIDCSource, Prompt, Stage
 
 from ...blueprint_helpers import empty_database
 from ...conftest import submit
@@ -84,10 +86,18 @@ def _references(app):
         referred = Stage(name="round-trip-referred", type="password",
                          options={"failed_attempts_before_cancel": "3"})
         setup = Stage(name="rt-setup", type="authenticator_totp", options={})
-        db.session.add_all([group, other, referred, setup, *prompts])
+        source = _source()
+        db.session.add_all([group, other, referred, setup, source, *prompts])
         db.session.commit()
         return {"group": str(group.id), "flow": str(other.id), "stage": str(referred.id),
-                "prompts": [str(p.id) for p in prompts], "stages": [str(setup.id)]}
+                "prompts": [str(p.id) for p in prompts], "stages": [str(setup.id)],
+                "source": str(source.id)}
+
+
+def _source() -> OIDCSource:
+    """A source that reference options can name (blueprints refer to it by slug)."""
+    return OIDCSource(name="Round trip IdP", slug="round-trip-idp", issuer="https://idp.test",
+                      client_id="portal")
 
 
 def _form_data(stage_type, refs) -> dict:
@@ -125,6 +135,10 @@ def _form_data(stage_type, refs) -> dict:
             data[option.key] = refs["prompts"]
         elif kind is STAGES:
             data[option.key] = refs["stages"]
+        elif kind is SOURCES:
+            data[option.key] = [refs["source"]]
+        elif kind is SOURCE:
+            data[option.key] = refs["source"]
         else:  # a new kind needs a sample here
             raise AssertionError(f"no sample for option kind {kind.name}")
     return data
@@ -145,6 +159,10 @@ def _readable(stage_type, stage) -> dict:
             values[option.key] = [p.name for p in stage.prompts]
         elif option.kind is STAGES:
             values[option.key] = [s.name for s in option.kind.rows(value)]
+        elif option.kind is SOURCES:
+            values[option.key] = [s.slug for s in option.kind.rows(value)]
+        elif option.kind is SOURCE:
+            values[option.key] = getattr(option.kind.row(value), "slug", None)
     return values
 
 
@@ -165,6 +183,8 @@ def _round_trip(app, editor, stage_type) -> tuple[dict, dict, dict]:
         empty_database()
         # The flow a FLOW option points at is found by its slug in the new database.
         db.session.add(Flow(slug="round-trip-target", name="Target", title="Target"))
+        if db.session.scalar(select(OIDCSource)) is None:  # referred to, never imported
+            db.session.add(_source())
         db.session.commit()
         report = import_blueprint(text, actor=Grants(superuser=True))
         assert report.ok, report.errors

@@ -1,0 +1,147 @@
+"""portal.sources.service and portal.sources.oidc without a browser: the rules and the checks."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from portal.extensions import db
+from portal.models import OIDCSource
+from portal.sources import oidc, service
+
+from ..conftest import TEST_PASSWORD
+from ..helpers import insert_old_user, upgraded_from
+
+
+@pytest.mark.parametrize(("issuer", "ok"), [
+    ("https://accounts.google.com", True), ("http://127.0.0.1:8080/realms/x", True),
+    ("http://idp.example.com", False), ("ftp://idp.example.com", False), ("", False),
+    ("https://idp.example.com/?x=1", True),
+])
+def test_issuer_rule(issuer, ok):
+    assert (service.issuer_problem(issuer) is None) is ok
+
+
+def test_claim_mapping_reads_only_a_real_true_as_verified():
+    source = OIDCSource(claim_username="preferred_username", claim_email="mail",
+                        claim_name="name", claim_groups="roles")
+    identity = oidc.map_claims(source, {"sub": 42, "mail": " a@example.com ", "name": "A",
+                                        "email_verified": "yes", "roles": ["x", 3]})
+    assert (identity.subject, identity.email, identity.email_verified, identity.groups) == (
+        "42", "a@example.com", False, ["x"])
+    assert oidc.map_claims(source, {"sub": "1", "email_verified": True}).email_verified
+
+
+def test_discovery_is_cached_and_checks_its_issuer(app, oidc_provider):
+    with app.app_context():
+        first = oidc.discover(oidc_provider.issuer, refresh=True)
+        assert oidc.discover(oidc_provider.issuer) is first  # from the cache
+        with pytest.raises(oidc.ProviderError) as error:
+            oidc.discover(oidc_provider.issuer + "/other")
+        assert error.value.reason in {"issuer_mismatch", "provider_unreachable"}
+
+
+def test_a_private_ca_bundle_is_what_requests_verify_with(app_factory, tmp_path, monkeypatch):
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("-----BEGIN CERTIFICATE-----\n")
+    app = app_factory(OIDC_CA_BUNDLE=str(bundle))
+    seen = {}
+
+    def fake_get(url, **kwargs):
+        seen.update(kwargs)
+        raise oidc.requests.ConnectionError("offline")
+
+    monkeypatch.setattr(oidc.requests, "get", fake_get)
+    with app.app_context(), pytest.raises(oidc.ProviderError):
+        oidc.discover("https://idp.example.com", refresh=True)
+    assert seen["verify"] == str(bundle)
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_migration_0009_keeps_existing_users_who_then_link_an_identity(tmp_path):
+    from portal.auth.service import authenticate
+    from portal.security.passwords import hash_password
+
+    old_install = upgraded_from(
+        tmp_path, "0008", lambda c: insert_old_user(c, "old", hash_password(TEST_PASSWORD)))
+    with old_install as app, app.app_context():
+        old = authenticate("old", TEST_PASSWORD)
+        assert old is not None and service.connections_of(old) == []
+        source = service.save_source(None, {
+            "name": "IdP", "slug": "idp", "issuer": "https://idp.example.com",
+            "client_id": "c", "client_secret": "s"}, actor=None, ip=None)
+        service.link(old, source, oidc.Identity(subject="s-1"), ip=None)
+        assert [c.subject for c in service.connections_of(old)] == ["s-1"]
+        assert db.session.scalar(select(OIDCSource.slug)) == "idp"
+
+
+def _id_token(key, **claims) -> str:
+    import time
+
+    from joserfc import jwt as jose_jwt
+
+    now = int(time.time())
+    payload = {"iss": "https://idp.test", "aud": "portal", "sub": "u1", "iat": now,
+               "exp": now + 300, "nonce": "n-1", **claims}
+    payload = {k: v for k, v in payload.items() if v is not None}
+    return jose_jwt.encode({"alg": "RS256", "kid": key.kid}, payload, key)
+
+
+@pytest.mark.parametrize(("claims", "reason"), [
+    ({}, None),
+    ({"aud": "someone-else"}, "id_token_invalid"),
+    ({"iss": "https://evil.test"}, "id_token_invalid"),
+    ({"exp": 1_000_000}, "id_token_invalid"),
+    ({"nonce": "another"}, "id_token_invalid"),
+    ({"nonce": None}, "id_token_invalid"),
+])
+def test_the_id_token_checks(app, monkeypatch, claims, reason):
+    """Signature, iss, aud, exp and nonce: each wrong one refuses the sign-in."""
+    from joserfc.jwk import KeySet, RSAKey
+
+    key = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    keys = KeySet([key])
+    monkeypatch.setattr(oidc, "_keys", lambda *a, **k: keys)
+    source = OIDCSource(issuer="https://idp.test", client_id="portal")
+    document = {"issuer": "https://idp.test", "jwks_uri": "https://idp.test/jwks"}
+    token = _id_token(key, **claims)
+    with app.app_context():
+        if reason is None:
+            assert oidc._checked_id_token(source, document, token, nonce="n-1",
+                                          access_token=None)["sub"] == "u1"
+        else:
+            with pytest.raises(oidc.ProviderError) as error:
+                oidc._checked_id_token(source, document, token, nonce="n-1", access_token=None)
+            assert error.value.reason == reason
+
+
+def test_an_id_token_signed_by_another_key_is_refused(app, monkeypatch):
+    from joserfc.jwk import KeySet, RSAKey
+
+    theirs = RSAKey.generate_key(2048, parameters={"kid": "k1"})
+    ours = KeySet([RSAKey.generate_key(2048, parameters={"kid": "k1"})])
+    monkeypatch.setattr(oidc, "_keys", lambda *a, **k: ours)
+    source = OIDCSource(issuer="https://idp.test", client_id="portal")
+    document = {"issuer": "https://idp.test", "jwks_uri": "https://idp.test/jwks"}
+    with app.app_context(), pytest.raises(oidc.ProviderError) as error:
+        oidc._checked_id_token(source, document, _id_token(theirs), nonce="n-1",
+                               access_token=None)
+    assert error.value.reason == "id_token_signature"
+
+
+def test_the_authorization_request_uses_pkce_s256_state_and_nonce(app, oidc_provider):
+    from urllib.parse import parse_qs, urlsplit
+
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+    source = OIDCSource(issuer=oidc_provider.issuer, client_id="portal",
+                        scopes="openid email")
+    with app.app_context():
+        auth = oidc.authorization(source, "secret", "http://portal.test/cb")
+    query = parse_qs(urlsplit(auth.url).query)
+    assert query["response_type"] == ["code"] and query["scope"] == ["openid email"]
+    assert query["code_challenge_method"] == ["S256"]
+    assert query["code_challenge"] == [create_s256_code_challenge(auth.code_verifier)]
+    assert query["state"] == [auth.state] and query["nonce"] == [auth.nonce]
+    assert len(auth.state) >= 43 and len(auth.nonce) >= 43  # 256 bits, url-safe
+    assert "secret" not in auth.url
