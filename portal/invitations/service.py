@@ -10,13 +10,13 @@ from urllib.parse import urlencode
 
 import yaml
 from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from ..audit import Action, record_event
 from ..extensions import db
 from ..mail import cancel_queued, enqueue, mail_configured
 from ..mail.messages import invitation_email
-from ..models import Flow, FlowSession, Group, Invitation, InvitationUse, OutboxMessage, User, utcnow
+from ..models import Flow, FlowSession, Group, Invitation, InvitationUse, OutboxMessage, Tenant, User, utcnow
 from ..security import tokens
 
 TOKEN_PURPOSE = "invitation"  # noqa: S105 (a label, not a secret)
@@ -77,6 +77,11 @@ REFUSALS = {
     ),
     InvitationStatus.REVOKED.value: Refusal(
         "revoked", "This invitation was withdrawn", "It can no longer be used. " + ASK_AGAIN, 410,
+    ),
+    "tenant_inactive": Refusal(
+        "tenant_inactive", "This invitation is paused",
+        "The team that invited you is deactivated on this portal for now, so its invitations "
+        "do not work. " + ASK_AGAIN, 403,
     ),
     "wrong_email": Refusal(
         "wrong_email", "This invitation is for someone else",
@@ -371,8 +376,10 @@ def refusal_for(invitation: Invitation | None, flow: Flow, *, token_supplied: bo
     """Whether this invitation may be used on this flow now; None means it may."""
     if invitation is None:
         return REFUSALS["unknown" if token_supplied else "required"]
-    if invitation.flow_id != flow.id:
-        return REFUSALS["wrong_flow"]
+    if invitation.flow_id != flow.id or flow.tenant_id not in (None, invitation.tenant_id):
+        return REFUSALS["wrong_flow"]  # never a flow owned by another tenant
+    if not invitation.tenant.active:
+        return REFUSALS["tenant_inactive"]
     status = status_of(invitation)
     if status is not InvitationStatus.VALID:
         return REFUSALS[status.value]
@@ -391,11 +398,23 @@ def redeem(invitation_id: int, flow_id: int) -> bool:
     now = utcnow()
     result = db.session.execute(
         update(Invitation)
-        .where(Invitation.id == invitation_id, Invitation.flow_id == flow_id, *_valid_clause(now))
+        .where(Invitation.id == invitation_id, Invitation.flow_id == flow_id, *_usable_clause(now))
         .values(use_count=Invitation.use_count + 1)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+def _usable_clause(now):
+    """Valid, and usable where it is used: its tenant is active and its flow is instance-wide
+    or the tenant's own (the list pages' status filters need only _valid_clause)."""
+    owner = aliased(Flow)  # not the outer query's Flow: only Invitation is correlated
+    return (
+        *_valid_clause(now),
+        Invitation.tenant_id.in_(select(Tenant.id).where(Tenant.active.is_(True))),
+        Invitation.flow_id.in_(select(owner.id).where(or_(owner.tenant_id.is_(None),
+                                                          owner.tenant_id == Invitation.tenant_id))),
+    )
 
 
 def _valid_clause(now: datetime):
@@ -411,7 +430,7 @@ _USABLE_INVITATION = (
     select(Invitation.id)
     .join(Flow, Flow.id == Invitation.flow_id)
     .where(Invitation.token_digest == bindparam("digest"), Flow.slug == bindparam("slug"),
-           *_valid_clause(bindparam("now", type_=Invitation.expires_at.type)))
+           *_usable_clause(bindparam("now", type_=Invitation.expires_at.type)))
 )
 
 

@@ -16,11 +16,13 @@ from .flows import (
 from .invitations import Invitation, InvitationUse, invitation_groups
 from .mfa import RecoveryCode, TOTPDevice
 from .outbox import OutboxMessage, OutboxStatus
+from .tenants import DEFAULT_TENANT_SLUG, InvitationRole, MemberRole, Tenant, tenant_members
 from .tokens import ActionToken, TokenPurpose
 from .types import utcnow
 from .users import Group, User, UserType, user_groups
 
 __all__ = [
+    "DEFAULT_TENANT_SLUG", "InvitationRole", "MemberRole", "Tenant", "tenant_members",
     "AuditEvent", "OutboxMessage", "OutboxStatus", "Role", "group_roles", "invitation_groups",
     "ActionToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation", "FlowSession",
     "FlowStageBinding", "Group", "Invitation", "InvitationUse", "Prompt", "RecoveryCode", "Stage",

@@ -45,6 +45,8 @@ class Flow(db.Model):
     __tablename__ = "flows"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # NULL: instance-wide, usable by every tenant; else owned by (and editable in) one tenant.
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     title: Mapped[str] = mapped_column(String(255), default="")
@@ -68,6 +70,8 @@ class Stage(db.Model):
     __tablename__ = "stages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # NULL: instance-wide, usable by every tenant; else owned by (and editable in) one tenant.
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     type: Mapped[str] = mapped_column(String(50))
     options: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -89,6 +93,8 @@ class Prompt(db.Model):
     __tablename__ = "prompts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # NULL: instance-wide, usable by every tenant; else owned by (and editable in) one tenant.
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     field_key: Mapped[str] = mapped_column(String(150))
     label: Mapped[str] = mapped_column(String(255), default="")

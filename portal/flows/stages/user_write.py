@@ -7,6 +7,7 @@ import re
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ... import tenants
 from ...audit import Action, record_event
 from ...auth.service import end_sessions, username_problem
 from ...extensions import db
@@ -109,11 +110,12 @@ class UserWriteStage(StageType):
             return Deny(refusal.title, refusal.message, refusal.status)
 
         # The access the invitation carries (loaded before the new user exists: no autoflush).
-        invited_groups = list(ctx.invitation.groups) if ctx.invitation is not None else []
+        invitation = ctx.invitation
+        if invitation is not None:
+            list(invitation.groups), [d.role for d in invitation.direct_roles]  # noqa: B018
         user = build_user(ctx.prompt_data, self.options)
         user.password_hash = session.password_hash
         user.groups.extend(self.assigned_groups())
-        user.groups.extend(g for g in invited_groups if g not in user.groups)
         db.session.add(user)
         if invitation_id is not None:
             db.session.add(InvitationUse(invitation_id=invitation_id, user=user))
@@ -122,6 +124,7 @@ class UserWriteStage(StageType):
         except IntegrityError:
             db.session.rollback()
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
+        tenants.grant_invitation_access(user, invitation, flow=ctx.flow)
         session.user_id = user.id
         ctx.set_pending_user(user)  # later stages (user login, consent) act on this account
         registry.after_user_created(ctx, user)  # e.g. consent attaches its records
