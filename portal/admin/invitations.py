@@ -50,6 +50,7 @@ from ..models import (
 )
 from ..numbers import db_int
 from ..pagination import paginate
+from ..tenants import tenant_get, visible
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
 from .forms import (
@@ -74,7 +75,8 @@ def _flow_allowed(flow: Flow) -> bool:
 
 def _enrollment_flows():
     flows = db.session.scalars(
-        select(Flow).filter_by(designation=FlowDesignation.ENROLLMENT).order_by(Flow.name)
+        select(Flow).filter_by(designation=FlowDesignation.ENROLLMENT).where(visible(Flow))
+        .order_by(Flow.name)
     ).all()
     return [f for f in flows if _flow_allowed(f)]
 
@@ -88,7 +90,7 @@ def _check_posted_flow() -> None:
     """A hand-made POST naming a flow the form did not offer is refused with the group named
     (CeilingError: 403), not only as "not a valid choice"."""
     flow_id = request.form.get("flow", type=db_int) if request.method == "POST" else None
-    flow = db.session.get(Flow, flow_id) if flow_id else None
+    flow = tenant_get(Flow, flow_id) if flow_id else None
     if flow is not None and _flow_allowed(flow):
         check_invitation(grants(), flow=flow)
 
@@ -97,7 +99,7 @@ def _allowed_flow_ids() -> set[int] | None:
     """None when the admin may manage invitations of every flow."""
     if grants().namespaces(INVITATIONS_MANAGE) is None:
         return None
-    return {f.id for f in db.session.scalars(select(Flow)) if _flow_allowed(f)}
+    return {f.id for f in db.session.scalars(select(Flow).where(visible(Flow))) if _flow_allowed(f)}
 
 
 def _get_invitation(invitation_id: int, *, to_manage: bool = True) -> Invitation:
@@ -107,7 +109,7 @@ def _get_invitation(invitation_id: int, *, to_manage: bool = True) -> Invitation
         Invitation, invitation_id,
         options=[selectinload(Invitation.uses).selectinload(InvitationUse.user)],
     )
-    if not _flow_allowed(invitation.flow):
+    if tenant_get(Invitation, invitation.id) is None or not _flow_allowed(invitation.flow):
         abort(404)
     if to_manage:
         check_invitation(grants(), invitation)
@@ -140,7 +142,7 @@ def invitations():
     page = paginate(query, per_page=PER_PAGE)
     # An index probe per user, not a DISTINCT over every invitation; only creators of invitations
     # this admin may see (other namespaces' admins are not theirs to learn about).
-    created = select(Invitation.id).where(Invitation.created_by_id == User.id)
+    created = select(Invitation.id).where(Invitation.created_by_id == User.id, visible(Invitation))
     if flow_ids is not None:
         created = created.where(Invitation.flow_id.in_(flow_ids))
     creators = db.session.scalars(select(User).where(created.exists()).order_by(User.username)).all()
@@ -219,7 +221,7 @@ def invitation_create():
     if form.validate_on_submit():
         session[MODE_SESSION_KEY] = form.kind.data
         options = dict(
-            flow=db.session.get(Flow, form.flow.data),
+            flow=tenant_get(Flow, form.flow.data),
             expires_at=form.expires_at,
             attributes=form.attributes.parsed,
             message=(form.message.data or "").strip(),
@@ -323,7 +325,7 @@ def invitation_edit(invitation_id: int):
         mine = {g.id for g in assignable_groups(grants())}
         changes = dict(
             name=(form.name.data or "").strip(),
-            flow=db.session.get(Flow, form.flow.data),
+            flow=tenant_get(Flow, form.flow.data),
             expires_at=form.expires_at,
             attributes=form.attributes.parsed,
             message=(form.message.data or "").strip(),
@@ -418,8 +420,9 @@ def invitations_bulk_action():
     if not form.validate_on_submit() or not form.ids.data:
         flash("Select at least one invitation.", "error")
         return redirect(url_for("admin.invitations"))
-    chosen = [i for i in db.session.scalars(
-        select(Invitation).where(Invitation.id.in_(form.ids.data))) if _flow_allowed(i.flow)]
+    # Forged ids of another tenant's invitations match nothing here.
+    chosen = [i for i in db.session.scalars(select(Invitation).where(
+        Invitation.id.in_(form.ids.data), visible(Invitation))) if _flow_allowed(i.flow)]
     locked = invitation_refusals(grants(), chosen)
     if locked:  # read-only to this admin (the privilege ceiling): left as they are
         chosen = [i for i in chosen if i.id not in locked]
@@ -487,7 +490,7 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
     emailed = mail_configured()
     created = bulk.create(
         part, base_url=base_url(), email=emailed, created_by=current_user, ip=client_ip(),
-        flow=db.session.get(Flow, form.flow.data), expires_at=form.expires.data.replace(tzinfo=UTC),
+        flow=tenant_get(Flow, form.flow.data), expires_at=form.expires.data.replace(tzinfo=UTC),
         message=(form.message.data or "").strip(), groups=_groups_by_id(form.groups.data),
     )
     deliver_after_response(_queued_ids(created))

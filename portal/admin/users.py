@@ -12,8 +12,9 @@ from ..extensions import db
 from ..mail.web import deliver_after_response
 from ..models import InvitationUse, TOTPDevice, User
 from ..pagination import paginate
+from ..tenants import visible
 from ..urls import base_url
-from . import bp, client_ip, grants, permission_required
+from . import bp, client_ip, grants, permission_required, tenant_get_or_404
 from .forms import ConfirmForm, DirectUserForm
 
 PER_PAGE = 25
@@ -23,7 +24,8 @@ manage = permission_required(USERS_MANAGE, everywhere=True)
 @bp.route("/users/")
 @manage
 def users():
-    query = select(User).options(selectinload(User.groups)).order_by(User.created_at.desc(), User.id.desc())
+    query = (select(User).options(selectinload(User.groups)).where(visible(User))
+             .order_by(User.created_at.desc(), User.id.desc()))
     search = request.args.get("q", "").strip()
     if search:
         like = f"%{search.lower()}%"
@@ -37,7 +39,7 @@ def users():
 @bp.route("/users/<int:user_id>")
 @manage
 def user_detail(user_id: int):
-    user = db.get_or_404(User, user_id)
+    user = tenant_get_or_404(User, user_id)
     uses = db.session.scalars(
         select(InvitationUse).options(selectinload(InvitationUse.invitation))
         .filter_by(user_id=user.id)
@@ -52,7 +54,7 @@ def user_detail(user_id: int):
 def user_remove_authenticator(user_id: int, device_id: int):
     """For a person who lost their phone and their recovery codes: they sign in with their
     password alone again, and can set up a new authenticator."""
-    user = db.get_or_404(User, user_id)
+    user = tenant_get_or_404(User, user_id)
     device = db.session.get(TOTPDevice, device_id)
     if device is None or device.user_id != user.id:
         return redirect(url_for("admin.user_detail", user_id=user.id))
@@ -71,7 +73,7 @@ def user_remove_authenticator(user_id: int, device_id: int):
 @manage
 def user_set_active(user_id: int, active: bool):
     """Deactivating signs the person out everywhere at once (their sessions stop loading)."""
-    user = db.get_or_404(User, user_id)
+    user = tenant_get_or_404(User, user_id)
     if ConfirmForm().validate_on_submit():
         try:
             accounts.set_active(user, active, actor=current_user._get_current_object(), ip=client_ip())

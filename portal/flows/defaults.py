@@ -42,7 +42,7 @@ _BINDINGS = [
 def _get_or_create(model, name: str, **values):
     obj = db.session.scalar(select(model).filter_by(name=name))
     if obj is None:
-        obj = model(name=name, **values)
+        obj = model(name=name, tenant_id=None, **values)  # the defaults are instance-wide
         db.session.add(obj)
     return obj
 
@@ -53,6 +53,7 @@ def ensure_default_enrollment_flow() -> Flow:
     if flow is not None:
         return flow
     flow = Flow(
+        tenant_id=None,  # instance-wide: usable by every tenant
         slug=DEFAULT_ENROLLMENT_SLUG,
         name="Default enrollment Flow",
         title="Welcome! Set up your account",
@@ -97,6 +98,7 @@ def ensure_default_authentication_flow() -> Flow:
     if flow is not None:
         return flow
     flow = Flow(
+        tenant_id=None,  # instance-wide: usable by every tenant
         slug=DEFAULT_AUTHENTICATION_SLUG,
         name="Default authentication flow",
         title="Sign in",
@@ -147,7 +149,7 @@ def ensure_default_recovery_flow() -> Flow:
     flow = db.session.scalar(select(Flow).filter_by(slug=DEFAULT_RECOVERY_SLUG))
     if flow is not None:
         return flow
-    flow = Flow(slug=DEFAULT_RECOVERY_SLUG, name="Default recovery flow",
+    flow = Flow(tenant_id=None, slug=DEFAULT_RECOVERY_SLUG, name="Default recovery flow",
                 title="Reset your password", designation=FlowDesignation.RECOVERY,
                 authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED)
     db.session.add(flow)
@@ -177,6 +179,7 @@ def ensure_default_authenticator_setup_flow() -> Flow:
     if flow is not None:
         return flow
     flow = Flow(
+        tenant_id=None,  # instance-wide: usable by every tenant
         slug=DEFAULT_TOTP_SETUP_SLUG, name="default-authenticator-totp-setup",
         title="Set up an authenticator app", designation=FlowDesignation.STAGE_CONFIGURATION,
         authentication=FlowAuthentication.REQUIRE_AUTHENTICATED,

@@ -18,6 +18,7 @@ from ..mail import cancel_queued, enqueue, mail_configured
 from ..mail.messages import invitation_email
 from ..models import Flow, FlowSession, Group, Invitation, InvitationUse, OutboxMessage, Tenant, User, utcnow
 from ..security import tokens
+from ..tenants import visible
 
 TOKEN_PURPOSE = "invitation"  # noqa: S105 (a label, not a secret)
 DIGEST_LENGTH = 64  # hex SHA-256
@@ -434,19 +435,20 @@ _USABLE_INVITATION = (
 )
 
 
-def pending_count(flow_ids: set[int] | None = None) -> int:
-    """Pending invitations; `flow_ids` limits them as it limits list_query (None: every flow)."""
-    query = select(func.count(Invitation.id)).where(*_valid_clause(utcnow()))
+def pending_count(flow_ids: set[int] | None = None, tenant=None) -> int:
+    """Pending invitations of a tenant (the current one); `flow_ids` limits them as it limits
+    list_query (None: every flow)."""
+    query = select(func.count(Invitation.id)).where(visible(Invitation, tenant), *_valid_clause(utcnow()))
     if flow_ids is not None:
         query = query.where(Invitation.flow_id.in_(flow_ids))
     return db.session.scalar(query)
 
 
-def recent_uses(flow_ids: set[int] | None = None, limit: int = 10) -> list[InvitationUse]:
-    """The latest enrollments through invitations, newest first, with their user and invitation;
-    `flow_ids` limits them as it limits list_query (None: every flow)."""
+def recent_uses(flow_ids: set[int] | None = None, limit: int = 10, tenant=None) -> list[InvitationUse]:
+    """The latest enrollments through a tenant's invitations (the current tenant's), newest
+    first, with their user and invitation; `flow_ids` limits them as it limits list_query."""
     query = (
-        select(InvitationUse).join(InvitationUse.invitation)
+        select(InvitationUse).join(InvitationUse.invitation).where(visible(Invitation, tenant))
         .options(selectinload(InvitationUse.user), selectinload(InvitationUse.invitation))
         .order_by(InvitationUse.used_at.desc(), InvitationUse.id.desc()).limit(limit)
     )
@@ -483,13 +485,14 @@ SORTS = {
 
 def list_query(*, search: str = "", status: str = "", flow_id: int | None = None,
                creator_id: int | None = None, flow_ids: set[int] | None = None,
-               sort: str = "-created"):
-    """Invitations filtered and sorted as the admin asked, with what the list shows loaded
-    up front (no N+1). `flow_ids` limits the list to the flows the admin may manage."""
+               sort: str = "-created", tenant=None):
+    """A tenant's invitations (the current tenant's) filtered and sorted as the admin asked,
+    with what the list shows loaded up front (no N+1). `flow_ids` limits the list to the flows
+    the admin may manage."""
     query = select(Invitation).options(
         selectinload(Invitation.flow), selectinload(Invitation.created_by),
         selectinload(Invitation.groups),
-    )
+    ).where(visible(Invitation, tenant))
     if search.strip():
         # ILIKE: PostgreSQL serves it from the trigram index on name (migration 0004).
         escaped = search.strip().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

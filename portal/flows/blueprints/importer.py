@@ -330,7 +330,8 @@ class Importer:
         return None
 
     def _find(self, plan: Plan):
-        rows = db.session.scalars(select(plan.model).filter_by(**plan.where).limit(2)).all()
+        rows = db.session.scalars(
+            select(plan.model).filter_by(**plan.where).where(*_tenant_scope(plan.model)).limit(2)).all()
         if len(rows) > 1:
             raise EntryError(f"identifiers match more than one existing {plan.model.__name__.lower()}; "
                              "rename one so they can be told apart.")
@@ -384,7 +385,7 @@ class Importer:
         if lookup is None:
             raise EntryError(f"{path}: !Find cannot look up {model!r}.")
         cls, fields = lookup
-        query = select(cls)
+        query = select(cls).where(*_tenant_scope(cls))  # another tenant's rows are not found
         if stage_type is not None:
             query = query.filter_by(type=stage_type.type_name)
         for pair in tag.query:
@@ -403,6 +404,13 @@ class Importer:
     def values(self, entry: _Entry, key: str) -> dict:
         raw = entry.raw.get(key)
         return self.resolve(raw, "") if isinstance(raw, dict) else {}
+
+
+def _tenant_scope(model) -> tuple:
+    """Identifiers and !Find see what the current tenant sees, nothing of another tenant."""
+    from ...tenants import OWNED, SHARED, visible
+
+    return (visible(model),) if model in OWNED or model in SHARED else ()
 
 
 # One %-conversion: %[(key)][flags][width][.precision][length]type
