@@ -39,10 +39,23 @@ _BINDINGS = [
 ]
 
 
+def _commit_instance_wide(flow: Flow) -> None:
+    """Commit a seeded flow, its stages and their prompts as instance-wide (tenant_id NULL),
+    usable by every tenant. The column's default names the current tenant on INSERT, so NULL
+    is set after the flush."""
+    db.session.flush()
+    for binding in flow.bindings:
+        for prompt in binding.stage.prompts:
+            prompt.tenant_id = None
+        binding.stage.tenant_id = None
+    flow.tenant_id = None
+    db.session.commit()
+
+
 def _get_or_create(model, name: str, **values):
     obj = db.session.scalar(select(model).filter_by(name=name))
     if obj is None:
-        obj = model(name=name, tenant_id=None, **values)  # the defaults are instance-wide
+        obj = model(name=name, **values)
         db.session.add(obj)
     return obj
 
@@ -53,7 +66,6 @@ def ensure_default_enrollment_flow() -> Flow:
     if flow is not None:
         return flow
     flow = Flow(
-        tenant_id=None,  # instance-wide: usable by every tenant
         slug=DEFAULT_ENROLLMENT_SLUG,
         name="Default enrollment Flow",
         title="Welcome! Set up your account",
@@ -71,7 +83,7 @@ def ensure_default_enrollment_flow() -> Flow:
         if kind == "prompt" and not stage.prompts:
             stage.prompts = [prompts[p] for p in _PROMPT_STAGES[name]]
         flow.bindings.append(FlowStageBinding(stage=stage, order=order))
-    db.session.commit()
+    _commit_instance_wide(flow)
     return flow
 
 
@@ -98,7 +110,6 @@ def ensure_default_authentication_flow() -> Flow:
     if flow is not None:
         return flow
     flow = Flow(
-        tenant_id=None,  # instance-wide: usable by every tenant
         slug=DEFAULT_AUTHENTICATION_SLUG,
         name="Default authentication flow",
         title="Sign in",
@@ -112,7 +123,7 @@ def ensure_default_authentication_flow() -> Flow:
             options = {**options, "recovery_flow": recovery.id}
         stage = _get_or_create(Stage, name, type=kind, options=options)
         flow.bindings.append(FlowStageBinding(stage=stage, order=order))
-    db.session.commit()
+    _commit_instance_wide(flow)
     return flow
 
 
@@ -149,7 +160,7 @@ def ensure_default_recovery_flow() -> Flow:
     flow = db.session.scalar(select(Flow).filter_by(slug=DEFAULT_RECOVERY_SLUG))
     if flow is not None:
         return flow
-    flow = Flow(tenant_id=None, slug=DEFAULT_RECOVERY_SLUG, name="Default recovery flow",
+    flow = Flow(slug=DEFAULT_RECOVERY_SLUG, name="Default recovery flow",
                 title="Reset your password", designation=FlowDesignation.RECOVERY,
                 authentication=FlowAuthentication.REQUIRE_UNAUTHENTICATED)
     db.session.add(flow)
@@ -165,7 +176,7 @@ def ensure_default_recovery_flow() -> Flow:
     sign_in = db.session.scalar(select(Stage).filter_by(name=_SIGN_IN_IDENTIFICATION))
     if sign_in is not None and not (sign_in.options or {}).get("recovery_flow"):
         sign_in.options = {**(sign_in.options or {}), "recovery_flow": flow.id}
-    db.session.commit()
+    _commit_instance_wide(flow)
     return flow
 
 
@@ -179,7 +190,6 @@ def ensure_default_authenticator_setup_flow() -> Flow:
     if flow is not None:
         return flow
     flow = Flow(
-        tenant_id=None,  # instance-wide: usable by every tenant
         slug=DEFAULT_TOTP_SETUP_SLUG, name="default-authenticator-totp-setup",
         title="Set up an authenticator app", designation=FlowDesignation.STAGE_CONFIGURATION,
         authentication=FlowAuthentication.REQUIRE_AUTHENTICATED,
@@ -190,7 +200,7 @@ def ensure_default_authenticator_setup_flow() -> Flow:
     db.session.flush()
     stage.options = {**stage.options, "configure_flow": flow.id}
     flow.bindings.append(FlowStageBinding(stage=stage, order=0))
-    db.session.commit()
+    _commit_instance_wide(flow)
     return flow
 
 

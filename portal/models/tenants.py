@@ -91,9 +91,9 @@ event.listen(Tenant.__table__, "after_create", DDL(
 def current_tenant_id(context=None) -> int:
     """The column default of every tenant-owned row: the tenant of the admin URL being served
     (portal.tenants.current_tenant), else the default tenant (CLI, services without a request)."""
-    from flask import g, has_request_context
+    from flask import g, has_app_context
 
-    if has_request_context() and g.get("tenant_id") is not None:
+    if has_app_context() and g.get("tenant_id") is not None:
         return g.tenant_id
     query = select(Tenant.id).where(Tenant.slug == DEFAULT_TENANT_SLUG)
     found = context.connection.execute(query).scalar() if context is not None else db.session.scalar(query)

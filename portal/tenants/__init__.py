@@ -137,8 +137,8 @@ def visible(model, tenant: Tenant | None = None):
     and prompts the instance-wide ones too."""
     tenant_id = (tenant or current_tenant()).id
     if model is User:  # its members, and whoever holds one of its groups
-        return or_(User.id.in_(select(tenant_members.c.user_id).where(tenant_members.c.tenant_id == tenant_id)),
-                   User.groups.any(Group.tenant_id == tenant_id))
+        members = select(tenant_members.c.user_id).where(tenant_members.c.tenant_id == tenant_id)
+        return or_(User.id.in_(members), User.groups.any(Group.tenant_id == tenant_id))
     if model in SHARED:
         return or_(model.tenant_id == tenant_id, model.tenant_id.is_(None))
     if model in OWNED:
