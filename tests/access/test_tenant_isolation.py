@@ -306,7 +306,8 @@ def test_a_deactivated_tenant_refuses_its_invitations_and_its_admins(world):
         beta = db.session.get(Tenant, ids["beta"])
         tenants.update_tenant(beta, name=beta.name, slug=beta.slug, active=False)
     page = app.test_client().get(ids["link"].removeprefix("http://portal.test"), follow_redirects=True)
-    assert page.status_code == 403 and "This invitation is paused" in html.unescape(page.get_data(as_text=True))
+    assert page.status_code == 403
+    assert "This invitation is paused" in html.unescape(page.get_data(as_text=True))
     client = app.test_client()
     sign_in(client, "beta-admin", TEST_PASSWORD)
     refused = client.get("/t/beta/admin/invitations/")
