@@ -197,6 +197,15 @@ def assignable_groups(grants: Grants) -> list[Group]:
     return [g for g in groups if not g.is_superuser and all(role_within(grants, r) for r in g.roles)]
 
 
+def givable_roles(grants: Grants) -> list[Role]:
+    """Roles of the current tenant this admin may attach directly to an invitation: any for a
+    superuser; else those granting nothing beyond their own permissions (the ceiling)."""
+    from ..tenants import visible
+
+    roles = db.session.scalars(select(Role).where(visible(Role)).order_by(Role.name)).all()
+    return [r for r in roles if grants.superuser or role_within(grants, r)]
+
+
 def may_assign(grants: Grants, group: Group | None) -> bool:
     """May this admin have `group` given to people (by an invitation or a flow's new users)?
     Only groups of the current tenant, whoever asks."""
@@ -247,6 +256,7 @@ from .ceiling import (  # noqa: E402  (it builds on the functions above)
 __all__ = [
     "ACCESS_MANAGE", "ALL", "AUDIT_VIEW", "FLOWS_MANAGE", "INVITATIONS_MANAGE", "PERMISSIONS",
     "USERS_MANAGE", "CeilingError", "Grants", "account_change_refusal", "assignable_groups",
+    "givable_roles",
     "check_flow_change", "check_flow_invitations",
     "check_invitation", "ensure_within_ceiling", "flow_groups", "flow_within_ceiling",
     "flows_within_ceiling", "grants_for", "group_change_refusal", "in_namespace", "invitation_groups",

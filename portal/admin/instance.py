@@ -12,13 +12,14 @@ from wtforms.validators import Length
 
 from .. import tenants
 from ..access import grants_for
-from ..extensions import db
+from ..extensions import csrf, db
 from ..models import Tenant
 from .forms import ConfirmForm
 
 bp = Blueprint("instance", __name__)
 
 
+@csrf.exempt  # it changes nothing: the page it leads to checks the token of the POST it forwards
 @bp.route("/admin/", defaults={"rest": ""}, methods=["GET", "HEAD", "POST"])
 @bp.route("/admin/<path:rest>", methods=["GET", "HEAD", "POST"])
 def legacy_admin(rest: str):

@@ -30,6 +30,7 @@ from ..access import (
     assignable_groups,
     check_invitation,
     flows_within_ceiling,
+    givable_roles,
     invitation_refusals,
 )
 from ..extensions import db
@@ -45,12 +46,13 @@ from ..models import (
     InvitationUse,
     OutboxMessage,
     OutboxStatus,
+    Role,
     User,
     utcnow,
 )
 from ..numbers import db_int
 from ..pagination import paginate
-from ..tenants import tenant_get, visible
+from ..tenants import grants_summary, tenant_get, visible
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
 from .forms import (
@@ -63,6 +65,7 @@ from .forms import (
     InvitationForm,
     NewInvitationForm,
     bulk_size_problem,
+    split_addresses,
 )
 
 PER_PAGE = 25
@@ -119,6 +122,13 @@ def _get_invitation(invitation_id: int, *, to_manage: bool = True) -> Invitation
 def _groups_by_id(ids) -> list[Group]:
     allowed = {g.id: g for g in assignable_groups(grants())}
     return [allowed[i] for i in ids or [] if i in allowed]
+
+
+def _direct_roles(form) -> list[tuple[Role, list[str]]]:
+    """The roles ticked, each limited to the namespaces typed (the same for all of them)."""
+    namespaces = split_addresses(form.role_namespaces.data or "")
+    return [(role, namespaces) for role in (tenant_get(Role, i) for i in form.roles.data or [])
+            if role is not None]
 
 
 def _default_expiry():
@@ -210,7 +220,7 @@ def _opening_kind() -> str:
 @manage
 def invitation_create():
     groups = assignable_groups(grants())
-    form = NewInvitationForm(flows=_invitable_flows(), groups=groups)
+    form = NewInvitationForm(flows=_invitable_flows(), groups=groups, roles=givable_roles(grants()))
     _check_posted_flow()
     source = request.args.get("from", type=db_int)
     if request.method == "GET":
@@ -226,7 +236,10 @@ def invitation_create():
             attributes=form.attributes.parsed,
             message=(form.message.data or "").strip(),
             groups=_groups_by_id(form.groups.data),
+            roles=_direct_roles(form),
         )
+        # The one ceiling, direct roles included (a forged role id is refused, not dropped).
+        check_invitation(grants(), flow=options["flow"], groups=options["groups"], roles=options["roles"])
         if form.kind.data == "recipients":
             created, emailed = service.invite_recipients(
                 form.to.addresses, name=(form.name.data or "").strip(), cc=form.cc.addresses,
@@ -295,7 +308,7 @@ def invitation_detail(invitation_id: int):
     return render_template(
         "admin/invitations/detail.html", invitation=invitation, status=status, link=link,
         action_form=ConfirmForm(), mail_configured=mail_configured(),
-        locked=str(locked) if locked else None,
+        locked=str(locked) if locked else None, grants_summary=grants_summary(invitation),
     )
 
 

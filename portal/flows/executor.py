@@ -45,6 +45,7 @@ class Step:
     user_id: int | None = None
     notices: list[tuple[str, str]] = field(default_factory=list)  # (category, text) to show
     sign_out: bool = False  # the web layer signs the browser out (the account was deleted)
+    invitation_id: int | None = None  # on the first page: the invitation it was opened with
 
 
 def start(
@@ -265,7 +266,8 @@ class FlowExecutor:
         number = sum(1 for p in positions if p <= self.session.position)
         return Step(kind="page", stage=stage, form=form, binding_id=binding.id,
                     number=number, count=len(positions), errors=errors,
-                    title=self.flow.title or self.flow.name)
+                    title=self.flow.title or self.flow.name,
+                    invitation_id=self.session.invitation_id if number == 1 else None)
 
     def _send_back(self, retry: Retry) -> bool:
         """Return to the latest earlier page that asks for one of the fields in error."""

@@ -16,7 +16,19 @@ from ..audit import Action, record_event
 from ..extensions import db
 from ..mail import cancel_queued, enqueue, mail_configured
 from ..mail.messages import invitation_email
-from ..models import Flow, FlowSession, Group, Invitation, InvitationUse, OutboxMessage, Tenant, User, utcnow
+from ..models import (
+    Flow,
+    FlowSession,
+    Group,
+    Invitation,
+    InvitationRole,
+    InvitationUse,
+    OutboxMessage,
+    Role,
+    Tenant,
+    User,
+    utcnow,
+)
 from ..security import tokens
 from ..tenants import visible
 
@@ -111,6 +123,7 @@ def create_invitation(
     message: str = "",
     allowed_domains: Sequence[str] = (),
     groups: Sequence[Group] = (),
+    roles: Sequence[tuple[Role, Sequence[str]]] = (),
     ip: str | None = None,
     commit: bool = True,
     audit: bool = True,
@@ -130,6 +143,7 @@ def create_invitation(
         message=message or "",
         allowed_domains=[] if email else normalise_domains(allowed_domains),
         groups=list(groups),
+        direct_roles=[InvitationRole(role=role, namespaces=list(namespaces)) for role, namespaces in roles],
     )
     _assign_token(invitation)
     db.session.add(invitation)
