@@ -18,10 +18,8 @@ bp = Blueprint("admin", __name__, url_prefix="/t/<tenant>/admin")
 
 @bp.url_value_preprocessor
 def _take_tenant_from_url(endpoint, values):
-    tenant = tenants.by_slug((values or {}).pop("tenant", None))
-    if tenant is None:
+    if tenants.use_tenant_named((values or {}).pop("tenant", None)) is None:
         abort(404)
-    tenants.use_tenant(tenant)
 
 
 @bp.url_defaults
@@ -126,10 +124,11 @@ def _inject_grants():
 
 def _tenant_choices():
     """The header's tenant switcher: only once a second tenant exists and the person may use
-    more than one."""
+    more than one (one query)."""
     if not current_user.is_authenticated or tenants.tenant_count() < 2:
         return []
-    return tenants.tenants_for(current_user)
+    choices = tenants.tenants_for(current_user)
+    return choices if len(choices) > 1 else []
 
 
 @bp.errorhandler(CeilingError)

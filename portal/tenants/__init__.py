@@ -61,6 +61,22 @@ def by_slug(slug: str | None) -> Tenant | None:
     return db.session.scalar(select(Tenant).where(Tenant.slug == slug))
 
 
+def use_tenant_named(slug: str | None) -> Tenant | None:
+    """Make the tenant with this slug the current one (None if there is none), learning in the
+    same statement how many tenants exist (the header asks; one query per admin page)."""
+    from flask import g
+
+    if not slug or len(slug) > 63:
+        return None
+    total = select(func.count(Tenant.id)).scalar_subquery()
+    row = db.session.execute(select(Tenant, total).where(Tenant.slug == slug)).first()
+    if row is None:
+        return None
+    use_tenant(row[0])
+    g.tenant_count = row[1]
+    return row[0]
+
+
 def use_tenant(tenant: Tenant | None) -> None:
     """Make `tenant` the current one for the rest of this request (or app context)."""
     from flask import g
@@ -80,6 +96,10 @@ def current_tenant() -> Tenant:
 
 
 def tenant_count() -> int:
+    from flask import g, has_app_context
+
+    if has_app_context() and g.get("tenant_count") is not None:
+        return g.tenant_count
     return db.session.scalar(select(func.count(Tenant.id))) or 0
 
 
@@ -91,12 +111,12 @@ def is_member(user: User, tenant: Tenant) -> bool:
 def tenants_for(user: User | None) -> list[Tenant]:
     """The tenants this person may switch to in the header: every tenant for a superadmin,
     else the active tenants they are a member of."""
-    from ..access import is_superuser
+    from ..access import request_grants
 
     if user is None or not getattr(user, "is_authenticated", False):
         return []
     query = select(Tenant).order_by(Tenant.name)
-    if not is_superuser(user):
+    if not request_grants(user, current_tenant()).superuser:  # (superadmin anywhere: everywhere)
         query = query.join(tenant_members, tenant_members.c.tenant_id == Tenant.id).where(
             tenant_members.c.user_id == user.id, Tenant.active.is_(True))
     return list(db.session.scalars(query))
@@ -243,6 +263,7 @@ def create_tenant(*, name: str, slug: str, actor: User | None = None, ip: str | 
     from ..audit import Action, record_event
 
     tenant = Tenant(name=check_name(name), slug=check_slug(slug), active=True)
+    _forget_count()
     db.session.add(tenant)
     db.session.flush()
     record_event(Action.TENANT_CREATED, actor=actor, ip=ip, obj=tenant, tenant_id=tenant.id)
@@ -303,4 +324,12 @@ def delete_tenant(tenant: Tenant, *, actor: User | None = None, ip: str | None =
                  object_repr=f"{tenant.name} ({tenant.slug})", tenant_id=default_tenant().id,
                  detail=vars(summary))
     db.session.delete(tenant)
+    _forget_count()
     db.session.commit()
+
+
+def _forget_count() -> None:
+    from flask import g, has_app_context
+
+    if has_app_context():
+        g.pop("tenant_count", None)
