@@ -420,7 +420,16 @@ def test_migration_0008_keeps_existing_users_without_a_second_factor(tmp_path):
         with db.engine.begin() as connection:
             connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
         upgrade(revision="0007")
-        create_user(username="old", email="old@example.com", password=TEST_PASSWORD)
+        from sqlalchemy import text
+
+        from portal.security.passwords import hash_password
+
+        with db.engine.begin() as connection:  # today's create_user needs today's tables
+            connection.execute(text(
+                "INSERT INTO users (username, name, email, password_hash, attributes, active, "
+                "is_superuser, type, path, created_at, session_generation) VALUES ('old', '', "
+                "'old@example.com', :h, '{}', true, false, 'internal', 'users', CURRENT_TIMESTAMP, 0)"),
+                {"h": hash_password(TEST_PASSWORD)})
         db.session.remove()
         upgrade()
         try:

@@ -10,7 +10,7 @@ from ..access import USERS_MANAGE, assignable_groups, may_manage_account
 from ..auth import service as accounts
 from ..extensions import db
 from ..mail.web import deliver_after_response
-from ..models import InvitationUse, TOTPDevice, User
+from ..models import Invitation, InvitationUse, TOTPDevice, User
 from ..pagination import paginate
 from ..tenants import visible
 from ..urls import base_url
@@ -42,7 +42,8 @@ def user_detail(user_id: int):
     user = tenant_get_or_404(User, user_id)
     uses = db.session.scalars(
         select(InvitationUse).options(selectinload(InvitationUse.invitation))
-        .filter_by(user_id=user.id)
+        .join(InvitationUse.invitation).where(visible(Invitation))  # this tenant's only
+        .filter(InvitationUse.user_id == user.id)
     ).all()
     return render_template("admin/users/detail.html", user=user, uses=uses, action_form=ConfirmForm(),
                            devices=mfa.list_devices(user, confirmed_only=True),

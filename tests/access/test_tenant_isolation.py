@@ -327,3 +327,24 @@ def test_audit_events_stay_in_their_tenant(world):
     csv = client.get("/t/alpha/admin/audit/export.csv").get_data(as_text=True)
     assert "beta-secret-invite" not in csv
     assert OutboxMessage  # the outbox message of beta is covered by the retry route above
+
+
+def test_a_person_in_two_tenants_shows_only_this_tenants_groups_and_stays_theirs(world):
+    """Accounts are instance-wide: alpha's admin sees a shared member with alpha's groups only,
+    and may not lock them out (that would lock them out of beta too)."""
+    app, ids = world
+    with app.app_context():
+        tenants.use_tenant(db.session.get(Tenant, ids["alpha"]))
+        dave = accounts.create_user(username="dave", email="dave@example.com", password=TEST_PASSWORD)
+        dave.groups.extend([Group(name="alpha-crew", attributes={}),
+                            db.session.get(Group, ids["group"])])
+        db.session.commit()
+        dave_id = dave.id
+    client = _alpha_admin(app)
+    listed = html.unescape(client.get("/t/alpha/admin/users/").get_data(as_text=True))
+    detail = html.unescape(client.get(f"/t/alpha/admin/users/{dave_id}").get_data(as_text=True))
+    for page in (listed, detail):
+        assert "alpha-crew" in page and "beta-secret-group" not in page
+    client.post(f"/t/alpha/admin/users/{dave_id}/deactivate", data={"csrf_token": _token(client)})
+    with app.app_context():
+        assert db.session.get(User, dave_id).active is True
