@@ -348,3 +348,15 @@ def test_a_person_in_two_tenants_shows_only_this_tenants_groups_and_stays_theirs
     client.post(f"/t/alpha/admin/users/{dave_id}/deactivate", data={"csrf_token": _token(client)})
     with app.app_context():
         assert db.session.get(User, dave_id).active is True
+
+
+def test_a_blueprint_of_a_tenant_admin_cannot_change_an_instance_wide_flow(world):
+    app, _ = world
+    client = _alpha_admin(app)
+    text = ("version: 1\nentries:\n- model: authentik_flows.flow\n"
+            "  identifiers: {slug: default-enrollment-flow}\n  attrs: {name: Taken over}\n")
+    page = client.get("/t/alpha/admin/flows/import").get_data(as_text=True)
+    client.post("/t/alpha/admin/flows/import/apply", data={"csrf_token": csrf_from(page), "text": text})
+    with app.app_context():
+        flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+        assert flow.name != "Taken over" and flow.tenant_id is None

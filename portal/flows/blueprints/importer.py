@@ -295,6 +295,10 @@ class Importer:
         flush: with the entry applied); None when the importer may change it."""
         if self.actor.superuser or obj is None:
             return None
+        shared = obj.flow if isinstance(obj, FlowStageBinding) else obj
+        if isinstance(shared, (Flow, Stage, Prompt)) and shared.tenant_id is None:
+            return (f"“{getattr(shared, 'slug', None) or shared.name}” is instance-wide (every tenant "
+                    f"uses it); only an instance administrator can change it.")
         try:
             if isinstance(obj, Flow):
                 check_flow_change(self.actor, flows=[obj])
