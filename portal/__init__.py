@@ -84,12 +84,14 @@ def register_extensions(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from .account.routes import bp as account_bp
     from .admin import bp as admin_bp
+    from .admin.instance import bp as instance_bp
     from .auth.routes import bp as auth_bp
     from .health import bp as health_bp
     from .sources.routes import bp as sources_bp
     from .wizard.routes import bp as wizard_bp
 
-    for blueprint in (auth_bp, admin_bp, wizard_bp, account_bp, health_bp, sources_bp):
+    for blueprint in (auth_bp, admin_bp, instance_bp, wizard_bp, account_bp, health_bp,
+                      sources_bp):
         app.register_blueprint(blueprint)
     from . import api
 

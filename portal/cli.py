@@ -245,6 +245,28 @@ def api_tokens_revoke(username: str, token_id: int) -> None:
     click.echo(f"Token {token.name!r} revoked.")
 
 
+def tenant_option(command):
+    """--tenant SLUG for commands acting on a tenant's objects: needed once there are several
+    tenants (nothing acts on "some tenant" by accident); the default one when there is one."""
+    return click.option("--tenant", "tenant_slug", default=None, metavar="SLUG",
+                        help="The tenant to act in (required when there are several).")(command)
+
+
+def use_tenant_named(slug: str | None):
+    from . import tenants
+
+    if slug is None:
+        if tenants.tenant_count() > 1:
+            raise click.ClickException("This instance has several tenants: say which with --tenant SLUG.")
+        tenant = tenants.default_tenant()
+    else:
+        tenant = tenants.by_slug(slug)
+        if tenant is None:
+            raise click.ClickException(f"No tenant has the slug {slug!r}.")
+    tenants.use_tenant(tenant)
+    return tenant
+
+
 @click.group("blueprints", cls=AppGroup)
 def blueprints_cli() -> None:
     """Import and export authentik blueprint YAML."""
@@ -255,11 +277,13 @@ def blueprints_cli() -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @click.option("--context", "context", multiple=True, metavar="KEY=VALUE",
               help="A value for !Context tags (repeatable).")
-def blueprints_import(file: str, dry_run: bool, context: tuple[str, ...]) -> None:
+@tenant_option
+def blueprints_import(file: str, dry_run: bool, context: tuple[str, ...], tenant_slug: str | None) -> None:
     """Import FILE, all or nothing, and list what was created, updated, deleted or skipped."""
     from .access import Grants
     from .flows.blueprints import import_blueprint
 
+    use_tenant_named(tenant_slug)
     values = {}
     for pair in context:
         key, sep, value = pair.partition("=")
@@ -300,10 +324,12 @@ def blueprints_import(file: str, dry_run: bool, context: tuple[str, ...]) -> Non
 @click.argument("slug")
 @click.option("--output", "-o", type=click.Path(dir_okay=False, writable=True),
               help="Write to this file instead of standard output.")
-def blueprints_export(slug: str, output: str | None) -> None:
+@tenant_option
+def blueprints_export(slug: str, output: str | None, tenant_slug: str | None) -> None:
     """Export the flow SLUG as blueprint YAML."""
     from .flows.blueprints import BlueprintError, export_flow, flow_by_slug
 
+    use_tenant_named(tenant_slug)
     flow = flow_by_slug(slug)
     if flow is None:
         raise click.ClickException(f"No flow has the slug {slug!r}.")

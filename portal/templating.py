@@ -50,10 +50,14 @@ def _amount(seconds: int, unit: str) -> str:
 
 def register(app: Flask) -> None:
     from .access import is_admin, is_superuser
+    from .tenants import tenant_count
 
     # "Is this person an admin / a superuser" has one answer (portal.access); pages ask it too.
     app.add_template_global(is_admin, "is_admin")
     app.add_template_global(is_superuser, "is_superuser")
+    # A single-tenant install looks as it did before tenants: pages name a tenant only when
+    # there are several.
+    app.add_template_global(lambda: tenant_count() > 1, "several_tenants")
     app.add_template_filter(format_datetime, "datetime")
     app.add_template_filter(humanize_delta, "fromnow")
     app.add_template_filter(humanize_duration, "duration")

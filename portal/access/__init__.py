@@ -1,6 +1,9 @@
-"""Permissions: what a user may do in the admin area, from their groups' roles.
+"""Permissions: what a user may do in the admin area of one tenant, from their groups' roles.
 
-Superusers (or members of a superuser group) may do everything. Everyone else gets the union of
+Superusers (or members of a superuser group) are instance superadmins: they may do everything,
+in every tenant. Everyone else, in a tenant, gets the union of the permissions of that tenant's
+roles bound to their groups there and of the roles they hold directly there (from an invitation,
+each maybe narrowed to namespaces); nothing at all in an inactive tenant. Everyone else gets the union of
 the permissions of the roles bound to their groups. A role limited to namespaces grants its
 permissions only for flows in those namespaces; a namespace is a flow slug or a prefix of it
 followed by "." or "-" (namespace "sales" covers flows "sales", "sales.emea" and "sales-eu").
@@ -14,7 +17,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
 from ..extensions import db
-from ..models import Group, Role, User
+from ..models import Group, MemberRole, Role, Tenant, User
 
 INVITATIONS_MANAGE = "invitations:manage"
 USERS_MANAGE = "users:manage"
@@ -73,8 +76,11 @@ def in_namespace(slug: str, namespace: str) -> bool:
     )
 
 
-def grants_for(user: User | None) -> Grants:
-    """Compute a user's grants with one query over groups and roles."""
+def grants_for(user: User | None, tenant: Tenant | None = None) -> Grants:
+    """A user's grants in `tenant` (the current one), with one query over groups and roles and
+    one over direct roles."""
+    from ..tenants import current_tenant
+
     if user is None or not getattr(user, "is_authenticated", False) or not user.active:
         return Grants()
     if user.is_superuser:
@@ -82,17 +88,42 @@ def grants_for(user: User | None) -> Grants:
     groups = db.session.scalars(
         select(Group).join(Group.users).where(User.id == user.id).options(selectinload(Group.roles))
     ).all()
-    grants = Grants(superuser=is_superuser(user, groups))
+    if is_superuser(user, groups):
+        return Grants(superuser=True)
+    tenant = tenant or current_tenant()
+    grants = Grants()
+    if not tenant.active:
+        return grants
     for group in groups:
-        for role in group.roles:
-            for permission in role.permissions or []:
-                if permission not in PERMISSIONS:
-                    continue
-                if not role.namespaces:
-                    grants.scopes[permission] = ALL
-                elif grants.scopes.get(permission, set()) is not ALL:
-                    grants.scopes.setdefault(permission, set()).update(role.namespaces)
+        if group.tenant_id == tenant.id:
+            for role in group.roles:
+                _add_role(grants, role, role.namespaces or [])
+    for direct in db.session.scalars(select(MemberRole).options(selectinload(MemberRole.role)).where(
+            MemberRole.user_id == user.id, MemberRole.tenant_id == tenant.id)):
+        _add_role(grants, direct.role, direct_namespaces(direct.role, direct.namespaces))
     return grants
+
+
+def _add_role(grants: Grants, role: Role, namespaces: list[str]) -> None:
+    for permission in role.permissions or []:
+        if permission not in PERMISSIONS:
+            continue
+        if not namespaces:
+            grants.scopes[permission] = ALL
+        elif grants.scopes.get(permission, set()) is not ALL:
+            grants.scopes.setdefault(permission, set()).update(namespaces)
+
+
+def direct_namespaces(role: Role, limit) -> list[str]:
+    """The namespaces a role attached directly covers: its own, narrowed by the attachment's
+    `limit` when one is given (a limit outside the role's own namespaces covers nothing of it)."""
+    own, limit = list(role.namespaces or []), [n for n in (limit or []) if n.strip()]
+    if not limit:
+        return own
+    if not own:
+        return limit
+    narrowed = [n for n in limit if any(in_namespace(n, o) for o in own)]
+    return narrowed or ["\x00none"]  # a namespace no flow slug can be in
 
 
 def is_superuser(user: User, groups=None) -> bool:
@@ -113,24 +144,32 @@ def is_last_superuser(user: User) -> bool:
     return not db.session.scalar(others)
 
 
-def request_grants(user: User | None) -> Grants:
-    """grants_for(user), computed once per request (kept on flask.g, per user)."""
+def request_grants(user: User | None, tenant: Tenant | None = None) -> Grants:
+    """grants_for(user, tenant) (the current tenant by default), computed once per request
+    (kept on flask.g, per user and tenant)."""
     from flask import g, has_request_context
 
     if not has_request_context():
-        return grants_for(user)
-    key = user.id if user is not None and getattr(user, "is_authenticated", False) else None
+        return grants_for(user, tenant)
+    from ..tenants import current_tenant
+
+    tenant = tenant or current_tenant()
+    key = (user.id if user is not None and getattr(user, "is_authenticated", False) else None,
+           tenant.id)
     cache = g.setdefault("_grants_by_user", {})
     if key not in cache:
-        cache[key] = grants_for(user)
+        cache[key] = grants_for(user, tenant)
     return cache[key]
 
 
 def is_admin(user: User | None) -> bool:
     """May this user use the admin area at all: a superuser (flag or group) or anyone holding an
     admin permission through their groups' roles. The one answer for the home redirect, the
-    navigation, the account page and the admin area's own guard."""
-    return request_grants(user).any_admin
+    navigation, the account page and the admin area's own guard. Outside an admin URL: in the
+    person's home tenant (where the admin links lead)."""
+    from ..tenants import acting_tenant
+
+    return request_grants(user, acting_tenant(user)).any_admin
 
 
 def may_see_accounts(grants: Grants) -> bool:
@@ -151,18 +190,38 @@ def may_manage_account(actor: User | None, target: User) -> bool:
 def assignable_groups(grants: Grants) -> list[Group]:
     """Groups this admin may hand out on invitations and new users.
 
-    A superuser may give any group. Anyone else only groups that grant nothing beyond their
-    own permissions, so "invitations: manage" can never be turned into more access.
+    Only the current tenant's groups. A superuser may give any of them. Anyone else only groups
+    that grant nothing beyond their own permissions, so "invitations: manage" can never be
+    turned into more access.
     """
-    groups = db.session.scalars(select(Group).options(selectinload(Group.roles)).order_by(Group.name)).all()
+    from ..tenants import visible
+
+    groups = db.session.scalars(select(Group).options(selectinload(Group.roles))
+                                .where(visible(Group)).order_by(Group.name)).all()
     if grants.superuser:
         return list(groups)
     return [g for g in groups if not g.is_superuser and all(role_within(grants, r) for r in g.roles)]
 
 
+def givable_roles(grants: Grants) -> list[Role]:
+    """Roles of the current tenant this admin may attach directly to an invitation: any for a
+    superuser; else those granting nothing beyond their own permissions (the ceiling)."""
+    from ..tenants import visible
+
+    roles = db.session.scalars(select(Role).where(visible(Role)).order_by(Role.name)).all()
+    return [r for r in roles if grants.superuser or role_within(grants, r)]
+
+
 def may_assign(grants: Grants, group: Group | None) -> bool:
-    """May this admin have `group` given to people (by an invitation or a flow's new users)?"""
-    return group is None or grants.superuser or group.id in {g.id for g in assignable_groups(grants)}
+    """May this admin have `group` given to people (by an invitation or a flow's new users)?
+    Only groups of the current tenant, whoever asks."""
+    if group is None:
+        return True
+    if grants.superuser:
+        from ..tenants import current_tenant
+
+        return group.tenant_id == current_tenant().id
+    return group.id in {g.id for g in assignable_groups(grants)}
 
 
 def role_within(grants: Grants, role: Role) -> bool:
@@ -203,6 +262,7 @@ from .ceiling import (  # noqa: E402  (it builds on the functions above)
 __all__ = [
     "ACCESS_MANAGE", "ALL", "AUDIT_VIEW", "FLOWS_MANAGE", "INVITATIONS_MANAGE", "PERMISSIONS",
     "USERS_MANAGE", "CeilingError", "Grants", "account_change_refusal", "assignable_groups",
+    "givable_roles",
     "check_flow_change", "check_flow_invitations",
     "check_invitation", "ensure_within_ceiling", "flow_groups", "flow_within_ceiling",
     "flows_within_ceiling", "grants_for", "group_change_refusal", "in_namespace", "invitation_groups",

@@ -228,14 +228,39 @@ def flows_within_ceiling(grants: Grants, flows: Iterable[Flow]) -> list[Flow]:
     return [f for f in flows if all(g.id in allowed for g in by_flow.get(f.id, []))]
 
 
+def direct_role_refusal(grants: Grants, roles: Iterable[tuple[Role, Iterable[str]]]) -> str | None:
+    """Why this admin may not attach these roles directly (each with the namespaces it is
+    limited to) to an invitation; None if they may. The same ceiling as for groups: a role of
+    the current tenant only, granting nothing beyond what the admin holds, in their namespaces."""
+    from ..tenants import current_tenant
+    from . import direct_namespaces
+
+    tenant_id = current_tenant().id
+    for role, namespaces in roles:
+        if role.tenant_id != tenant_id:
+            return "Only roles of this tenant can be given."
+        if not grants.superuser and not within(grants, role.permissions or [],
+                                               direct_namespaces(role, list(namespaces))):
+            return (f"The role “{role.name}” grants more than you hold there; you can only give "
+                    f"permissions you hold yourself, in your own namespaces.")
+    return None
+
+
 def check_invitation(grants: Grants, invitation: Invitation | None = None, *,
-                     flow: Flow | None = None, groups: Iterable[Group] | None = None) -> None:
+                     flow: Flow | None = None, groups: Iterable[Group] | None = None,
+                     roles: Iterable[tuple[Role, Iterable[str]]] = ()) -> None:
     """May this admin create, see the link of, resend, extend, edit, duplicate, revoke or delete
     this invitation? Every group it can lead to must be within their ceiling.
 
     Give `invitation` for an existing one; `flow` and `groups` for the invitation as it is about
     to be (a new one, or an edit's new flow and groups): both are weighed when both are given.
+    Roles attached directly (`roles`, and the invitation's own) are weighed too.
     """
+    direct = [*roles, *((d.role, d.namespaces or []) for d in
+                        (invitation.direct_roles if invitation is not None else []))]
+    refusal = direct_role_refusal(grants, direct)
+    if refusal:
+        raise CeilingError(None, "This invitation", refusal)
     if grants.superuser:
         return
     refusal = invitation_refusals(grants, [invitation] if invitation is not None else [],
@@ -337,6 +362,13 @@ def account_change_refusal(grants: Grants, user: User) -> str | None:
         return "You may not change other people's accounts."
     if user.is_superuser or any(g.is_superuser for g in user.groups):
         return "Only a superuser may change a superuser's account."
+    from ..tenants import current_tenant, tenants_for
+
+    here = current_tenant().id
+    if any(t.id != here for t in tenants_for(user)) or any(g.tenant_id != here for g in user.groups):
+        # Accounts are instance-wide: locking one out here would lock it out of other tenants.
+        return (f"{user.username} is also a member of another tenant; only an instance "
+                f"administrator can change this account.")
     allowed = {g.id for g in assignable_groups(grants)}
     for group in user.groups:
         if group.id not in allowed:

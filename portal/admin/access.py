@@ -10,24 +10,25 @@ from ..access import ACCESS_MANAGE, PERMISSIONS, group_change_refusal, role_chan
 from ..audit import Action, record_event
 from ..extensions import db
 from ..models import Group, Role
-from . import bp, client_ip, grants, permission_required
+from ..tenants import visible
+from . import bp, client_ip, grants, permission_required, tenant_get_or_404
 from .forms import GroupForm, RoleForm, split_addresses
 
 manage = permission_required(ACCESS_MANAGE, everywhere=True)
 
 
 def _groups():
-    return db.session.scalars(select(Group).order_by(Group.name)).all()
+    return db.session.scalars(select(Group).where(visible(Group)).order_by(Group.name)).all()
 
 
 @bp.route("/access/")
 @manage
 def access():
     groups = db.session.scalars(
-        select(Group).options(selectinload(Group.roles)).order_by(Group.name)
+        select(Group).options(selectinload(Group.roles)).where(visible(Group)).order_by(Group.name)
     ).all()
     roles = db.session.scalars(
-        select(Role).options(selectinload(Role.groups)).order_by(Role.name)
+        select(Role).options(selectinload(Role.groups)).where(visible(Role)).order_by(Role.name)
     ).all()
     return render_template("admin/access/index.html", groups=groups, roles=roles,
                            permissions=PERMISSIONS)
@@ -37,7 +38,7 @@ def access():
 @bp.route("/access/roles/<int:role_id>", methods=["GET", "POST"])
 @manage
 def role_edit(role_id: int | None = None):
-    role = db.get_or_404(Role, role_id) if role_id else None
+    role = tenant_get_or_404(Role, role_id) if role_id else None
     groups = _groups()
     form = RoleForm(obj=None, groups=groups)
     if role is not None and not form.is_submitted():
@@ -81,7 +82,7 @@ def role_edit(role_id: int | None = None):
 @bp.route("/access/groups/<int:group_id>", methods=["GET", "POST"])
 @manage
 def group_edit(group_id: int | None = None):
-    group = db.get_or_404(Group, group_id) if group_id else None
+    group = tenant_get_or_404(Group, group_id) if group_id else None
     form = GroupForm(obj=group)
     if form.validate_on_submit():
         # The same rule the blueprint importer applies to groups.

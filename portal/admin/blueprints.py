@@ -19,7 +19,8 @@ from ..audit import record_import
 from ..extensions import db
 from ..flows.blueprints import MAX_BLUEPRINT_BYTES, BlueprintError, export_flow, import_blueprint
 from ..models import Flow
-from . import bp, client_ip, grants, manage_flows
+from ..tenants import visible
+from . import bp, client_ip, grants, manage_flows, tenant_get_or_404
 
 
 class BlueprintUploadForm(FlaskForm):
@@ -60,7 +61,7 @@ class BlueprintApplyForm(FlaskForm):
 
 
 def _flows():
-    return db.session.scalars(select(Flow).order_by(Flow.name)).all()
+    return db.session.scalars(select(Flow).where(visible(Flow)).order_by(Flow.name)).all()
 
 
 @bp.route("/flows/import", methods=["GET", "POST"])
@@ -92,7 +93,7 @@ def blueprint_apply():
         return render_template("admin/blueprints/import.html", form=upload, report=report,
                                flows=_flows()), 422
     flash(f"Blueprint imported: {report.summary()}.", "success")
-    flows = db.session.scalars(select(Flow).where(Flow.slug.in_(report.flow_slugs))
+    flows = db.session.scalars(select(Flow).where(visible(Flow), Flow.slug.in_(report.flow_slugs))
                                .order_by(Flow.name)).all()
     record_import(flows, report, actor=current_user, ip=client_ip())
     return render_template("admin/blueprints/result.html", report=report, flows=flows)
@@ -101,7 +102,7 @@ def blueprint_apply():
 @bp.route("/flows/<int:flow_id>/export")
 @manage_flows
 def blueprint_export(flow_id: int):
-    flow = db.get_or_404(Flow, flow_id)
+    flow = tenant_get_or_404(Flow, flow_id)
     try:
         text = export_flow(flow)
     except BlueprintError as exc:

@@ -10,20 +10,22 @@ from ..flows import editor
 from ..flows.planner import describe_condition
 from ..models import Flow, FlowStageBinding, Invitation, Stage
 from ..numbers import db_int
-from . import bp, grants, manage_flows
+from ..tenants import tenant_get, visible
+from . import bp, grants, manage_flows, tenant_get_or_404
 from .editing import confirm_delete
 from .flow_forms import BindingForm, FlowForm
 from .forms import ConfirmForm
 
 
 def _stages():
-    return db.session.scalars(select(Stage).order_by(Stage.name)).all()
+    return db.session.scalars(select(Stage).where(visible(Stage)).order_by(Stage.name)).all()
 
 
 def _binding(flow_id: int, binding_id: int) -> FlowStageBinding:
     """The binding, if this admin may change its flow (the privilege ceiling, else 403)."""
+    flow = tenant_get_or_404(Flow, flow_id, edit=True)
     binding = db.get_or_404(FlowStageBinding, binding_id)
-    if binding.flow_id != flow_id:
+    if binding.flow_id != flow.id:
         abort(404)
     check_flow_change(grants(), flows=[binding.flow])
     return binding
@@ -31,7 +33,7 @@ def _binding(flow_id: int, binding_id: int) -> FlowStageBinding:
 
 def _changeable_flow(flow_id: int) -> Flow:
     """The flow, if this admin may change it: nothing it can assign is beyond their ceiling."""
-    flow = db.get_or_404(Flow, flow_id)
+    flow = tenant_get_or_404(Flow, flow_id, edit=True)
     check_flow_change(grants(), flows=[flow])
     return flow
 
@@ -43,8 +45,9 @@ def flows():
         select(FlowStageBinding.flow_id, func.count(FlowStageBinding.id))
         .group_by(FlowStageBinding.flow_id)).all())
     invitations = dict(db.session.execute(
-        select(Invitation.flow_id, func.count(Invitation.id)).group_by(Invitation.flow_id)).all())
-    rows = db.session.scalars(select(Flow).order_by(Flow.name)).all()
+        select(Invitation.flow_id, func.count(Invitation.id)).where(visible(Invitation))
+        .group_by(Invitation.flow_id)).all())
+    rows = db.session.scalars(select(Flow).where(visible(Flow)).order_by(Flow.name)).all()
     return render_template("admin/flows/list.html", flows=rows, counts=counts,
                            invitations=invitations)
 
@@ -66,7 +69,7 @@ def flow_create():
 @manage_flows
 def flow_detail(flow_id: int):
     flow = db.session.scalar(
-        select(Flow).where(Flow.id == flow_id)
+        select(Flow).where(Flow.id == flow_id, visible(Flow))
         .options(selectinload(Flow.bindings).selectinload(FlowStageBinding.stage))
     ) or abort(404)
     try:
@@ -114,7 +117,7 @@ def binding_create(flow_id: int):
         form.order.data = editor.next_order(flow)
         form.stage.data = request.args.get("stage", type=db_int)
     if form.validate_on_submit():
-        stage = db.session.get(Stage, form.stage.data)
+        stage = tenant_get(Stage, form.stage.data)
         check_flow_change(grants(), flows=[flow], adding=[stage])
         editor.add_binding(flow, stage, **form.binding_values)
         flash("Stage added to the flow.", "success")
@@ -130,7 +133,7 @@ def binding_edit(flow_id: int, binding_id: int):
     if request.method == "GET":
         form.load(binding)
     if form.validate_on_submit():
-        stage = db.session.get(Stage, form.stage.data)
+        stage = tenant_get(Stage, form.stage.data)
         check_flow_change(grants(), flows=[binding.flow], adding=[stage])
         editor.update(binding, stage=stage, **form.binding_values)
         flash("Binding saved.", "success")

@@ -136,15 +136,24 @@ class InvitationForm(FlaskForm):
     )
     groups = MultiCheckboxField("Groups", coerce=int,
                                 description="Given to each person who enrolls with this invitation.")
+    roles = MultiCheckboxField("Roles given directly", coerce=int,
+                               description="Held in this tenant without a group (Kestra's "
+                                           "“attach a role”).")
+    role_namespaces = StringField(
+        "Limit those roles to namespaces", validators=[Length(max=2000)],
+        description="Optional, e.g. sales, hr: the roles then apply only to flows in these "
+                    "namespaces (within each role's own).")
     message = TextAreaField("Personal message", validators=[Length(max=2000)],
                             render_kw={"rows": 3},
                             description="Optional; included in the email.")
     submit = SubmitField("Save")
 
-    def __init__(self, *args, flows=(), groups=(), original_expiry: datetime | None = None, **kwargs):
+    def __init__(self, *args, flows=(), groups=(), roles=(), original_expiry: datetime | None = None,
+                 **kwargs):
         super().__init__(*args, **kwargs)
         self.flow.choices = [(f.id, f"{f.name} ({f.slug})") for f in flows]
         self.groups.choices = [(g.id, g.name) for g in groups]
+        self.roles.choices = [(r.id, r.name) for r in roles]
         self._original_expiry = original_expiry
 
     def validate_expires(self, field):

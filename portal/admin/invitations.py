@@ -27,6 +27,8 @@ from sqlalchemy import select
 from ..access import (
     INVITATIONS_MANAGE,
     assignable_groups,
+    check_invitation,
+    givable_roles,
     invitation_refusals,
     may_see_accounts,
 )
@@ -41,11 +43,13 @@ from ..models import (
     Invitation,
     OutboxMessage,
     OutboxStatus,
+    Role,
     User,
     utcnow,
 )
 from ..numbers import db_int
 from ..pagination import KeysetPage, keyset_arg, paginate
+from ..tenants import grants_summary, tenant_get, visible
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
 from .forms import (
@@ -58,6 +62,7 @@ from .forms import (
     InvitationForm,
     NewInvitationForm,
     bulk_size_problem,
+    split_addresses,
 )
 
 PER_PAGE = 25
@@ -81,7 +86,7 @@ def _check_posted_flow() -> None:
     """A hand-made POST naming a flow the form did not offer is refused with the group named
     (CeilingError: 403), not only as "not a valid choice"."""
     flow_id = request.form.get("flow", type=db_int) if request.method == "POST" else None
-    scope.check_flow_choice(grants(), db.session.get(Flow, flow_id) if flow_id else None)
+    scope.check_flow_choice(grants(), tenant_get(Flow, flow_id) if flow_id else None)
 
 
 def _allowed_flow_ids() -> set[int] | None:
@@ -100,6 +105,13 @@ def _get_invitation(invitation_id: int, *, to_manage: bool = True) -> Invitation
 
 def _groups_by_id(ids) -> list[Group]:
     return scope.groups_by_id(grants(), ids)
+
+
+def _direct_roles(form) -> list[tuple[Role, list[str]]]:
+    """The roles ticked, each limited to the namespaces typed (the same for all of them)."""
+    namespaces = split_addresses(form.role_namespaces.data or "")
+    return [(role, namespaces) for role in (tenant_get(Role, i) for i in form.roles.data or [])
+            if role is not None]
 
 
 def _default_expiry():
@@ -128,7 +140,7 @@ def invitations():
         page = paginate(query, per_page=PER_PAGE)
     # An index probe per user, not a DISTINCT over every invitation; only creators of invitations
     # this admin may see (other namespaces' admins are not theirs to learn about).
-    created = select(Invitation.id).where(Invitation.created_by_id == User.id)
+    created = select(Invitation.id).where(Invitation.created_by_id == User.id, visible(Invitation))
     if flow_ids is not None:
         created = created.where(Invitation.flow_id.in_(flow_ids))
     creators = db.session.scalars(select(User).where(created.exists()).order_by(User.username)).all()
@@ -196,7 +208,7 @@ def _opening_kind() -> str:
 @manage
 def invitation_create():
     groups = assignable_groups(grants())
-    form = NewInvitationForm(flows=_invitable_flows(), groups=groups)
+    form = NewInvitationForm(flows=_invitable_flows(), groups=groups, roles=givable_roles(grants()))
     _check_posted_flow()
     source = request.args.get("from", type=db_int)
     if request.method == "GET":
@@ -207,12 +219,15 @@ def invitation_create():
     if form.validate_on_submit():
         session[MODE_SESSION_KEY] = form.kind.data
         options = dict(
-            flow=db.session.get(Flow, form.flow.data),
+            flow=tenant_get(Flow, form.flow.data),
             expires_at=form.expires_at,
             attributes=form.attributes.parsed,
             message=(form.message.data or "").strip(),
             groups=_groups_by_id(form.groups.data),
+            roles=_direct_roles(form),
         )
+        # The one ceiling, direct roles included (a forged role id is refused, not dropped).
+        check_invitation(grants(), flow=options["flow"], groups=options["groups"], roles=options["roles"])
         if form.kind.data == "recipients":
             created, emailed = service.invite_recipients(
                 form.to.addresses, name=(form.name.data or "").strip(), cc=form.cc.addresses,
@@ -300,7 +315,7 @@ def invitation_detail(invitation_id: int):
     return render_template(
         "admin/invitations/detail.html", invitation=invitation, status=status, link=link,
         action_form=ConfirmForm(), mail_configured=mail_configured(),
-        locked=str(locked) if locked else None,
+        locked=str(locked) if locked else None, grants_summary=grants_summary(invitation),
     )
 
 
@@ -329,7 +344,7 @@ def invitation_edit(invitation_id: int):
         chosen = _groups_by_id(form.groups.data)
         changes = dict(
             name=(form.name.data or "").strip(),
-            flow=db.session.get(Flow, form.flow.data),
+            flow=tenant_get(Flow, form.flow.data),
             expires_at=form.expires_at,
             attributes=form.attributes.parsed,
             message=(form.message.data or "").strip(),
@@ -490,7 +505,7 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
     emailed = mail_configured()
     created = bulk.create(
         part, base_url=base_url(), email=emailed, created_by=current_user, ip=client_ip(),
-        flow=db.session.get(Flow, form.flow.data), expires_at=form.expires.data.replace(tzinfo=UTC),
+        flow=tenant_get(Flow, form.flow.data), expires_at=form.expires.data.replace(tzinfo=UTC),
         message=(form.message.data or "").strip(), groups=_groups_by_id(form.groups.data),
     )
     deliver_after_response(_queued_ids(created))

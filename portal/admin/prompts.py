@@ -9,7 +9,8 @@ from ..extensions import db
 from ..flows import editor
 from ..flows.prompts import PROMPT_TYPES
 from ..models import Prompt
-from . import bp, grants, manage_flows
+from ..tenants import visible
+from . import bp, grants, manage_flows, tenant_get_or_404
 from .editing import confirm_delete
 from .flow_forms import PromptForm
 
@@ -18,7 +19,7 @@ from .flow_forms import PromptForm
 @manage_flows
 def prompts():
     rows = db.session.scalars(
-        select(Prompt).options(selectinload(Prompt.stages)).order_by(Prompt.name)).all()
+        select(Prompt).options(selectinload(Prompt.stages)).where(visible(Prompt)).order_by(Prompt.name)).all()
     return render_template("admin/prompts/list.html", prompts=rows, types=PROMPT_TYPES)
 
 
@@ -38,7 +39,7 @@ def prompt_create():
 @bp.route("/prompts/<int:prompt_id>/edit", methods=["GET", "POST"])
 @manage_flows
 def prompt_edit(prompt_id: int):
-    prompt = db.get_or_404(Prompt, prompt_id)
+    prompt = tenant_get_or_404(Prompt, prompt_id, edit=True)
     check_flow_change(grants(), prompts=[prompt])  # part of every flow that shows it
     form = PromptForm(instance=prompt)
     if request.method == "GET":
@@ -54,7 +55,7 @@ def prompt_edit(prompt_id: int):
 @bp.route("/prompts/<int:prompt_id>/delete", methods=["GET", "POST"])
 @manage_flows
 def prompt_delete(prompt_id: int):
-    prompt = db.get_or_404(Prompt, prompt_id)
+    prompt = tenant_get_or_404(Prompt, prompt_id, edit=True)
     check_flow_change(grants(), prompts=[prompt])
     return confirm_delete(
         prompt, what="prompt", name=prompt.name, used_by=editor.prompt_usage(prompt),

@@ -27,6 +27,7 @@ from ..flows.stages import StageType
 from ..flows.stages.options import Option
 from ..forms import Email
 from ..models import Flow, Prompt, Stage
+from ..tenants import visible
 from .flow_forms import EditorForm, Unique
 
 
@@ -42,10 +43,10 @@ class FormNeeds:
         return assignable_groups(self.grants)
 
     def prompts(self):
-        return db.session.scalars(select(Prompt).order_by(Prompt.name)).all()
+        return db.session.scalars(select(Prompt).where(visible(Prompt)).order_by(Prompt.name)).all()
 
     def stages(self, type_name: str | None = None):
-        query = select(Stage).order_by(Stage.name)
+        query = select(Stage).where(visible(Stage)).order_by(Stage.name)
         if type_name is not None:
             query = query.filter_by(type=type_name)
         return db.session.scalars(query).all()
@@ -56,7 +57,7 @@ class FormNeeds:
         return all_sources()
 
     def flows(self):
-        return db.session.scalars(select(Flow).order_by(Flow.slug)).all()
+        return db.session.scalars(select(Flow).where(visible(Flow)).order_by(Flow.slug)).all()
 
 
 def _optional_id(value):

@@ -9,7 +9,8 @@ from ..flows import editor
 from ..flows.stages import STAGE_TYPES
 from ..models import FlowStageBinding, Stage
 from ..numbers import db_int
-from . import bp, grants, manage_flows
+from ..tenants import visible
+from . import bp, grants, manage_flows, tenant_get_or_404
 from .editing import confirm_delete
 from .stage_forms import FormNeeds, stage_form
 
@@ -36,7 +37,7 @@ def stages():
     used = dict(db.session.execute(
         select(FlowStageBinding.stage_id, func.count(FlowStageBinding.id))
         .group_by(FlowStageBinding.stage_id)).all())
-    rows = db.session.scalars(select(Stage).order_by(Stage.name)).all()
+    rows = db.session.scalars(select(Stage).where(visible(Stage)).order_by(Stage.name)).all()
     return render_template("admin/stages/list.html", stages=rows, used=used, types=STAGE_TYPES)
 
 
@@ -67,7 +68,7 @@ def stage_create(kind: str):
 @bp.route("/stages/<int:stage_id>/edit", methods=["GET", "POST"])
 @manage_flows
 def stage_edit(stage_id: int):
-    stage = db.get_or_404(Stage, stage_id)
+    stage = tenant_get_or_404(Stage, stage_id, edit=True)
     if stage.type not in STAGE_TYPES:
         abort(404)
     check_flow_change(grants(), stages=[stage])  # it, and every flow using it, within the ceiling
@@ -86,7 +87,7 @@ def stage_edit(stage_id: int):
 @bp.route("/stages/<int:stage_id>/delete", methods=["GET", "POST"])
 @manage_flows
 def stage_delete(stage_id: int):
-    stage = db.get_or_404(Stage, stage_id)
+    stage = tenant_get_or_404(Stage, stage_id, edit=True)
     check_flow_change(grants(), stages=[stage])
     return confirm_delete(
         stage, what="stage", name=stage.name, used_by=editor.stage_usage(stage),

@@ -10,11 +10,12 @@ from ..access import USERS_MANAGE, assignable_groups, may_manage_account
 from ..auth import service as accounts
 from ..extensions import db
 from ..mail.web import deliver_after_response
-from ..models import InvitationUse, TOTPDevice, User
+from ..models import Invitation, InvitationUse, TOTPDevice, User
 from ..pagination import paginate
 from ..sources.service import all_sources
+from ..tenants import visible
 from ..urls import base_url
-from . import bp, client_ip, grants, permission_required
+from . import bp, client_ip, grants, permission_required, tenant_get_or_404
 from .forms import ConfirmForm, DirectUserForm
 
 PER_PAGE = 25
@@ -24,7 +25,8 @@ manage = permission_required(USERS_MANAGE, everywhere=True)
 @bp.route("/users/")
 @manage
 def users():
-    query = select(User).options(selectinload(User.groups)).order_by(User.created_at.desc(), User.id.desc())
+    query = (select(User).options(selectinload(User.groups)).where(visible(User))
+             .order_by(User.created_at.desc(), User.id.desc()))
     search = request.args.get("q", "").strip()
     if search:
         like = f"%{search.lower()}%"
@@ -38,10 +40,11 @@ def users():
 @bp.route("/users/<int:user_id>")
 @manage
 def user_detail(user_id: int):
-    user = db.get_or_404(User, user_id)
+    user = tenant_get_or_404(User, user_id)
     uses = db.session.scalars(
         select(InvitationUse).options(selectinload(InvitationUse.invitation))
-        .filter_by(user_id=user.id)
+        .join(InvitationUse.invitation).where(visible(Invitation))  # this tenant's only
+        .filter(InvitationUse.user_id == user.id)
     ).all()
     return render_template("admin/users/detail.html", user=user, uses=uses, action_form=ConfirmForm(),
                            devices=mfa.list_devices(user, confirmed_only=True),
@@ -53,7 +56,7 @@ def user_detail(user_id: int):
 def user_remove_authenticator(user_id: int, device_id: int):
     """For a person who lost their phone and their recovery codes: they sign in with their
     password alone again, and can set up a new authenticator."""
-    user = db.get_or_404(User, user_id)
+    user = tenant_get_or_404(User, user_id)
     device = db.session.get(TOTPDevice, device_id)
     if device is None or device.user_id != user.id:
         return redirect(url_for("admin.user_detail", user_id=user.id))
@@ -72,7 +75,7 @@ def user_remove_authenticator(user_id: int, device_id: int):
 @manage
 def user_set_active(user_id: int, active: bool):
     """Deactivating signs the person out everywhere at once (their sessions stop loading)."""
-    user = db.get_or_404(User, user_id)
+    user = tenant_get_or_404(User, user_id)
     if ConfirmForm().validate_on_submit():
         try:
             accounts.set_active(user, active, actor=current_user._get_current_object(), ip=client_ip())

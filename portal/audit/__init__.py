@@ -59,6 +59,9 @@ class Action:
     SSO_FAILED = "sso.failed"  # the round trip ended without result; detail.reason says why
     SSO_LINKED = "sso.linked"
     SSO_UNLINKED = "sso.unlinked"
+    TENANT_CREATED = "tenant.created"
+    TENANT_UPDATED = "tenant.updated"
+    TENANT_DELETED = "tenant.deleted"
 
     @classmethod
     def all(cls) -> list[str]:
@@ -91,12 +94,15 @@ def record_event(
     object_repr: str = "",
     detail: dict | None = None,
     commit: bool = False,
+    tenant_id: int | None = None,
 ) -> AuditEvent:
     """Add one event to the current transaction, so it is kept exactly when the change is.
 
     `obj` is any model instance (its table name, id and str are recorded); pass `object_type`
     and `object_repr` instead for something that has no row (a failed sign-in's login name).
     With `commit=True` the event is committed on its own (for events with no other change).
+    The event belongs to `tenant_id`, else to the object's tenant (an invitation used in the
+    wizard is logged in its tenant), else to the current tenant.
     """
     if obj is not None:
         if getattr(obj, "id", None) is None:
@@ -116,6 +122,9 @@ def record_event(
         object_repr=object_repr[:500],
         detail=detail or {},
     )
+    tenant_id = tenant_id or getattr(obj, "tenant_id", None)
+    if tenant_id is not None:
+        event.tenant_id = tenant_id
     db.session.add(event)
     if commit:
         db.session.commit()
@@ -174,11 +183,13 @@ def _describe(obj) -> str:
 
 
 def events_query(*, action: str = "", actor: str = "", object_type: str = "", search: str = "",
-                 since: datetime | None = None, until: datetime | None = None) -> Select:
-    """Events newest first, filtered as on the admin page."""
-    query = select(AuditEvent).options(selectinload(AuditEvent.actor)).order_by(
-        AuditEvent.created_at.desc(), AuditEvent.id.desc()
-    )
+                 since: datetime | None = None, until: datetime | None = None,
+                 tenant=None) -> Select:
+    """Events of one tenant (the current one) newest first, filtered as on the admin page."""
+    from ..tenants import visible
+
+    query = select(AuditEvent).options(selectinload(AuditEvent.actor)).where(
+        visible(AuditEvent, tenant)).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
     if action:
         query = query.where(
             AuditEvent.action == action if "." in action else AuditEvent.action.like(f"{action}.%")

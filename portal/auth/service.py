@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
+from .. import tenants
 from ..extensions import db
 from ..models import ActionToken, Group, TokenPurpose, User, utcnow
 from ..security import tokens
@@ -212,6 +213,7 @@ def create_user(*, username: str, email: str, password: str, name: str = "",
     user = User(username=username.strip(), email=email.strip(), name=name.strip(),
                 password_hash=hash_password(password), is_superuser=superuser, attributes={})
     db.session.add(user)
+    tenants.add_member(user)  # of the current tenant (the default one outside an admin page)
     db.session.commit()
     return user
 
@@ -263,6 +265,7 @@ def complete_setup(token: str, *, username: str, email: str, name: str, password
     user = User(username=username.strip(), email=email.strip(), name=name.strip(),
                 password_hash=hash_password(password), is_superuser=True, attributes={})
     db.session.add(user)
+    tenants.add_member(user)
     db.session.commit()
     return user
 
@@ -289,6 +292,7 @@ def create_user_directly(*, username: str, email: str, name: str = "", groups=()
     user = User(username=username.strip(), email=email.strip(), name=name.strip(),
                 password_hash=None, attributes={}, groups=list(groups))
     db.session.add(user)
+    tenants.add_member(user)
     db.session.flush()
     record_event(Action.USER_CREATED, actor=created_by, ip=ip, obj=user,
                  detail={"direct": True, "groups": [g.name for g in user.groups],

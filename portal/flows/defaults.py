@@ -39,6 +39,19 @@ _BINDINGS = [
 ]
 
 
+def _commit_instance_wide(flow: Flow) -> None:
+    """Commit a seeded flow, its stages and their prompts as instance-wide (tenant_id NULL),
+    usable by every tenant. The column's default names the current tenant on INSERT, so NULL
+    is set after the flush."""
+    db.session.flush()
+    for binding in flow.bindings:
+        for prompt in binding.stage.prompts:
+            prompt.tenant_id = None
+        binding.stage.tenant_id = None
+    flow.tenant_id = None
+    db.session.commit()
+
+
 def _get_or_create(model, name: str, **values):
     obj = db.session.scalar(select(model).filter_by(name=name))
     if obj is None:
@@ -74,7 +87,7 @@ def _ensure_flow(slug: str, *, name: str, title: str, designation: str, bindings
     db.session.flush()
     if link is not None:
         link(flow)
-    db.session.commit()
+    _commit_instance_wide(flow)
     return flow
 
 

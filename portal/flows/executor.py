@@ -56,6 +56,7 @@ class Step:
     # (user_id). On a page: the visitor may say "I already have an account" (sign in, come back).
     invitation: object = None
     offers_sign_in: bool = False
+    invitation_id: int | None = None  # on the first page: the invitation it was opened with
 
 
 def start(
@@ -367,7 +368,8 @@ class FlowExecutor:
         return Step(kind="page", stage=stage, form=form, binding_id=binding.id,
                     number=number, count=len(positions), errors=errors,
                     title=self.flow.title or self.flow.name,
-                    offers_sign_in=number == 1 and self.offers_sign_in())
+                    offers_sign_in=number == 1 and self.offers_sign_in(),
+                    invitation_id=self.session.invitation_id if number == 1 else None)
 
     def _send_back(self, retry: Retry) -> bool:
         """Return to the latest earlier page that asks for one of the fields in error."""

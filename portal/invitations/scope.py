@@ -1,5 +1,6 @@
 """Which invitations and flows an admin (or an API token) may reach: the rules the pages and the
-API share. Grants come in (portal.access); no HTTP here.
+API share. Grants come in (portal.access); no HTTP here. Everything is of the current tenant
+(portal.tenants.visible): another tenant's invitations and flows are as if they did not exist.
 
 A flow outside the admin's namespaces is as if it did not exist (InvitationNotFound: a 404),
 while an invitation inside them whose groups go beyond their ceiling is visible but read-only
@@ -25,6 +26,7 @@ from ..access import (
 )
 from ..extensions import db
 from ..models import Flow, FlowDesignation, Group, Invitation, InvitationUse, utcnow
+from ..tenants import visible
 
 
 class InvitationNotFound(LookupError):
@@ -51,7 +53,8 @@ def flow_allowed(grants: Grants, flow: Flow) -> bool:
 
 def enrollment_flows(grants: Grants) -> list[Flow]:
     flows = db.session.scalars(
-        select(Flow).filter_by(designation=FlowDesignation.ENROLLMENT).order_by(Flow.name)
+        select(Flow).filter_by(designation=FlowDesignation.ENROLLMENT).where(visible(Flow))
+        .order_by(Flow.name)
     ).all()
     return [f for f in flows if flow_allowed(grants, f)]
 
@@ -66,7 +69,8 @@ def allowed_flow_ids(grants: Grants) -> set[int] | None:
     """None when the admin may manage invitations of every flow."""
     if grants.namespaces(INVITATIONS_MANAGE) is None:
         return None
-    return {f.id for f in db.session.scalars(select(Flow)) if flow_allowed(grants, f)}
+    return {f.id for f in db.session.scalars(select(Flow).where(visible(Flow)))
+            if flow_allowed(grants, f)}
 
 
 def check_flow_choice(grants: Grants, flow: Flow | None) -> None:
@@ -79,10 +83,9 @@ def check_flow_choice(grants: Grants, flow: Flow | None) -> None:
 def get_invitation(grants: Grants, invitation_id: int, *, to_manage: bool = True) -> Invitation:
     """The invitation if its flow is in the admin's namespaces (else InvitationNotFound);
     `to_manage`: and if every group it can lead to is within their ceiling (else CeilingError)."""
-    invitation = db.session.get(
-        Invitation, invitation_id,
-        options=[selectinload(Invitation.uses).selectinload(InvitationUse.user)],
-    )
+    invitation = db.session.scalar(
+        select(Invitation).where(Invitation.id == invitation_id, visible(Invitation))
+        .options(selectinload(Invitation.uses).selectinload(InvitationUse.user)))
     if invitation is None or not flow_allowed(grants, invitation.flow):
         raise InvitationNotFound(invitation_id)
     if to_manage:
@@ -108,7 +111,8 @@ def actionable(grants: Grants, ids: Iterable[int]) -> tuple[list[Invitation], di
     """For a bulk action: the chosen invitations in the admin's namespaces, without the ones
     beyond their ceiling, and the refusals of those left out."""
     ids = list(ids)
-    chosen = [i for i in db.session.scalars(select(Invitation).where(Invitation.id.in_(ids)))
-              if flow_allowed(grants, i.flow)] if ids else []
+    # Forged ids of another tenant's invitations match nothing here.
+    chosen = [i for i in db.session.scalars(select(Invitation).where(
+        Invitation.id.in_(ids), visible(Invitation))) if flow_allowed(grants, i.flow)] if ids else []
     locked = invitation_refusals(grants, chosen)
     return [i for i in chosen if i.id not in locked], locked

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import yaml
 from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import aliased, selectinload
 
 from ..audit import Action, record_event
 from ..auth.service import normalise_email, same_email, verified_email
@@ -25,12 +25,16 @@ from ..models import (
     Group,
     Invitation,
     InvitationDecline,
+    InvitationRole,
     InvitationUse,
     OutboxMessage,
+    Role,
+    Tenant,
     User,
     utcnow,
 )
 from ..security import tokens
+from ..tenants import visible
 from . import search as search_index
 
 TOKEN_PURPOSE = "invitation"  # noqa: S105 (a label, not a secret)
@@ -92,6 +96,11 @@ REFUSALS = {
     InvitationStatus.REVOKED.value: Refusal(
         "revoked", "This invitation was withdrawn", "It can no longer be used. " + ASK_AGAIN, 410,
     ),
+    "tenant_inactive": Refusal(
+        "tenant_inactive", "This invitation is paused",
+        "The team that invited you is deactivated on this portal for now, so its invitations "
+        "do not work. " + ASK_AGAIN, 403,
+    ),
     "wrong_email": Refusal(
         "wrong_email", "This invitation is for someone else",
         "It was sent to a different email address and works only with that address. "
@@ -130,6 +139,7 @@ def create_invitation(
     message: str = "",
     allowed_domains: Sequence[str] = (),
     groups: Sequence[Group] = (),
+    roles: Sequence[tuple[Role, Sequence[str]]] = (),
     ip: str | None = None,
     commit: bool = True,
     audit: bool = True,
@@ -149,6 +159,7 @@ def create_invitation(
         message=message or "",
         allowed_domains=[] if email else normalise_domains(allowed_domains),
         groups=list(groups),
+        direct_roles=[InvitationRole(role=role, namespaces=list(namespaces)) for role, namespaces in roles],
     )
     _assign_token(invitation)
     db.session.add(invitation)
@@ -434,8 +445,10 @@ def refusal_for(invitation: Invitation | None, flow: Flow, *, token_supplied: bo
     """Whether this invitation may be used on this flow now; None means it may."""
     if invitation is None:
         return REFUSALS["unknown" if token_supplied else "required"]
-    if invitation.flow_id != flow.id:
-        return REFUSALS["wrong_flow"]
+    if invitation.flow_id != flow.id or flow.tenant_id not in (None, invitation.tenant_id):
+        return REFUSALS["wrong_flow"]  # never a flow owned by another tenant
+    if not invitation.tenant.active:
+        return REFUSALS["tenant_inactive"]
     status = status_of(invitation)
     if status is not InvitationStatus.VALID:
         return REFUSALS[status.value]
@@ -454,11 +467,23 @@ def redeem(invitation_id: int, flow_id: int) -> bool:
     now = utcnow()
     result = db.session.execute(
         update(Invitation)
-        .where(Invitation.id == invitation_id, Invitation.flow_id == flow_id, *_valid_clause(now))
+        .where(Invitation.id == invitation_id, Invitation.flow_id == flow_id, *_usable_clause(now))
         .values(use_count=Invitation.use_count + 1)
         .execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
+
+
+def _usable_clause(now):
+    """Valid, and usable where it is used: its tenant is active and its flow is instance-wide
+    or the tenant's own (the list pages' status filters need only _valid_clause)."""
+    owner = aliased(Flow)  # not the outer query's Flow: only Invitation is correlated
+    return (
+        *_valid_clause(now),
+        Invitation.tenant_id.in_(select(Tenant.id).where(Tenant.active.is_(True))),
+        Invitation.flow_id.in_(select(owner.id).where(or_(owner.tenant_id.is_(None),
+                                                          owner.tenant_id == Invitation.tenant_id))),
+    )
 
 
 def _valid_clause(now: datetime):
@@ -474,23 +499,24 @@ _USABLE_INVITATION = (
     select(Invitation.id)
     .join(Flow, Flow.id == Invitation.flow_id)
     .where(Invitation.token_digest == bindparam("digest"), Flow.slug == bindparam("slug"),
-           *_valid_clause(bindparam("now", type_=Invitation.expires_at.type)))
+           *_usable_clause(bindparam("now", type_=Invitation.expires_at.type)))
 )
 
 
-def pending_count(flow_ids: set[int] | None = None) -> int:
-    """Pending invitations; `flow_ids` limits them as it limits list_query (None: every flow)."""
-    query = select(func.count(Invitation.id)).where(*_valid_clause(utcnow()))
+def pending_count(flow_ids: set[int] | None = None, tenant=None) -> int:
+    """Pending invitations of a tenant (the current one); `flow_ids` limits them as it limits
+    list_query (None: every flow)."""
+    query = select(func.count(Invitation.id)).where(visible(Invitation, tenant), *_valid_clause(utcnow()))
     if flow_ids is not None:
         query = query.where(Invitation.flow_id.in_(flow_ids))
     return db.session.scalar(query)
 
 
-def recent_uses(flow_ids: set[int] | None = None, limit: int = 10) -> list[InvitationUse]:
-    """The latest enrollments through invitations, newest first, with their user and invitation;
-    `flow_ids` limits them as it limits list_query (None: every flow)."""
+def recent_uses(flow_ids: set[int] | None = None, limit: int = 10, tenant=None) -> list[InvitationUse]:
+    """The latest enrollments through a tenant's invitations (the current tenant's), newest
+    first, with their user and invitation; `flow_ids` limits them as it limits list_query."""
     query = (
-        select(InvitationUse).join(InvitationUse.invitation)
+        select(InvitationUse).join(InvitationUse.invitation).where(visible(Invitation, tenant))
         .options(selectinload(InvitationUse.user), selectinload(InvitationUse.invitation))
         .order_by(InvitationUse.used_at.desc(), InvitationUse.id.desc()).limit(limit)
     )
@@ -531,13 +557,14 @@ KEYSET_SORTS = {"-created": Invitation.id, "created": Invitation.id}
 
 def list_query(*, search: str = "", status: str = "", flow_id: int | None = None,
                creator_id: int | None = None, flow_ids: set[int] | None = None,
-               sort: str = "-created"):
-    """Invitations filtered and sorted as the admin asked, with what the list shows loaded
-    up front (no N+1). `flow_ids` limits the list to the flows the admin may manage."""
+               sort: str = "-created", tenant=None):
+    """A tenant's invitations (the current tenant's) filtered and sorted as the admin asked,
+    with what the list shows loaded up front (no N+1). `flow_ids` limits the list to the flows
+    the admin may manage."""
     query = select(Invitation).options(
         selectinload(Invitation.flow), selectinload(Invitation.created_by),
         selectinload(Invitation.groups),
-    )
+    ).where(visible(Invitation, tenant))
     if search.strip():  # each database's own index serves it: see portal.invitations.search
         query = query.where(search_index.contains(search))
     if status in STATUS_BY_KEY:
@@ -631,8 +658,9 @@ def grant_access(user: User, invitation: Invitation, *, flow: Flow | None = None
     The same guarded UPDATE as enrollment (`redeem`) decides between people racing for the
     last use; the unique (invitation, user) index decides between two Accepts of one account
     (two tabs, two workers). The loser's transaction is rolled back whole. `flow`: the flow
-    whose link was opened (None: the invitation's own, as on the account page).
-    (Tenants: making the account a member of the invitation's tenant belongs here too.)"""
+    whose link was opened (None: the invitation's own, as on the account page). What is given
+    (membership of the invitation's tenant, its groups, its direct roles) is
+    tenants.grant_invitation_access, as for a new account."""
     flow = flow or invitation.flow
     for _ in range(ACCEPT_RETRIES):
         refusal = acceptance_refusal(invitation, user, flow=flow)
@@ -652,8 +680,10 @@ def _grant(user: User, invitation: Invitation, flow: Flow, ip: str | None) -> Gr
     if not redeem(invitation.id, flow.id):
         db.session.rollback()
         return refusal_for(invitation, flow, token_supplied=True) or REFUSALS[InvitationStatus.USED_UP.value]
+    from .. import tenants
+
     joined = [g for g in invitation.groups if g not in user.groups]
-    user.groups.extend(joined)
+    tenants.grant_invitation_access(user, invitation, flow=flow)  # tenant, groups, direct roles
     db.session.add(InvitationUse(invitation_id=invitation.id, user_id=user.id))
     db.session.flush()  # IntegrityError: the account's other Accept was first
     db.session.execute(delete(InvitationDecline).where(  # accepted after all

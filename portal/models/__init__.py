@@ -18,11 +18,13 @@ from .invitations import Invitation, InvitationDecline, InvitationUse, invitatio
 from .mfa import RecoveryCode, TOTPDevice
 from .outbox import OutboxMessage, OutboxStatus
 from .sources import MatchingMode, OIDCSource, SourceConnection, SSOAttempt
+from .tenants import DEFAULT_TENANT_SLUG, InvitationRole, MemberRole, Tenant, tenant_members
 from .tokens import ActionToken, TokenPurpose
 from .types import utcnow
 from .users import Group, User, UserType, user_groups
 
 __all__ = [
+    "DEFAULT_TENANT_SLUG", "InvitationRole", "MemberRole", "Tenant", "tenant_members",
     "AuditEvent", "OutboxMessage", "OutboxStatus", "Role", "group_roles", "invitation_groups",
     "ActionToken", "ApiToken", "ConsentRecord", "Flow", "FlowAuthentication", "FlowDesignation",
     "FlowSession", "FlowStageBinding", "Group", "Invitation", "InvitationDecline", "InvitationUse",

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, Boolean, Column, ForeignKey, Integer, String, Table
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from .tenants import current_tenant_id
 from .types import UTCDateTime, utcnow
 
 
@@ -45,6 +46,10 @@ class Flow(db.Model):
     __tablename__ = "flows"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # NULL: instance-wide, usable by every tenant (the seeded defaults, and every row from before
+    # tenants); else owned by (and editable in) one tenant, by default the one it is made in.
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True, default=current_tenant_id)
     slug: Mapped[str] = mapped_column(String(100), unique=True)
     name: Mapped[str] = mapped_column(String(255))
     title: Mapped[str] = mapped_column(String(255), default="")
@@ -68,6 +73,10 @@ class Stage(db.Model):
     __tablename__ = "stages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # NULL: instance-wide, usable by every tenant (the seeded defaults, and every row from before
+    # tenants); else owned by (and editable in) one tenant, by default the one it is made in.
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True, default=current_tenant_id)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     type: Mapped[str] = mapped_column(String(50))
     options: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -89,6 +98,10 @@ class Prompt(db.Model):
     __tablename__ = "prompts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    # NULL: instance-wide, usable by every tenant (the seeded defaults, and every row from before
+    # tenants); else owned by (and editable in) one tenant, by default the one it is made in.
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True, default=current_tenant_id)
     name: Mapped[str] = mapped_column(String(255), unique=True)
     field_key: Mapped[str] = mapped_column(String(150))
     label: Mapped[str] = mapped_column(String(255), default="")

@@ -21,6 +21,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from .tenants import current_tenant_id
 from .types import UTCDateTime, utcnow
 
 invitation_groups = Table(
@@ -35,6 +36,8 @@ class Invitation(db.Model):
     __tablename__ = "invitations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True, default=current_tenant_id)
     name: Mapped[str] = mapped_column(String(255), index=True)
     # The link's token is HMAC(SECRET_KEY, token_salt); only its digest is searchable.
     # A copy of the database alone therefore never yields a working link.
@@ -61,6 +64,10 @@ class Invitation(db.Model):
     allowed_domains: Mapped[list] = mapped_column(JSON, default=list)
 
     flow: Mapped[Flow] = relationship()  # noqa: F821
+    tenant: Mapped[Tenant] = relationship()  # noqa: F821
+    # Roles attached directly (Kestra's form), each optionally limited to namespaces.
+    direct_roles: Mapped[list[InvitationRole]] = relationship(  # noqa: F821
+        cascade="all, delete-orphan", passive_deletes=True)
     created_by: Mapped[User | None] = relationship()  # noqa: F821
     uses: Mapped[list[InvitationUse]] = relationship(
         back_populates="invitation",

@@ -5,10 +5,23 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_login import UserMixin
-from sqlalchemy import JSON, Boolean, Column, ForeignKey, Index, Integer, String, Table, func, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    UniqueConstraint,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from ..extensions import db
+from .tenants import current_tenant_id
 from .types import UTCDateTime, utcnow
 
 user_groups = Table(
@@ -51,6 +64,9 @@ class User(UserMixin, db.Model):
     groups: Mapped[list[Group]] = relationship(
         secondary=user_groups, back_populates="users", order_by="Group.name"
     )
+    tenants: Mapped[list[Tenant]] = relationship(  # noqa: F821
+        secondary="tenant_members", back_populates="members", order_by="Tenant.name"
+    )
 
     # Usernames are unique regardless of case; the index makes the database the final judge.
     __table_args__ = (Index("uq_users_username_lower", func.lower(username), unique=True),)
@@ -75,7 +91,9 @@ class Group(db.Model):
     __tablename__ = "groups"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(150), unique=True)
+    tenant_id: Mapped[int] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True, default=current_tenant_id)
+    name: Mapped[str] = mapped_column(String(150))
     is_superuser: Mapped[bool] = mapped_column(Boolean, default=False)
     attributes: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -84,6 +102,9 @@ class Group(db.Model):
     roles: Mapped[list[Role]] = relationship(  # noqa: F821
         secondary="group_roles", back_populates="groups", order_by="Role.name"
     )
+
+    # Names are unique within a tenant; two tenants may each have their "staff".
+    __table_args__ = (UniqueConstraint("tenant_id", "name", name="uq_groups_tenant_id_name"),)
 
     def __repr__(self) -> str:
         return f"<Group {self.name}>"

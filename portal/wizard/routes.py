@@ -14,7 +14,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from werkzeug.datastructures import CombinedMultiDict
 
-from .. import ratelimits
+from .. import ratelimits, tenants
 from ..access import grants_for
 from ..auth.routes import home_for, safe_next
 from ..auth.sessions import sign_in, sign_out
@@ -31,7 +31,7 @@ from ..flows.stages.identification import FIELD as IDENTIFIER_FIELD
 from ..flows.stages.identification import pending_identifier
 from ..invitations.service import usable_invitation_digest
 from ..mail.web import deliver_on_close
-from ..models import Flow, FlowDesignation, FlowStageBinding, User
+from ..models import Flow, FlowDesignation, FlowStageBinding, Invitation, User
 from ..security.headers import no_referrer
 from ..urls import base_url
 
@@ -409,9 +409,12 @@ def _render(flow: Flow, step: Step):
             return redirect(url_for("auth.login"))
         user = db.session.get(User, step.user_id) if step.user_id else None
         return render_template("flow/done.html", flow=flow, step=step, user=user)
+    invitation = db.session.get(Invitation, step.invitation_id) if step.invitation_id else None
     return render_template(step.stage.template, flow=flow, step=step, form=step.form,
                            stage=step.stage, display_types=DISPLAY_TYPES,
-                           sso_sources=_sso_offered(step))
+                           sso_sources=_sso_offered(step),
+                           invitation_grants=(tenants.grants_summary(invitation)
+                                              if invitation else None))
 
 
 def _sso_offered(step: Step) -> list:

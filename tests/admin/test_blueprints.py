@@ -48,7 +48,7 @@ def _apply(client, preview_html: str):
 def test_upload_preview_apply(app, client, auth, admin):
     auth.login()
     page = client.get(IMPORT).get_data(as_text=True)
-    assert 'href="/admin/flows/import" aria-current="page">Import flow</a>' in page
+    assert 'href="/t/default/admin/flows/import" aria-current="page">Import flow</a>' in page
     with app.app_context():
         counts = row_counts()
 
@@ -70,7 +70,7 @@ def test_upload_preview_apply(app, client, auth, admin):
         flow = flow_by_slug("small-team")
         assert flow.title == "Join the small team"
         assert [b.stage.name for b in flow.bindings] == ["small-gate"]
-    assert f'href="/admin/flows/{flow.id}/export"' in done
+    assert f'href="/t/default/admin/flows/{flow.id}/export"' in done
 
     # Applying the same preview again changes nothing and duplicates nothing.
     again = _apply(client, html).get_data(as_text=True)
@@ -158,7 +158,7 @@ def test_export_downloads_yaml_that_imports_again(app, client, auth, admin):
     assert [e["model"] for e in document["entries"]][:1] == ["authentik_flows.flow"]
     assert client.get("/admin/flows/999999/export").status_code == 404
     page = client.get(IMPORT).get_data(as_text=True)
-    assert f'href="/admin/flows/{flow_id}/export"' in page
+    assert f'href="/t/default/admin/flows/{flow_id}/export"' in page
 
     with app.app_context():
         empty_database()

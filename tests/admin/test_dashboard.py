@@ -28,10 +28,10 @@ def test_a_superuser_group_member_lands_on_the_dashboard_and_sees_the_admin_link
         assert is_superuser(user) and is_admin(user)
 
     landed = auth.login("grouped")
-    assert landed.request.path == "/admin/"
+    assert landed.request.path == "/t/default/admin/"
     page = landed.get_data(as_text=True)
     assert _header_links(page) == ["Dashboard", "Invitations", "Users", "grouped"]
-    assert client.get("/").headers["Location"] == "/admin/"
+    assert client.get("/").headers["Location"] == "/t/default/admin/"
     assert "Go to the admin area" in client.get("/account/").get_data(as_text=True)
 
     users = client.get("/admin/users/").get_data(as_text=True)
@@ -58,7 +58,7 @@ def test_a_plain_user_lands_on_their_account_without_admin_links(app, client, au
 def test_an_invitations_admin_sees_only_the_links_they_may_follow(app, client, auth):
     make_member(app, "inviter", permissions=["invitations:manage"])
     landed = auth.login("inviter")
-    assert landed.request.path == "/admin/"
+    assert landed.request.path == "/t/default/admin/"
     assert _header_links(landed.get_data(as_text=True)) == ["Dashboard", "Invitations", "inviter"]
 
 
@@ -163,13 +163,13 @@ def test_without_a_mail_server_the_form_opens_on_the_shareable_link(app, client,
     page = client.get("/admin/invitations/new").get_data(as_text=True)
     assert _mode_of(page) == ("One link to share", "link")
     assert _fields(page) == LINK_FIELDS  # no To, CC or BCC
-    assert 'href="/admin/invitations/new?mode=people"' in page
+    assert 'href="/t/default/admin/invitations/new?mode=people"' in page
     # authentik's documented steps: Name, Expires, Flow, Attributes, Single use, Create.
     created = submit(client, "/admin/invitations/new", {
         "kind": "link", "name": "first-try", "expires": future_input(), "flow": "1",
         "attributes": "department: Research", "single_use": "y"})
     html = created.get_data(as_text=True)
-    assert created.request.path.startswith("/admin/invitations/") and "Invitation created" in html
+    assert created.request.path.startswith("/t/default/admin/invitations/") and "Invitation created" in html
     assert re.search(r'id="invitation-link"[^>]*value="http://portal\.test/if/flow/'
                      r'default-enrollment-flow/\?itoken=', html)
     with app.app_context():
@@ -224,4 +224,4 @@ def test_duplicating_opens_on_the_sources_mode(app, client, auth, admin, make_in
     assert _mode_of(page) == ("One link to share", "link")
     assert re.search(r'<input[^>]*checked[^>]*name="single_use"|name="single_use"[^>]*checked', page)
     # The other tab keeps the source's settings.
-    assert f'href="/admin/invitations/new?mode=people&amp;from={shared}"' in page
+    assert f'href="/t/default/admin/invitations/new?mode=people&amp;from={shared}"' in page

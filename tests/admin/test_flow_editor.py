@@ -40,7 +40,7 @@ def test_every_editor_page_renders(app, editor):
     for page in pages:
         response = editor.get(page)
         assert response.status_code == 200, page
-        assert 'href="/admin/flows/"' in response.get_data(as_text=True)
+        assert 'href="/t/default/admin/flows/"' in response.get_data(as_text=True)
 
 
 def test_editor_needs_a_superuser(app, client, auth, admin):

@@ -32,7 +32,7 @@ def test_production_hashes_with_argon2id_at_the_rfc_9106_parameters(
         params = extract_parameters(user.password_hash)
     assert user.password_hash.startswith("$argon2id$")
     assert (params.time_cost, params.memory_cost, params.parallelism) == (3, 65536, 4)
-    assert auth.login().request.path == "/admin/"
+    assert auth.login().request.path == "/t/default/admin/"
     auth.logout()
     assert "The username or password is not right." in auth.login(
         password="wrong-password").get_data(as_text=True)
@@ -53,11 +53,11 @@ def test_login_by_email_and_next_stays_on_site(client, admin):
     response = sign_in(client, "ADMIN@example.com", TEST_PASSWORD, follow_redirects=False,
                        next="/admin/users/")
     assert response.headers["Location"] == "/admin/users/"
-    assert client.get("/auth/login").headers["Location"] == "/admin/"  # signed in: redirected
+    assert client.get("/auth/login").headers["Location"] == "/t/default/admin/"  # signed in: redirected
     for target in ("https://evil.example/", "//evil.example/", "/\\evil.example"):
         other = client.application.test_client()
         response = sign_in(other, "admin", TEST_PASSWORD, follow_redirects=False, next=target)
-        assert response.headers["Location"] == "/admin/", target
+        assert response.headers["Location"] == "/t/default/admin/", target
 
 
 def test_logout_needs_post(client, auth, admin):
@@ -78,7 +78,7 @@ def test_setup_link_creates_the_first_admin_once(app, client, runner):
     done = submit(client, link, {"username": "root", "email": "root@example.com",
                                  "name": "Root", "password": TEST_PASSWORD,
                                  "password_repeat": TEST_PASSWORD})
-    assert done.request.path == "/admin/"
+    assert done.request.path == "/t/default/admin/"
     with app.app_context():
         assert db.session.scalar(select(User).filter_by(username="root")).is_superuser
     again = app.test_client().get(link)

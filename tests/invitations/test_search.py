@@ -13,7 +13,7 @@ from portal.models import Flow, Invitation, User
 
 
 def _names(html: str) -> list[str]:
-    return re.findall(r'<a href="/admin/invitations/\d+">([^<]+)</a>', html)
+    return re.findall(r'<a href="(?:/t/[a-z0-9-]+)?/admin/invitations/\d+">([^<]+)</a>', html)
 
 
 def _create(app, admin, names_and_emails):

@@ -124,4 +124,6 @@ def export_flow(flow: Flow) -> str:
 
 
 def flow_by_slug(slug: str) -> Flow | None:
-    return db.session.scalar(select(Flow).where(func.lower(Flow.slug) == slug.lower()))
+    from ...tenants import visible  # the current tenant's flows and the instance-wide ones
+
+    return db.session.scalar(select(Flow).where(func.lower(Flow.slug) == slug.lower(), visible(Flow)))

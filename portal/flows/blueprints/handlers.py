@@ -293,7 +293,9 @@ def _group(importer: Importer, entry: _Entry) -> Plan:
 def _refuse_group_change(actor: Grants, entry: _Entry, where: dict, values: dict) -> None:
     """A blueprint changes a group only if its importer could in the group editor (the same
     rule); an unchanged mention of a group is only a reference."""
-    existing = db.session.scalars(select(Group).filter_by(**where).limit(1)).first()
+    from ...tenants import visible
+
+    existing = db.session.scalars(select(Group).filter_by(**where).where(visible(Group)).limit(1)).first()
     creates = existing is None and entry.state != "absent"
     updates = existing is not None and entry.state == "present" and any(
         getattr(existing, k) != v for k, v in values.items())

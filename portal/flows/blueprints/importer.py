@@ -295,6 +295,10 @@ class Importer:
         flush: with the entry applied); None when the importer may change it."""
         if self.actor.superuser or obj is None:
             return None
+        shared = obj.flow if isinstance(obj, FlowStageBinding) else obj
+        if isinstance(shared, (Flow, Stage, Prompt)) and shared.tenant_id is None:
+            return (f"“{getattr(shared, 'slug', None) or shared.name}” is instance-wide (every tenant "
+                    f"uses it); only an instance administrator can change it.")
         try:
             if isinstance(obj, Flow):
                 check_flow_change(self.actor, flows=[obj])
@@ -330,7 +334,8 @@ class Importer:
         return None
 
     def _find(self, plan: Plan):
-        rows = db.session.scalars(select(plan.model).filter_by(**plan.where).limit(2)).all()
+        rows = db.session.scalars(
+            select(plan.model).filter_by(**plan.where).where(*_tenant_scope(plan.model)).limit(2)).all()
         if len(rows) > 1:
             raise EntryError(f"identifiers match more than one existing {plan.model.__name__.lower()}; "
                              "rename one so they can be told apart.")
@@ -384,7 +389,7 @@ class Importer:
         if lookup is None:
             raise EntryError(f"{path}: !Find cannot look up {model!r}.")
         cls, fields = lookup
-        query = select(cls)
+        query = select(cls).where(*_tenant_scope(cls))  # another tenant's rows are not found
         if stage_type is not None:
             query = query.filter_by(type=stage_type.type_name)
         for pair in tag.query:
@@ -403,6 +408,13 @@ class Importer:
     def values(self, entry: _Entry, key: str) -> dict:
         raw = entry.raw.get(key)
         return self.resolve(raw, "") if isinstance(raw, dict) else {}
+
+
+def _tenant_scope(model) -> tuple:
+    """Identifiers and !Find see what the current tenant sees, nothing of another tenant."""
+    from ...tenants import OWNED, SHARED, visible
+
+    return (visible(model),) if model in OWNED or model in SHARED else ()
 
 
 # One %-conversion: %[(key)][flags][width][.precision][length]type

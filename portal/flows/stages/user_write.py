@@ -7,6 +7,7 @@ import re
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from ... import tenants
 from ...audit import Action, record_event
 from ...auth.service import end_sessions, mark_email_verified, username_problem
 from ...extensions import db
@@ -115,16 +116,16 @@ class UserWriteStage(StageType):
             return Deny(refusal.title, refusal.message, refusal.status)
 
         # The access the invitation carries (loaded before the new user exists: no autoflush).
-        invited_groups = list(ctx.invitation.groups) if ctx.invitation is not None else []
+        invitation = ctx.invitation
+        if invitation is not None:
+            list(invitation.groups), [d.role for d in invitation.direct_roles]  # noqa: B018
         user = build_user(ctx.prompt_data, self.options)
         user.password_hash = session.password_hash
-        groups = self.assigned_groups()
-        groups += [g for g in invited_groups if g not in groups]
-        user.groups = groups  # assigned whole: the new user's collection is never read back
-        if is_verified(session) or (ctx.invitation is not None and ctx.invitation.email):
+        user.groups.extend(self.assigned_groups())
+        if is_verified(session) or (invitation is not None and invitation.email):
             # An email stage confirmed this address earlier in the flow, or the invitation was
             # addressed to it (email_problem held it to that address): it is proven.
-            mark_email_verified(user, noted(session, VERIFIED) or ctx.invitation.email)
+            mark_email_verified(user, noted(session, VERIFIED) or invitation.email)
         db.session.add(user)
         if invitation_id is not None:
             db.session.add(InvitationUse(invitation_id=invitation_id, user=user))
@@ -133,13 +134,14 @@ class UserWriteStage(StageType):
         except IntegrityError:
             _rollback_keeping(session, answers)
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
+        tenants.grant_invitation_access(user, invitation, flow=ctx.flow)
         session.user_id = user.id
         session.password_hash = None  # the hash now lives on the user only
         ctx.set_pending_user(user)  # later stages (user login, consent) act on this account
         registry.after_user_created(ctx, user)  # e.g. consent attaches its records
         ip = ctx.client_ip
         record_event(Action.USER_CREATED, actor=user, ip=ip, obj=user,
-                     detail={"flow": ctx.flow.slug, "groups": [g.name for g in groups]})
+                     detail={"flow": ctx.flow.slug, "groups": [g.name for g in user.groups]})
         if ctx.invitation is not None:
             record_event(Action.INVITATION_USED, actor=user, ip=ip, obj=ctx.invitation,
                          detail={"user": user.username})

@@ -170,7 +170,7 @@ def _round_trip(app, editor, stage_type) -> tuple[dict, dict, dict]:
     refs = _references(app)
     data = _form_data(stage_type, refs)
     page = submit(editor, f"/admin/stages/new/{stage_type.type_name}", data)
-    assert page.request.path == "/admin/stages/", page.get_data(as_text=True)
+    assert page.request.path == "/t/default/admin/stages/", page.get_data(as_text=True)
     with app.app_context():
         stage = db.session.scalar(select(Stage).filter_by(name=data["name"]))
         before = _readable(stage_type, stage)
@@ -206,7 +206,7 @@ def test_every_stage_types_options_round_trip(app, editor, type_name):
 
 def test_a_new_stage_type_is_one_module_and_one_line(app, editor, shout_type):
     page = editor.get("/admin/stages/new").get_data(as_text=True)
-    assert 'href="/admin/stages/new/shout"' in page and "Says something, then goes on" in page
+    assert 'href="/t/default/admin/stages/new/shout"' in page and "Says something, then goes on" in page
     form = editor.get("/admin/stages/new/shout").get_data(as_text=True)
     for key in ("words", "loud", "tone", "reply_to", "notes", "greeters", "next_flow"):
         assert f'name="{key}"' in form, key

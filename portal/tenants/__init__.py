@@ -1,0 +1,335 @@
+"""Tenants: which tenant a request acts in, what a tenant owns, and the tenant commands.
+
+Knows nothing of HTTP beyond reading flask.g: the admin blueprint's URL processor puts the
+tenant named in the URL there (`use_tenant`), and `current_tenant()` is the one answer to
+"which tenant" for every layer below it. Outside an admin URL (the wizard, the CLI without
+--tenant, services called on their own) the current tenant is the default one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, or_, select
+
+from ..extensions import db
+from ..models import (
+    DEFAULT_TENANT_SLUG,
+    AuditEvent,
+    Flow,
+    Group,
+    Invitation,
+    MemberRole,
+    Prompt,
+    Role,
+    Stage,
+    Tenant,
+    User,
+    tenant_members,
+)
+
+# What belongs to exactly one tenant (tenant_id NOT NULL) ...
+OWNED = (Group, Role, Invitation, AuditEvent)
+# ... and what belongs to one tenant or, with tenant_id NULL, to the whole instance.
+SHARED = (Flow, Stage, Prompt)
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+
+
+class TenantError(ValueError):
+    """A tenant command refused, with a message for the form (field: which one)."""
+
+    def __init__(self, message: str, field: str = "slug") -> None:
+        self.field = field
+        super().__init__(message)
+
+
+# -- which tenant -------------------------------------------------------------------------------
+
+
+def default_tenant() -> Tenant:
+    tenant = db.session.scalar(select(Tenant).where(Tenant.slug == DEFAULT_TENANT_SLUG))
+    if tenant is None:  # renamed slugs keep id order: the oldest tenant stands in
+        tenant = db.session.scalar(select(Tenant).order_by(Tenant.id))
+    return tenant
+
+
+def by_slug(slug: str | None) -> Tenant | None:
+    if not slug or len(slug) > 63:
+        return None
+    return db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+
+
+def use_tenant_named(slug: str | None) -> Tenant | None:
+    """Make the tenant with this slug the current one (None if there is none), learning in the
+    same statement how many tenants exist (the header asks; one query per admin page)."""
+    from flask import g
+
+    if not slug or len(slug) > 63:
+        return None
+    total = select(func.count(Tenant.id)).scalar_subquery()
+    row = db.session.execute(select(Tenant, total).where(Tenant.slug == slug)).first()
+    if row is None:
+        return None
+    use_tenant(row[0])
+    g.tenant_count = row[1]
+    return row[0]
+
+
+def use_tenant(tenant: Tenant | None) -> None:
+    """Make `tenant` the current one for the rest of this request (or app context)."""
+    from flask import g
+
+    g.tenant = tenant
+    g.tenant_id = tenant.id if tenant is not None else None
+
+
+def current_tenant() -> Tenant:
+    """The one answer to "which tenant does this act in": the tenant of the admin URL being
+    served, else the default tenant."""
+    from flask import g, has_app_context
+
+    if has_app_context() and g.get("tenant") is not None:
+        return g.tenant
+    return default_tenant()
+
+
+def tenant_count() -> int:
+    from flask import g, has_app_context
+
+    if has_app_context() and g.get("tenant_count") is not None:
+        return g.tenant_count
+    return db.session.scalar(select(func.count(Tenant.id))) or 0
+
+
+def is_member(user: User, tenant: Tenant) -> bool:
+    return bool(db.session.scalar(select(func.count()).select_from(tenant_members).where(
+        tenant_members.c.user_id == user.id, tenant_members.c.tenant_id == tenant.id)))
+
+
+def tenants_for(user: User | None) -> list[Tenant]:
+    """The tenants this person may switch to in the header: every tenant for a superadmin,
+    else the active tenants they are a member of."""
+    from ..access import request_grants
+
+    if user is None or not getattr(user, "is_authenticated", False):
+        return []
+    query = select(Tenant).order_by(Tenant.name)
+    if not request_grants(user, current_tenant()).superuser:  # (superadmin anywhere: everywhere)
+        query = query.join(tenant_members, tenant_members.c.tenant_id == Tenant.id).where(
+            tenant_members.c.user_id == user.id, Tenant.active.is_(True))
+    return list(db.session.scalars(query))
+
+
+def home_tenant(user: User | None, preferred_slug: str | None = None) -> Tenant:
+    """Where /admin/... leads: the tenant last used (when still theirs), else their first."""
+    choices = tenants_for(user)
+    for tenant in choices:
+        if tenant.slug == preferred_slug:
+            return tenant
+    default = default_tenant()
+    if any(t.id == default.id for t in choices) or not choices:
+        return default
+    return choices[0]
+
+
+LAST_TENANT_KEY = "tenant"  # the session remembers the tenant last used, for /admin/... links
+
+
+def acting_tenant(user: User | None) -> Tenant:
+    """The tenant a person's admin links lead to: the one of the admin URL being served, else
+    their home tenant (the one they last used, kept in the session)."""
+    from flask import g, has_request_context, session
+
+    if has_request_context():
+        if g.get("tenant") is not None:
+            return g.tenant
+        return home_tenant(user, session.get(LAST_TENANT_KEY))
+    return current_tenant()
+
+
+# -- what a tenant sees --------------------------------------------------------------------------
+
+
+def visible(model, tenant: Tenant | None = None):
+    """The WHERE clause for the rows of `model` a tenant sees: its own, and for flows, stages
+    and prompts the instance-wide ones too."""
+    tenant_id = (tenant or current_tenant()).id
+    if model is User:  # its members, and whoever holds one of its groups
+        members = select(tenant_members.c.user_id).where(tenant_members.c.tenant_id == tenant_id)
+        return or_(User.id.in_(members), User.groups.any(Group.tenant_id == tenant_id))
+    if model in SHARED:
+        return or_(model.tenant_id == tenant_id, model.tenant_id.is_(None))
+    if model in OWNED:
+        return model.tenant_id == tenant_id
+    raise TypeError(f"{model.__name__} is not tenant-scoped")
+
+
+def tenant_get(model, ident, tenant: Tenant | None = None):
+    """The row of `model` with this id if the tenant may see it, else None: the one scoped
+    lookup every view, import and command uses."""
+    if ident is None:
+        return None
+    try:
+        ident = int(ident)
+    except (TypeError, ValueError):
+        return None
+    return db.session.scalar(select(model).where(model.id == ident, visible(model, tenant)))
+
+
+def may_edit_shared(obj, superadmin: bool) -> bool:
+    """Instance-wide flows, stages and prompts are read-only to everyone but superadmins."""
+    return superadmin or getattr(obj, "tenant_id", None) is not None
+
+
+# -- membership ------------------------------------------------------------------------------------
+
+
+def add_member(user: User, tenant: Tenant | None = None) -> None:
+    """Make `user` a member of `tenant` (the current one) unless they are; in the caller's
+    transaction."""
+    tenant = tenant or current_tenant()
+    if user.id is None:
+        db.session.flush()
+    if not is_member(user, tenant):
+        db.session.execute(tenant_members.insert().values(tenant_id=tenant.id, user_id=user.id))
+
+
+def grant_direct_role(user: User, tenant: Tenant, role: Role, namespaces=()) -> None:
+    """Give `user` `role` directly in `tenant`, limited to `namespaces` (empty: the role's)."""
+    row = db.session.get(MemberRole, (tenant.id, user.id, role.id))
+    if row is None:
+        db.session.add(MemberRole(tenant_id=tenant.id, user_id=user.id, role_id=role.id,
+                                  namespaces=list(namespaces)))
+    else:
+        row.namespaces = sorted(set(row.namespaces or []) | set(namespaces)) if row.namespaces else []
+
+
+def grant_invitation_access(user: User, invitation: Invitation | None, *, flow: Flow | None = None) -> None:
+    """What an invitation gives, in the caller's transaction (enrollment's user write, or an
+    existing account accepting): membership of the invitation's tenant, its groups, and the
+    roles it attaches directly with their namespaces. Without an invitation (an open flow) the
+    person joins the flow's tenant, or the default one for an instance-wide flow. A group of
+    any tenant also makes its holder a member there."""
+    if invitation is not None:
+        tenant = db.session.get(Tenant, invitation.tenant_id)
+        for group in invitation.groups:
+            if group not in user.groups:
+                user.groups.append(group)
+        add_member(user, tenant)
+        for direct in invitation.direct_roles:
+            grant_direct_role(user, tenant, direct.role, direct.namespaces or [])
+    else:
+        owner = db.session.get(Tenant, flow.tenant_id) if flow is not None and flow.tenant_id else None
+        add_member(user, owner or default_tenant())
+    for tenant_id in {g.tenant_id for g in user.groups}:
+        add_member(user, db.session.get(Tenant, tenant_id))
+
+
+def grants_summary(invitation: Invitation) -> dict:
+    """What an invitation will grant, for the invitation page and the invitee's first page."""
+    from ..access import direct_namespaces
+
+    return {
+        "tenant": invitation.tenant.name,
+        "groups": [g.name for g in invitation.groups],
+        "roles": [(d.role.name, direct_namespaces(d.role, d.namespaces)) for d in invitation.direct_roles],
+        "invited_by": invitation.created_by.display_name if invitation.created_by else "",
+    }
+
+
+# -- tenant commands (superadmins) --------------------------------------------------------------
+
+
+def check_slug(slug: str, *, tenant: Tenant | None = None) -> str:
+    slug = (slug or "").strip().lower()
+    if not SLUG_RE.match(slug):
+        raise TenantError("Use lower-case letters, digits and hyphens (at most 63), like “team-a”.")
+    clash = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
+    if clash is not None and clash is not tenant:
+        raise TenantError(f"A tenant with the slug “{slug}” exists already.")
+    return slug
+
+
+def check_name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 150:
+        raise TenantError("Give the tenant a name (at most 150 characters).", field="name")
+    return name
+
+
+def create_tenant(*, name: str, slug: str, actor: User | None = None, ip: str | None = None) -> Tenant:
+    from ..audit import Action, record_event
+
+    tenant = Tenant(name=check_name(name), slug=check_slug(slug), active=True)
+    _forget_count()
+    db.session.add(tenant)
+    db.session.flush()
+    record_event(Action.TENANT_CREATED, actor=actor, ip=ip, obj=tenant, tenant_id=tenant.id)
+    db.session.commit()
+    return tenant
+
+
+def update_tenant(tenant: Tenant, *, name: str, slug: str, active: bool,
+                  actor: User | None = None, ip: str | None = None) -> Tenant:
+    from ..audit import Action, record_event
+
+    tenant.name = check_name(name)
+    tenant.slug = check_slug(slug, tenant=tenant)
+    tenant.active = bool(active)
+    record_event(Action.TENANT_UPDATED, actor=actor, ip=ip, obj=tenant, tenant_id=tenant.id,
+                 detail={"active": tenant.active})
+    db.session.commit()
+    return tenant
+
+
+@dataclass
+class DeletionSummary:
+    invitations: int
+    groups: int
+    roles: int
+    members: int
+    flows: int
+    stages: int
+    prompts: int
+
+
+def deletion_summary(tenant: Tenant) -> DeletionSummary:
+    """What deleting the tenant takes with it (accounts stay: they are instance-wide)."""
+    def count(model):
+        return db.session.scalar(select(func.count(model.id)).where(model.tenant_id == tenant.id)) or 0
+
+    members = db.session.scalar(select(func.count()).select_from(tenant_members)
+                                .where(tenant_members.c.tenant_id == tenant.id)) or 0
+    return DeletionSummary(invitations=count(Invitation), groups=count(Group), roles=count(Role),
+                           members=members, flows=count(Flow), stages=count(Stage),
+                           prompts=count(Prompt))
+
+
+def delete_tenant(tenant: Tenant, *, actor: User | None = None, ip: str | None = None) -> None:
+    """Delete a tenant and everything it owns; its audit events go with it, so the deletion is
+    recorded in the default tenant. The default tenant itself is never deleted."""
+    from ..audit import Action, record_event
+
+    if tenant.id == default_tenant().id:
+        raise TenantError("The default tenant cannot be deleted.", field="")
+    summary = deletion_summary(tenant)
+    # Flows first (their invitations and bindings cascade), then what the ORM would not order.
+    for model in (Invitation, Flow, Stage, Prompt, Group, Role, AuditEvent):
+        for row in db.session.scalars(select(model).where(model.tenant_id == tenant.id)):
+            db.session.delete(row)
+        db.session.flush()
+    record_event(Action.TENANT_DELETED, actor=actor, ip=ip, object_type="tenant",
+                 object_repr=f"{tenant.name} ({tenant.slug})", tenant_id=default_tenant().id,
+                 detail=vars(summary))
+    db.session.delete(tenant)
+    _forget_count()
+    db.session.commit()
+
+
+def _forget_count() -> None:
+    from flask import g, has_app_context
+
+    if has_app_context():
+        g.pop("tenant_count", None)
