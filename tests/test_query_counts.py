@@ -147,6 +147,8 @@ def test_a_whole_enrollment_of_the_default_flow_sends_at_most_25_statements(
     # session once, a page's POST updates it once; the final POST is the account's transaction.
     assert writes[:4] == [[], ["INSERT flow_sessions"], ["UPDATE flow_sessions"], []], writes
     assert writes[4].count("UPDATE invitations") == 1 and "INSERT users" in writes[4], writes
+    # The new account joins the invitation's tenant in one INSERT (nothing to check first).
+    assert writes[4].count("INSERT tenant_members") == 1, writes
 
 
 def test_the_invitation_is_used_exactly_once_when_two_browsers_finish_it(app, make_invitation):

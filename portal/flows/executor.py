@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from sqlalchemy import delete, inspect, select
-from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
@@ -20,7 +19,6 @@ from ..models import (
     FlowDesignation,
     FlowSession,
     FlowStageBinding,
-    Invitation,
     User,
     utcnow,
 )
@@ -124,10 +122,11 @@ def load(key: str | None, flow: Flow) -> FlowSession | None:
     """The visitor's unexpired, unfinished session for this flow, if any."""
     if not key:
         return None
-    # The invitation and its groups in the same query: its stages and the user write read them.
+    # The invitation and what it grants in the same query: its stages and the user write read
+    # them (its tenant, groups and direct roles).
     session = db.session.scalars(
         select(FlowSession).filter_by(key_digest=tokens.digest(key))
-        .options(joinedload(FlowSession.invitation).joinedload(Invitation.groups))
+        .options(*invitations.grant_loads(FlowSession.invitation))
     ).unique().first()
     if (
         session is None

@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import yaml
 from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.orm import aliased, selectinload
+from sqlalchemy.orm import aliased, joinedload, selectinload
 
 from ..audit import Action, record_event
 from ..auth.service import normalise_email, same_email, verified_email
@@ -404,11 +404,25 @@ def find_by_token(token: str | None) -> Invitation | None:
     return find_by_digest(tokens.digest(token))
 
 
+def grant_loads(via=None) -> tuple:
+    """Loader options for what an invitation grants (its tenant, groups, direct roles with
+    their roles, and who invited): read with the invitation in the same query, since the
+    invitee's first page shows them and the final write gives them. `via` is the relationship
+    the invitation is reached through (e.g. FlowSession.invitation), if not queried itself."""
+    def load(attr):
+        return joinedload(via).joinedload(attr) if via is not None else joinedload(attr)
+
+    return (load(Invitation.tenant), load(Invitation.groups), load(Invitation.created_by),
+            load(Invitation.direct_roles).joinedload(InvitationRole.role))
+
+
 def find_by_digest(token_digest: str | None) -> Invitation | None:
-    """The invitation whose current link has this digest (a resent one's old digest finds none)."""
+    """The invitation whose current link has this digest (a resent one's old digest finds
+    none), with what it grants."""
     if not isinstance(token_digest, str) or len(token_digest) != DIGEST_LENGTH:
         return None
-    return db.session.scalar(select(Invitation).filter_by(token_digest=token_digest))
+    return db.session.scalars(select(Invitation).filter_by(token_digest=token_digest)
+                              .options(*grant_loads())).unique().first()
 
 
 def usable_invitation_digest(flow_slug: str, token: str | None) -> str | None:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, inspect, or_, select
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import (
@@ -192,13 +193,26 @@ def add_member(user: User, tenant: Tenant | None = None) -> None:
     tenant = tenant or current_tenant()
     if user.id is None:
         db.session.flush()
-    if not is_member(user, tenant):
-        db.session.execute(tenant_members.insert().values(tenant_id=tenant.id, user_id=user.id))
+    _join(user, {tenant.id}, new_account=False)
 
 
-def grant_direct_role(user: User, tenant: Tenant, role: Role, namespaces=()) -> None:
-    """Give `user` `role` directly in `tenant`, limited to `namespaces` (empty: the role's)."""
-    row = db.session.get(MemberRole, (tenant.id, user.id, role.id))
+def _join(user: User, tenant_ids: set[int], *, new_account: bool) -> None:
+    """Memberships of these tenants for `user` (flushed). A brand-new account has none yet, so
+    they are inserted without asking (one statement); anyone else's are checked first."""
+    if not new_account:
+        tenant_ids = {t for t in tenant_ids if not db.session.scalar(
+            select(func.count()).select_from(tenant_members).where(
+                tenant_members.c.user_id == user.id, tenant_members.c.tenant_id == t))}
+    if tenant_ids:
+        db.session.execute(tenant_members.insert(),
+                           [{"tenant_id": t, "user_id": user.id} for t in sorted(tenant_ids)])
+
+
+def grant_direct_role(user: User, tenant: Tenant, role: Role, namespaces=(), *,
+                      new_account: bool = False) -> None:
+    """Give `user` `role` directly in `tenant`, limited to `namespaces` (empty: the role's).
+    A brand-new account holds no role yet: nothing to read first."""
+    row = None if new_account else db.session.get(MemberRole, (tenant.id, user.id, role.id))
     if row is None:
         db.session.add(MemberRole(tenant_id=tenant.id, user_id=user.id, role_id=role.id,
                                   namespaces=list(namespaces)))
@@ -206,25 +220,34 @@ def grant_direct_role(user: User, tenant: Tenant, role: Role, namespaces=()) -> 
         row.namespaces = sorted(set(row.namespaces or []) | set(namespaces)) if row.namespaces else []
 
 
-def grant_invitation_access(user: User, invitation: Invitation | None, *, flow: Flow | None = None) -> None:
+def grant_invitation_access(user: User, invitation: Invitation | None, *, flow: Flow | None = None,
+                            new_account: bool = False) -> None:
     """What an invitation gives, in the caller's transaction (enrollment's user write, or an
     existing account accepting): membership of the invitation's tenant, its groups, and the
     roles it attaches directly with their namespaces. Without an invitation (an open flow) the
     person joins the flow's tenant, or the default one for an instance-wide flow. A group of
-    any tenant also makes its holder a member there."""
+    any tenant also makes its holder a member there.
+
+    `new_account`: `user` was inserted in this very transaction (enrollment), so it has no
+    memberships, direct roles or groups but those given before its insert: they are written
+    without reading first. The same grants either way."""
+    if user.id is None:
+        db.session.flush()
+    if new_account and "groups" in inspect(user).unloaded:
+        # Flushed with no groups given: a new account's collection is empty, nothing to read.
+        set_committed_value(user, "groups", [])
     if invitation is not None:
-        tenant = db.session.get(Tenant, invitation.tenant_id)
+        tenant = invitation.tenant  # loaded with the invitation (invitations.grant_loads)
         for group in invitation.groups:
             if group not in user.groups:
                 user.groups.append(group)
-        add_member(user, tenant)
         for direct in invitation.direct_roles:
-            grant_direct_role(user, tenant, direct.role, direct.namespaces or [])
+            grant_direct_role(user, tenant, direct.role, direct.namespaces or [],
+                              new_account=new_account)
     else:
         owner = db.session.get(Tenant, flow.tenant_id) if flow is not None and flow.tenant_id else None
-        add_member(user, owner or default_tenant())
-    for tenant_id in {g.tenant_id for g in user.groups}:
-        add_member(user, db.session.get(Tenant, tenant_id))
+        tenant = owner or default_tenant()
+    _join(user, {tenant.id} | {g.tenant_id for g in user.groups}, new_account=new_account)
 
 
 def grants_summary(invitation: Invitation) -> dict:

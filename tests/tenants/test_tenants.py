@@ -124,3 +124,40 @@ def test_a_tenant_admin_invites_with_a_group_and_a_namespace_limited_role(app, a
         assert [(d.role.name, d.namespaces) for d in direct] == [("auditor", ["sales"])]
         assert grants_for(nia, beta).scopes == {"audit:view": {"sales"}}
         assert grants_for(nia, tenants.default_tenant()).scopes == {}
+
+
+def test_a_new_account_joins_every_tenant_its_groups_are_in_without_reading_memberships(app):
+    """grant_invitation_access(new_account=True): the account was inserted in this transaction,
+    so its memberships are written at once (one INSERT), each tenant once; the grants are the
+    same as for an existing account."""
+    from ..querycount import count_statements
+
+    with app.app_context():
+        beta = tenants.create_tenant(name="Beta", slug="beta")
+        tenants.use_tenant(beta)
+        crew = Group(name="crew", attributes={})
+        db.session.add(crew)
+        db.session.commit()
+        tenants.use_tenant(None)
+        default = tenants.default_tenant()
+        newcomer = User(username="newcomer", name="", email="newcomer@example.com", attributes={})
+        newcomer.groups.append(crew)
+        db.session.add(newcomer)
+        db.session.flush()
+        with count_statements(app) as statements:
+            tenants.grant_invitation_access(newcomer, None, flow=None, new_account=True)
+        assert not any("tenant_members" in s for s in statements if s.startswith("SELECT"))
+        assert [s.split()[2] for s in statements if s.startswith("INSERT")] == ["tenant_members"]
+        bare = User(username="bare", name="", email="bare@example.com", attributes={})
+        db.session.add(bare)
+        db.session.flush()
+        tenants.grant_invitation_access(bare, None, flow=None, new_account=True)
+        assert bare.groups == []
+        db.session.commit()
+        assert sorted(t.slug for t in db.session.get(User, newcomer.id).tenants) == ["beta", "default"]
+        assert [t.id for t in db.session.get(User, bare.id).tenants] == [default.id]
+        # Granting again (an existing account now) reads first and adds nothing twice.
+        tenants.grant_invitation_access(newcomer, None, flow=None)
+        db.session.commit()
+        db.session.expire_all()
+        assert len(db.session.get(User, newcomer.id).tenants) == 2

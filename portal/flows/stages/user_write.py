@@ -134,7 +134,7 @@ class UserWriteStage(StageType):
         except IntegrityError:
             _rollback_keeping(session, answers)
             return Retry({"username": ["This username was taken a moment ago; choose another."]})
-        tenants.grant_invitation_access(user, invitation, flow=ctx.flow)
+        tenants.grant_invitation_access(user, invitation, flow=ctx.flow, new_account=True)
         session.user_id = user.id
         session.password_hash = None  # the hash now lives on the user only
         ctx.set_pending_user(user)  # later stages (user login, consent) act on this account
