@@ -483,3 +483,30 @@ def test_a_recipient_bound_tenant_invitation_refuses_an_existing_account_of_anot
         assert _access_of("bob") == {"tenants": ["beta"], "groups": ["beta-crew"],
                                      "roles": set()}
     assert _events(app, "sso.failed")[-1] == {"reason": "wrong_email"}
+
+
+def test_a_tenant_owned_source_is_offered_only_on_its_tenants_invitations(
+        app, client, make_invitation, sso_source):
+    """The provider's source owned by alpha: "Continue with" on alpha's invitation (and the
+    round trip works), absent from beta's, and a forged start from beta's is refused."""
+    from portal import tenants
+    from portal.sources import service
+
+    with app.app_context():
+        tenants.create_tenant(name="Beta", slug="beta")
+    _, alpha_link = _tenant_invitation(app, make_invitation)
+    with app.app_context():
+        db.session.get(service.OIDCSource, sso_source).tenant_id = tenants.by_slug("alpha").id
+        db.session.commit()
+    _, beta_link = _tenant_invitation(app, make_invitation, slug="beta")
+    beta_client = app.test_client()
+    beta_client.get(path_of(beta_link))
+    page = beta_client.get(ENROLL).get_data(as_text=True)
+    assert "Continue with Test IdP" not in page
+    response = beta_client.post(f"/source/oidc/{SLUG}/start", data={
+        "csrf_token": csrf_from(page), "flow": "default-enrollment-flow"})
+    assert response.status_code == 404
+    assert _events(app, "sso.failed")[-1] == {"reason": "source_elsewhere"}
+    client.get(path_of(alpha_link))
+    assert "Continue with Test IdP" in client.get(ENROLL).get_data(as_text=True)
+    assert _sso(client, ENROLL, "alice").status_code == 302
