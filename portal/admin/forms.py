@@ -356,6 +356,10 @@ class SourceForm(FlaskForm):
         default=["email"], description="The provider is authoritative for these (the email "
                                        "is always read-only: it is what links the account).")
     show_on_login = BooleanField("Offer on sign-in and invitation pages", default=True)
+    instance_wide = BooleanField("Instance-wide", default=True,
+                                 description="Offered in every tenant. Unticked, the source "
+                                             "belongs to this tenant: offered only in its flows "
+                                             "and invitations, and managed by its admins.")
     submit = SubmitField("Save source")
 
     def __init__(self, *args, flows=(), **kwargs):

@@ -57,8 +57,13 @@ class OIDCSource(db.Model):
     authoritative_fields: Mapped[list] = mapped_column(JSON, default=list)
     show_on_login: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # NULL: instance-wide (superadmins manage it); else owned by one tenant (its admins manage
+    # it, and it is offered only in that tenant's flows and invitations).
+    tenant_id: Mapped[int | None] = mapped_column(
+        ForeignKey("tenants.id", ondelete="CASCADE"), index=True, default=None)
 
     enrollment_flow = relationship("Flow")
+    tenant = relationship("Tenant")
 
     def __repr__(self) -> str:
         return f"<OIDCSource {self.slug}>"

@@ -7,8 +7,11 @@ state finds nothing), `oidc.complete` checks the code and the ID token, and then
 `apply_to_flow` / `link` decides what the identity does. Every refusal is a SourceError with a
 reason (audited) and words for the person; nothing is written before the identity is checked.
 
-"Which tenant" is one parameter away: sources are instance-wide today (`sources_shown(tenant)`
-ignores it); an invitation's tenant rides on the invitation itself.
+Which tenant: a source is instance-wide (tenant_id NULL) or owned by one tenant. `offered_in`
+is the one rule of where a source may be used: an instance-wide one anywhere, a tenant's own
+only in flows and invitations of that tenant (`sources_shown` lists by it, `begin` refuses by
+it). A tenant-owned source links an existing account by email only when that account belongs
+to its tenant alone (`match`): a tenant's provider never vouches for anyone else.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ..audit import Action, record_event
@@ -113,7 +116,7 @@ def source_problems(values: dict, *, source: OIDCSource | None = None) -> dict[s
 
 FIELDS = ("name", "slug", "enabled", "issuer", "client_id", "scopes", "claim_username",
           "claim_email", "claim_name", "claim_groups", "use_userinfo", "matching_mode",
-          "enrollment_flow_id", "authoritative_fields", "show_on_login")
+          "enrollment_flow_id", "authoritative_fields", "show_on_login", "tenant_id")
 
 
 def save_source(source: OIDCSource | None, values: dict, *, actor: User | None,
@@ -149,16 +152,66 @@ def by_slug(slug: str) -> OIDCSource | None:
     return db.session.scalar(select(OIDCSource).where(OIDCSource.slug == slug))
 
 
-def all_sources() -> list[OIDCSource]:
-    return list(db.session.scalars(select(OIDCSource).order_by(OIDCSource.name)))
+def all_sources(tenant=None) -> list[OIDCSource]:
+    """Every source a tenant's pages may use (the current tenant's): the instance-wide ones and
+    its own (the choices of "create user directly" and of a stage's sources option)."""
+    from ..tenants import current_tenant
+
+    tenant = tenant or current_tenant()
+    return list(db.session.scalars(select(OIDCSource).where(_offered_clause(tenant.id))
+                                   .order_by(OIDCSource.name)))
+
+
+def _offered_clause(tenant_id: int | None):
+    if tenant_id is None:
+        return OIDCSource.tenant_id.is_(None)
+    return or_(OIDCSource.tenant_id.is_(None), OIDCSource.tenant_id == tenant_id)
+
+
+def offered_in(source: OIDCSource, tenant_id: int | None) -> bool:
+    """May `source` be used in a flow (or invitation) of tenant `tenant_id` (None: an
+    instance-wide flow without an invitation)? Instance-wide sources anywhere; a tenant's own
+    only in that tenant."""
+    return source.tenant_id is None or source.tenant_id == tenant_id
+
+
+def flow_session_tenant_id(flow_session: FlowSession | None) -> int | None:
+    """The tenant a flow session acts in: its invitation's, else its flow's (None when the
+    flow is instance-wide)."""
+    if flow_session is None:
+        return None
+    invitation = flow_session_invitation(flow_session)
+    if invitation is not None:
+        return invitation.tenant_id
+    return flow_session.flow.tenant_id if flow_session.flow is not None else None
+
+
+def sources_for_admin(tenant, *, superadmin: bool) -> list[OIDCSource]:
+    """The sources a tenant's admin page lists: the tenant's own, and for a superadmin the
+    instance-wide ones too."""
+    owned = OIDCSource.tenant_id == tenant.id
+    where = or_(owned, OIDCSource.tenant_id.is_(None)) if superadmin else owned
+    return list(db.session.scalars(select(OIDCSource).where(where).order_by(OIDCSource.name)))
+
+
+def source_for_admin(source_id, tenant, *, superadmin: bool) -> OIDCSource | None:
+    """The source with this id if this admin page may manage it (else None): one of the
+    tenant's own, or (superadmins) an instance-wide one."""
+    source = db.session.get(OIDCSource, source_id)
+    if source is None:
+        return None
+    if source.tenant_id == tenant.id or (source.tenant_id is None and superadmin):
+        return source
+    return None
 
 
 def sources_shown(tenant=None) -> list[OIDCSource]:
-    """The enabled sources offered on sign-in and invitation pages (instance-wide for now:
-    `tenant` is the seam where tenant-owned sources join)."""
+    """The enabled sources offered on sign-in and invitation pages of `tenant` (a Tenant, its
+    id, or None for an instance-wide page): instance-wide ones, and that tenant's own."""
+    tenant_id = getattr(tenant, "id", tenant)
     return list(db.session.scalars(select(OIDCSource).where(
-        OIDCSource.enabled.is_(True), OIDCSource.show_on_login.is_(True))
-        .order_by(OIDCSource.name)))
+        OIDCSource.enabled.is_(True), OIDCSource.show_on_login.is_(True),
+        _offered_clause(tenant_id)).order_by(OIDCSource.name)))
 
 
 def sources_by_ids(ids) -> list[OIDCSource]:
@@ -177,6 +230,9 @@ def begin(source: OIDCSource, *, redirect_uri: str, purpose: str,
           flow_session: FlowSession | None = None, user: User | None = None,
           binding_id: int | None = None) -> tuple[str, str]:
     """Record the attempt and return (the provider's authorization URL, the state)."""
+    if flow_session is not None and not offered_in(source, flow_session_tenant_id(flow_session)):
+        raise SourceError("source_elsewhere", "This sign-in option does not exist",
+                          "Go back and choose another way to sign in.", 404)
     try:
         auth = oidc.authorization(source, client_secret(source), redirect_uri)
     except oidc.ProviderError as exc:
@@ -287,6 +343,8 @@ def match(source: OIDCSource, identity: oidc.Identity) -> Match:
                               .order_by(User.id).limit(1))
     if owner is None:
         return Match(None, "none")
+    if source.tenant_id is not None and not _only_in(owner, source.tenant_id):
+        return Match(None, "none")
     waiting = db.session.scalar(select(SourceConnection).where(
         SourceConnection.user_id == owner.id, SourceConnection.source_id == source.id,
         SourceConnection.subject.is_(None)))
@@ -295,6 +353,20 @@ def match(source: OIDCSource, identity: oidc.Identity) -> Match:
     if source.matching_mode == MatchingMode.EMAIL_LINK:
         return Match(owner, "email")
     return Match(None, "none")
+
+
+def _only_in(user: User, tenant_id: int) -> bool:
+    """Is `user` an account of this tenant alone (a member of no other tenant, no group of
+    another tenant, not a superadmin)? Only such accounts may be matched by email by a source
+    the tenant owns."""
+    from ..access import is_superuser
+    from ..models import tenant_members
+
+    elsewhere = db.session.scalar(select(func.count()).select_from(tenant_members).where(
+        tenant_members.c.user_id == user.id, tenant_members.c.tenant_id != tenant_id))
+    if elsewhere or any(g.tenant_id != tenant_id for g in user.groups):
+        return False
+    return not is_superuser(user)
 
 
 def link(user: User, source: OIDCSource, identity: oidc.Identity, *, ip: str | None,

@@ -419,10 +419,10 @@ def _render(flow: Flow, step: Step):
 
 def _sso_offered(step: Step) -> list:
     """An invitation's first page offers "Continue with <source>" (until one was used)."""
-    from ..sources.service import sources_shown, sso_identity
+    from ..sources.service import flow_session_tenant_id, sources_shown, sso_identity
 
     ctx = g.get("flow_ctx")
     if ctx is None or step.number != 1 or ctx.session.invitation_id is None or \
             sso_identity(ctx.session):
         return []
-    return sources_shown(tenant=None)  # the seam: the invitation's tenant
+    return sources_shown(tenant=flow_session_tenant_id(ctx.session))  # the invitation's tenant

@@ -26,6 +26,7 @@ from portal.models import (
     FlowStageBinding,
     Group,
     Invitation,
+    OIDCSource,
     OutboxMessage,
     Prompt,
     Role,
@@ -48,13 +49,14 @@ from ..conftest import (
 from ..flowkit import make_flow
 
 BETA_NAMES = ("beta-secret-group", "beta-secret-role", "beta-secret-invite", "beta-flow",
-              "beta-stage", "beta-prompt", "bob-of-beta")
+              "beta-stage", "beta-prompt", "bob-of-beta", "beta-secret-source")
 
 # Which world object each URL argument names (always beta's), and the value of other arguments.
 ARGUMENTS = {"invitation_id": "invitation", "flow_id": "flow", "binding_id": "binding",
              "stage_id": "stage", "prompt_id": "prompt", "role_id": "role", "group_id": "group",
-             "user_id": "user", "message_id": "message", "device_id": "device"}
-FIXED = {"direction": "up", "kind": "prompt", "action": "resend", "source_id": 1}
+             "user_id": "user", "message_id": "message", "device_id": "device",
+             "source_id": "source"}
+FIXED = {"direction": "up", "kind": "prompt", "action": "resend"}
 # Routes whose URL names no object: how each is kept to its tenant (a test below each).
 WITHOUT_IDS = {
     "admin.dashboard": "list", "admin.access": "list", "admin.audit_log": "list",
@@ -66,9 +68,8 @@ WITHOUT_IDS = {
     "admin.invitation_create": "forged", "admin.invitations_bulk": "forged",
     "admin.invitations_bulk_action": "forged", "admin.blueprint_import": "find",
     "admin.blueprint_apply": "find",
-    # Instance-wide, superadmins only (sign-in sources decide who may sign in as whom).
-    "admin.sources": "superadmin", "admin.source_edit": "superadmin",
-    "admin.source_delete": "superadmin",
+    # Sign-in sources: the tenant's own (instance-wide ones are superadmins' only: a test below).
+    "admin.sources": "list", "admin.source_edit": "form",
 }
 
 
@@ -123,11 +124,23 @@ def _build_world(app) -> dict:
                                                email="carol@example.com", groups=[group])
         message = service.queue_invitation_email(invitation, "http://portal.test")
         db.session.commit()
+        source = _source("beta-secret-source", tenant_id=beta.id)
+        ids["instance_source"] = _source("instance-source", tenant_id=None).id
+        ids.update(source=source.id)
         ids.update(flow=flow.id, stage=stage.id, prompt=prompt.id, role=role.id, group=group.id,
                    user=bob.id, invitation=invitation.id, message=message.id, device=1,
                    binding=db.session.scalars(select(FlowStageBinding.id).filter_by(flow_id=flow.id)).first(),
                    link=service.invitation_link(invitation, "http://portal.test"))
         return ids
+
+
+def _source(slug: str, *, tenant_id: int | None):
+    from portal.sources import service as sources
+
+    return sources.save_source(None, {
+        "name": slug, "slug": slug, "issuer": "https://idp.example.com", "client_id": slug,
+        "client_secret": "s3cret", "scopes": "openid email", "tenant_id": tenant_id,
+    }, actor=None, ip=None)
 
 
 def _beta_rows(app) -> dict:
@@ -142,6 +155,8 @@ def _beta_rows(app) -> dict:
         counts["revoked"] = invitation.revoked_at is not None
         counts["bob active"] = db.session.scalar(select(User.active).filter_by(username="bob-of-beta"))
         counts["group names"] = sorted(db.session.scalars(select(Group.name)))
+        counts["sources"] = sorted(db.session.execute(select(OIDCSource.slug, OIDCSource.name,
+                                                             OIDCSource.tenant_id)).all())
         return counts
 
 
@@ -201,7 +216,7 @@ def test_lists_counts_searches_and_exports_show_nothing_of_another_tenant(world)
     app, _ = world
     client = _alpha_admin(app)
     for rule in app.url_map.iter_rules():
-        if WITHOUT_IDS.get(rule.endpoint) not in (None, "superadmin") and "GET" in rule.methods \
+        if WITHOUT_IDS.get(rule.endpoint) is not None and "GET" in rule.methods \
                 and not rule.arguments & set(ARGUMENTS):
             # lists, counts, searches, exports, and the choices of every form
             for query in ("", "?q=beta", "?search=beta", "?status=pending"):
@@ -218,19 +233,42 @@ def test_lists_counts_searches_and_exports_show_nothing_of_another_tenant(world)
     assert "bob-of-beta" not in dashboard
 
 
-def test_instance_wide_admin_pages_refuse_a_tenant_admin(world):
-    app, _ = world
+def test_instance_wide_sources_are_superadmins_only_and_a_tenant_admin_makes_its_own(world):
+    """alpha's admin neither sees nor changes an instance-wide source (404, as absent); a
+    source they create belongs to alpha; a superadmin sees and manages both kinds."""
+    app, ids = world
+    before = _beta_rows(app)
     client = _alpha_admin(app)
     token = _token(client)
-    tried = 0
-    for rule in app.url_map.iter_rules():
-        if WITHOUT_IDS.get(rule.endpoint) == "superadmin":
-            for method in sorted(rule.methods & {"GET", "POST"}):
-                response = client.open(_url(rule, {}), method=method,
-                                       data={"csrf_token": token} if method == "POST" else None)
-                assert response.status_code == 403, (method, rule.rule)
-                tried += 1
-    assert tried == 6  # list; new and edit (GET, POST each); delete (POST)
+    wide = ids["instance_source"]
+    listed = client.get("/t/alpha/admin/sources/").get_data(as_text=True)
+    assert "instance-source" not in listed
+    for method, url in (("GET", f"/t/alpha/admin/sources/{wide}"),
+                        ("POST", f"/t/alpha/admin/sources/{wide}"),
+                        ("POST", f"/t/alpha/admin/sources/{wide}/delete")):
+        response = client.open(url, method=method, data={"csrf_token": token, "name": "taken"})
+        assert response.status_code == 404, (method, url)
+    page = client.get("/t/alpha/admin/sources/new").get_data(as_text=True)
+    assert "Instance-wide" not in page  # not theirs to choose
+    response = client.post("/t/alpha/admin/sources/new", data={
+        "csrf_token": csrf_from(page), "name": "Alpha IdP", "slug": "alpha-idp",
+        "issuer": "https://alpha.example.com", "client_id": "alpha", "client_secret": "x",
+        "scopes": "openid email", "matching_mode": "email_link", "instance_wide": "y",
+        "enabled": "y", "show_on_login": "y"})
+    assert response.status_code == 302, response.get_data(as_text=True)
+    with app.app_context():
+        made = db.session.scalar(select(OIDCSource).filter_by(slug="alpha-idp"))
+        assert made.tenant_id == ids["alpha"]
+    assert "Alpha IdP" in client.get("/t/alpha/admin/sources/").get_data(as_text=True)
+    assert _beta_rows(app)["sources"] == sorted([*before["sources"],
+                                                 ("alpha-idp", "Alpha IdP", ids["alpha"])])
+    root = app.test_client()
+    sign_in(root, "root", TEST_PASSWORD)
+    listed = root.get("/t/alpha/admin/sources/").get_data(as_text=True)
+    assert "instance-source" in listed and "Alpha IdP" in listed
+    assert "beta-secret-source" not in listed  # beta's own are listed under /t/beta/
+    assert root.get(f"/t/alpha/admin/sources/{wide}").status_code == 200
+    assert root.get(f"/t/beta/admin/sources/{ids['source']}").status_code == 200
 
 
 def test_forged_ids_in_bulk_actions_and_forms_touch_nothing_of_another_tenant(world):

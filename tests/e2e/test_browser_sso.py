@@ -10,7 +10,16 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from portal.extensions import db
-from portal.models import Group, Invitation, SourceConnection, Stage, User
+from portal.models import (
+    Group,
+    Invitation,
+    MemberRole,
+    SourceConnection,
+    Stage,
+    Tenant,
+    User,
+    tenant_members,
+)
 
 from ..conftest import TEST_PASSWORD
 
@@ -28,8 +37,15 @@ def _provider_login(page, login: str) -> None:
     page.get_by_role("button", name="Continue").click()
 
 
-def _invitation(app, invitation_link, **kwargs):
+def _invitation(app, invitation_link, tenant: str | None = None, **kwargs):
+    """An invitation with the group "staff"; with `tenant`, of that tenant (created here), its
+    group of that tenant, and a direct role "editors" limited to the namespace "eng"."""
+    from portal import tenants
+    from portal.models import InvitationRole, Role
+
     with app.app_context():
+        if tenant is not None:
+            tenants.use_tenant(tenants.create_tenant(name=tenant.title(), slug=tenant))
         staff = Group(name="staff")
         db.session.add(staff)
         db.session.commit()
@@ -38,8 +54,19 @@ def _invitation(app, invitation_link, **kwargs):
     with app.app_context():
         invitation = db.session.scalars(select(Invitation)).one()
         invitation.groups.append(db.session.get(Group, staff_id))
+        if tenant is not None:
+            owner = tenants.by_slug(tenant)
+            invitation.tenant_id = owner.id
+            role = Role(name="editors", permissions=["invitations:view"], tenant_id=owner.id)
+            invitation.direct_roles.append(InvitationRole(role=role, namespaces=["eng"]))
         db.session.commit()
         return invitation.id, link
+
+
+def tenants_of(user) -> list:
+    return list(db.session.scalars(select(Tenant).join(
+        tenant_members, tenant_members.c.tenant_id == Tenant.id).where(
+        tenant_members.c.user_id == user.id).order_by(Tenant.slug)))
 
 
 def _offer_on_sign_in(app, source_id: int) -> None:
@@ -52,7 +79,7 @@ def _offer_on_sign_in(app, source_id: int) -> None:
 
 def test_invitee_continues_with_sso_and_is_enrolled_with_the_invitations_groups(
         app, page, invitation_link, sso_source, screenshot):
-    invitation_id, link = _invitation(app, invitation_link, single_use=True)
+    invitation_id, link = _invitation(app, invitation_link, tenant="alpha", single_use=True)
     page.goto(link)
     expect(page.get_by_role("heading", name="Welcome! Set up your account")).to_be_visible()
     page.get_by_role("button", name="Continue with Test IdP").click()
@@ -70,6 +97,10 @@ def test_invitee_continues_with_sso_and_is_enrolled_with_the_invitations_groups(
         alice = db.session.scalar(select(User).filter_by(username="alice"))
         assert alice.password_hash is None and [g.name for g in alice.groups] == ["staff"]
         assert db.session.get(Invitation, invitation_id).use_count == 1
+        # enrolled into the invitation's tenant, with its direct role and namespace
+        assert [t.slug for t in tenants_of(alice)] == ["alpha"]
+        assert [(r.role.name, r.namespaces) for r in db.session.scalars(
+            select(MemberRole).filter_by(user_id=alice.id))] == [("editors", ["eng"])]
         assert [c.subject for c in db.session.scalars(
             select(SourceConnection).filter_by(user_id=alice.id))] == ["alice"]
 

@@ -376,3 +376,137 @@ def test_a_new_identity_at_sign_in_enrolls_through_the_sources_enrollment_flow(
         alice = db.session.scalar(select(User).filter_by(username="alice"))
         assert (alice.email, alice.password_hash) == ("alice@example.com", None)
         assert [c.subject for c in service.connections_of(alice)] == ["alice"]
+
+
+# -- tenants: the invitation's tenant, groups and direct roles through SSO ----------------------
+
+
+def _tenant_invitation(app, make_invitation, slug: str = "alpha", **kwargs) -> tuple[int, str]:
+    """An invitation of tenant `slug` (created here) with a group of that tenant and a direct
+    role limited to the namespace "eng"."""
+    from portal import tenants
+    from portal.models import Role
+
+    with app.app_context():
+        tenant = tenants.by_slug(slug) or tenants.create_tenant(name=slug.title(), slug=slug)
+        tenants.use_tenant(tenant)
+        group = Group(name=f"{slug}-crew", attributes={})
+        role = Role(name=f"{slug}-editors", permissions=["invitations:view"])
+        db.session.add_all([group, role])
+        db.session.commit()
+        group_id, role_id = group.id, role.id
+    invitation_id, link = make_invitation(**kwargs)
+    with app.app_context():
+        role = db.session.get(Role, role_id)
+        invitation = db.session.get(Invitation, invitation_id)
+        invitation.tenant_id = tenants.by_slug(slug).id  # (make_invitation acts in the default)
+        invitation.groups.append(db.session.get(Group, group_id))
+        from portal.models import InvitationRole
+
+        invitation.direct_roles.append(InvitationRole(role=role, namespaces=["eng"]))
+        db.session.commit()
+    return invitation_id, link
+
+
+def _access_of(username: str) -> dict:
+    from portal.models import MemberRole, Tenant, tenant_members
+
+    user = db.session.scalar(select(User).filter_by(username=username))
+    member_of = db.session.scalars(select(Tenant.slug).join(
+        tenant_members, tenant_members.c.tenant_id == Tenant.id).where(
+        tenant_members.c.user_id == user.id).order_by(Tenant.slug)).all()
+    roles = {(db.session.get(Tenant, r.tenant_id).slug, r.role.name, tuple(r.namespaces or ()))
+             for r in db.session.scalars(select(MemberRole).filter_by(user_id=user.id))}
+    return {"tenants": member_of, "groups": sorted(g.name for g in user.groups), "roles": roles}
+
+
+def test_an_invitee_enrolling_through_sso_lands_in_the_invitations_tenant(
+        app, client, make_invitation, sso_source):
+    """The enrollment's user write gives the new account the invitation's tenant, its group and
+    its namespace-limited direct role (tenants.grant_invitation_access), as without SSO."""
+    invitation_id, link = _tenant_invitation(app, make_invitation, single_use=True)
+    client.get(path_of(link))
+    assert _sso(client, ENROLL, "alice").status_code == 302
+    assert _fill(client, ENROLL, {"username": "alice"}).status_code == 302
+    assert _fill(client, ENROLL, {"name": "Alice"}).status_code == 302
+    with app.app_context():
+        assert _access_of("alice") == {"tenants": ["alpha"], "groups": ["alpha-crew"],
+                                       "roles": {("alpha", "alpha-editors", ("eng",))}}
+        assert db.session.get(Invitation, invitation_id).use_count == 1
+
+
+def _bob_of_beta(app, sso_source) -> None:
+    """bob: an account of tenant beta (a member, with a group of beta), linked to the provider."""
+    from portal import tenants
+    from portal.auth.service import create_user
+    from portal.sources import service
+
+    with app.app_context():
+        beta = tenants.create_tenant(name="Beta", slug="beta")
+        tenants.use_tenant(beta)
+        bob = create_user(username="bob", email="bob@example.com", password=TEST_PASSWORD)
+        bob.groups.append(Group(name="beta-crew", attributes={}))
+        tenants.add_member(bob, beta)
+        service.link(bob, db.session.get(service.OIDCSource, sso_source),
+                     service.oidc.Identity(subject="bob"), ip=None)
+
+
+def test_an_account_of_another_tenant_accepting_through_sso_joins_the_invitations_tenant(
+        app, client, make_invitation, sso_source):
+    _bob_of_beta(app, sso_source)
+    invitation_id, link = _tenant_invitation(app, make_invitation, single_use=True)
+    with app.app_context():
+        users = db.session.scalar(select(func.count()).select_from(User))
+    client.get(path_of(link))
+    response = _sso(client, ENROLL, "bob")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/account/")
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == users  # no second
+        assert _access_of("bob") == {"tenants": ["alpha", "beta"],
+                                     "groups": ["alpha-crew", "beta-crew"],
+                                     "roles": {("alpha", "alpha-editors", ("eng",))}}
+        assert db.session.get(Invitation, invitation_id).use_count == 1
+
+
+def test_a_recipient_bound_tenant_invitation_refuses_an_existing_account_of_another_address(
+        app, client, make_invitation, sso_source):
+    """bob's verified address is not the recipient's: refused, the invitation unused, bob not
+    in alpha; the recipient herself then accepts."""
+    _bob_of_beta(app, sso_source)
+    invitation_id, link = _tenant_invitation(app, make_invitation, email="carol@example.com")
+    client.get(path_of(link))
+    response = _sso(client, ENROLL, "bob")
+    assert response.status_code == 403
+    assert "This invitation is for another address" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.get(Invitation, invitation_id).use_count == 0
+        assert _access_of("bob") == {"tenants": ["beta"], "groups": ["beta-crew"],
+                                     "roles": set()}
+    assert _events(app, "sso.failed")[-1] == {"reason": "wrong_email"}
+
+
+def test_a_tenant_owned_source_is_offered_only_on_its_tenants_invitations(
+        app, client, make_invitation, sso_source):
+    """The provider's source owned by alpha: "Continue with" on alpha's invitation (and the
+    round trip works), absent from beta's, and a forged start from beta's is refused."""
+    from portal import tenants
+    from portal.sources import service
+
+    with app.app_context():
+        tenants.create_tenant(name="Beta", slug="beta")
+    _, alpha_link = _tenant_invitation(app, make_invitation)
+    with app.app_context():
+        db.session.get(service.OIDCSource, sso_source).tenant_id = tenants.by_slug("alpha").id
+        db.session.commit()
+    _, beta_link = _tenant_invitation(app, make_invitation, slug="beta")
+    beta_client = app.test_client()
+    beta_client.get(path_of(beta_link))
+    page = beta_client.get(ENROLL).get_data(as_text=True)
+    assert "Continue with Test IdP" not in page
+    response = beta_client.post(f"/source/oidc/{SLUG}/start", data={
+        "csrf_token": csrf_from(page), "flow": "default-enrollment-flow"})
+    assert response.status_code == 404
+    assert _events(app, "sso.failed")[-1] == {"reason": "source_elsewhere"}
+    client.get(path_of(alpha_link))
+    assert "Continue with Test IdP" in client.get(ENROLL).get_data(as_text=True)
+    assert _sso(client, ENROLL, "alice").status_code == 302

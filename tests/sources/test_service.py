@@ -145,3 +145,83 @@ def test_the_authorization_request_uses_pkce_s256_state_and_nonce(app, oidc_prov
     assert query["state"] == [auth.state] and query["nonce"] == [auth.nonce]
     assert len(auth.state) >= 43 and len(auth.nonce) >= 43  # 256 bits, url-safe
     assert "secret" not in auth.url
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_a_source_at_0009_tenants_stays_instance_wide_after_the_upgrade(tmp_path):
+    """Revision 0014_sso_tenant adds a nullable tenant_id: an existing source keeps working,
+    instance-wide, with its sealed secret."""
+    from portal.models import utcnow
+    from portal.security import sealing
+
+    from ..helpers import old_sql
+
+    def fill(connection):
+        old_sql(connection, "INSERT INTO oidc_sources (name, slug, enabled, issuer, client_id, "
+                "client_secret_sealed, scopes, claim_username, claim_email, claim_name, "
+                "claim_groups, use_userinfo, matching_mode, authoritative_fields, show_on_login, "
+                "created_at) VALUES ('Old', 'old', true, 'https://idp.example.com', 'c', :secret, "
+                "'openid', 'preferred_username', 'email', 'name', '', true, 'email_link', :fields,"
+                " true, :now)", secret=sealing.seal(service.SECRET_LABEL, "s3cret"),
+                fields=[], now=utcnow())
+
+    with upgraded_from(tmp_path, "0009_tenants", fill) as app, app.app_context():
+        old = service.by_slug("old")
+        assert old.tenant_id is None and service.client_secret(old) == "s3cret"
+        assert [s.slug for s in service.sources_shown()] == ["old"]
+
+
+def _two_tenants_and_sources():
+    from portal import tenants
+
+    alpha = tenants.create_tenant(name="Alpha", slug="alpha")
+    beta = tenants.create_tenant(name="Beta", slug="beta")
+    made = {}
+    for slug, tenant in (("wide", None), ("alpha-idp", alpha), ("beta-idp", beta)):
+        made[slug] = service.save_source(None, {
+            "name": slug, "slug": slug, "issuer": "https://idp.example.com", "client_id": slug,
+            "client_secret": "s", "scopes": "openid", "tenant_id": tenant.id if tenant else None,
+        }, actor=None, ip=None)
+    return alpha, beta, made
+
+
+def test_a_tenant_owned_source_is_offered_only_in_its_tenant(app):
+    with app.app_context():
+        alpha, beta, made = _two_tenants_and_sources()
+        assert [s.slug for s in service.sources_shown()] == ["wide"]
+        assert [s.slug for s in service.sources_shown(tenant=alpha)] == ["alpha-idp", "wide"]
+        assert [s.slug for s in service.sources_shown(tenant=beta.id)] == ["beta-idp", "wide"]
+        assert service.offered_in(made["wide"], None) and service.offered_in(made["wide"], beta.id)
+        assert service.offered_in(made["alpha-idp"], alpha.id)
+        assert not service.offered_in(made["alpha-idp"], beta.id)
+        assert not service.offered_in(made["alpha-idp"], None)
+
+
+def test_a_tenant_owned_source_matches_by_email_only_accounts_of_its_tenant_alone(app):
+    """alpha's provider may vouch for alpha's people, never for an account that is also
+    somewhere else (or a superadmin): that would hand alpha's admin the other tenant's account."""
+    from portal import tenants
+    from portal.auth.service import create_user
+
+    with app.app_context():
+        alpha, beta, made = _two_tenants_and_sources()
+        tenants.use_tenant(alpha)  # accounts created here are alpha's
+        only_alpha = create_user(username="ann", email="ann@example.com", password=TEST_PASSWORD)
+        tenants.add_member(only_alpha, alpha)
+        both = create_user(username="bo", email="bo@example.com", password=TEST_PASSWORD)
+        tenants.add_member(both, alpha)
+        tenants.add_member(both, beta)
+        root = create_user(username="root", email="root@example.com", password=TEST_PASSWORD,
+                           superuser=True)
+        tenants.add_member(root, alpha)
+        db.session.commit()
+
+        def found(source, email):
+            return service.match(source, oidc.Identity(subject=email, email=email,
+                                                       email_verified=True)).how
+
+        assert found(made["alpha-idp"], "ann@example.com") == "email"
+        assert found(made["alpha-idp"], "bo@example.com") == "none"
+        assert found(made["alpha-idp"], "root@example.com") == "none"
+        assert found(made["beta-idp"], "ann@example.com") == "none"
+        assert found(made["wide"], "bo@example.com") == "email"  # instance-wide: as before
