@@ -456,7 +456,7 @@ def invitations_bulk_action():
 @manage
 def invitations_bulk():
     groups = assignable_groups(grants())
-    form = BulkInvitationForm(flows=_invitable_flows(), groups=groups)
+    form = BulkInvitationForm(flows=_invitable_flows(), groups=groups, roles=givable_roles(grants()))
     _check_posted_flow()
     rows, error = None, None
     if request.method == "GET":
@@ -503,10 +503,14 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
     count = request.form.get("count", type=db_int)
     part = rows[start:start + count] if count else rows
     emailed = mail_configured()
+    options = dict(flow=tenant_get(Flow, form.flow.data), groups=_groups_by_id(form.groups.data),
+                   roles=_direct_roles(form))
+    # The one ceiling, as on the create form (each row's own groups are checked by bulk.check).
+    check_invitation(grants(), **options)
     created = bulk.create(
         part, base_url=base_url(), email=emailed, created_by=current_user, ip=client_ip(),
-        flow=tenant_get(Flow, form.flow.data), expires_at=form.expires.data.replace(tzinfo=UTC),
-        message=(form.message.data or "").strip(), groups=_groups_by_id(form.groups.data),
+        expires_at=form.expires.data.replace(tzinfo=UTC), message=(form.message.data or "").strip(),
+        **options,
     )
     deliver_after_response(_queued_ids(created))
     _note_existing_accounts(i.email for i in created)

@@ -72,10 +72,11 @@ def test_old_admin_links_lead_to_the_same_page_in_the_home_tenant(app, admin):
     assert client.get("/t/nowhere/admin/").status_code == 404
 
 
-def test_a_tenant_admin_invites_with_a_group_and_a_namespace_limited_role(app, admin):
+def _beta_with_a_lead(app) -> tuple[int, int, int, int]:
+    """Tenant Beta, its admin "lead" (invitations and audit), a group, a role within the lead's
+    ceiling (auditor) and one beyond it (flows-boss): (beta, crew, auditor, boss) ids."""
     with app.app_context():
         beta = tenants.create_tenant(name="Beta", slug="beta")
-        beta_id = beta.id
         tenants.use_tenant(beta)
         lead = accounts.create_user(username="lead", email="lead@example.com", password=TEST_PASSWORD)
         lead.groups.append(Group(name="leads", attributes={}, roles=[
@@ -84,9 +85,19 @@ def test_a_tenant_admin_invites_with_a_group_and_a_namespace_limited_role(app, a
                             Role(name="auditor", permissions=["audit:view"], namespaces=[]),
                             Role(name="flows-boss", permissions=["flows:manage"])])
         db.session.commit()
-        crew = db.session.scalar(select(Group.id).filter_by(name="crew"))
-        auditor = db.session.scalar(select(Role.id).filter_by(name="auditor"))
-        boss = db.session.scalar(select(Role.id).filter_by(name="flows-boss"))
+        return (beta.id, db.session.scalar(select(Group.id).filter_by(name="crew")),
+                db.session.scalar(select(Role.id).filter_by(name="auditor")),
+                db.session.scalar(select(Role.id).filter_by(name="flows-boss")))
+
+
+def _direct_roles_of(app) -> dict[str, list[tuple[str, list[str]]]]:
+    with app.app_context():
+        return {i.email or i.name: [(d.role.name, d.namespaces) for d in i.direct_roles]
+                for i in db.session.scalars(select(Invitation).order_by(Invitation.id))}
+
+
+def test_a_tenant_admin_invites_with_a_group_and_a_namespace_limited_role(app, admin):
+    beta_id, crew, auditor, boss = _beta_with_a_lead(app)
     client = app.test_client()
     sign_in(client, "lead")
     form_url = "/t/beta/admin/invitations/new?mode=link"
@@ -124,3 +135,24 @@ def test_a_tenant_admin_invites_with_a_group_and_a_namespace_limited_role(app, a
         assert [(d.role.name, d.namespaces) for d in direct] == [("auditor", ["sales"])]
         assert grants_for(nia, beta).scopes == {"audit:view": {"sales"}}
         assert grants_for(nia, tenants.default_tenant()).scopes == {}
+
+
+def test_bulk_invite_attaches_direct_roles_within_the_ceiling(app, admin):
+    beta_id, crew, auditor, boss = _beta_with_a_lead(app)
+    client = app.test_client()
+    sign_in(client, "lead")
+    url = "/t/beta/admin/invitations/bulk"
+    page = _text(client.get(url))
+    assert "Roles given directly" in page and "auditor" in page and "flows-boss" not in page
+    flow_id = __import__("re").search(r'name="flow"[^>]*>\s*<option value="(\d+)"', page).group(1)
+    base = {"csrf_token": csrf_from(page), "text": "ann@example.com\nbo@example.com",
+            "flow": flow_id, "expires": "2099-01-01T00:00", "groups": [str(crew)],
+            "role_namespaces": "sales, hr", "confirm": "Create invitations"}
+    forged = client.post(url, data={**base, "roles": [str(boss)]})
+    assert forged.status_code in (200, 403) and _direct_roles_of(app) == {}
+    made = client.post(url, data={**base, "roles": [str(auditor)]}, follow_redirects=True)
+    assert "2 invitations created" in _text(made)
+    assert _direct_roles_of(app) == {"ann@example.com": [("auditor", ["sales", "hr"])],
+                                     "bo@example.com": [("auditor", ["sales", "hr"])]}
+    with app.app_context():
+        assert {i.tenant_id for i in db.session.scalars(select(Invitation))} == {beta_id}
