@@ -263,6 +263,11 @@ def _fill_from(form: NewInvitationForm, source: Invitation, *, keep_kind: bool =
     form.attributes.data = service.attributes_as_yaml(source.attributes)
     form.message.data = source.message
     form.groups.data = [g.id for g in source.groups]
+    # Its direct roles, with the namespaces they are limited to (the form has one list for all
+    # of them, as every form-made invitation does; posting goes through the ceiling again).
+    form.roles.data = [d.role_id for d in source.direct_roles]
+    first = source.direct_roles[0] if source.direct_roles else None
+    form.role_namespaces.data = ", ".join(first.namespaces or []) if first else ""
     form.single_use.data = source.single_use
     form.max_uses.data = source.max_uses
     form.allowed_domains.data = ", ".join(source.allowed_domains or [])

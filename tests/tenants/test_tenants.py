@@ -156,3 +156,39 @@ def test_bulk_invite_attaches_direct_roles_within_the_ceiling(app, admin):
                                      "bo@example.com": [("auditor", ["sales", "hr"])]}
     with app.app_context():
         assert {i.tenant_id for i in db.session.scalars(select(Invitation))} == {beta_id}
+
+
+def test_duplicate_copies_the_direct_roles_and_their_namespaces(app, admin):
+    import re
+
+    from portal.invitations import service
+
+    beta_id, crew, auditor, boss = _beta_with_a_lead(app)
+    with app.app_context():
+        tenants.use_tenant(db.session.get(Tenant, beta_id))
+        flow = db.session.scalar(select(tenants.Flow).filter_by(slug="default-enrollment-flow"))
+        source = service.create_invitation(
+            name="crew link", flow=flow, expires_at=None,
+            created_by=db.session.scalar(select(User).filter_by(username="lead")),
+            groups=[db.session.get(Group, crew)], roles=[(db.session.get(Role, auditor), ["sales", "hr"])])
+        source_id = source.id
+    client = app.test_client()
+    sign_in(client, "lead")
+    url = f"/t/beta/admin/invitations/new?from={source_id}"
+    page = client.get(url).get_data(as_text=True)
+    boxes = re.findall(r'<input[^>]*name="roles"[^>]*>', page)
+    ticked = [re.search(r'value="(\d+)"', box).group(1) for box in boxes if "checked" in box]
+    assert ticked == [str(auditor)]
+    assert re.search(r'name="role_namespaces"[^>]*value="sales, hr"', page)
+    made = client.post(url, data={
+        "csrf_token": csrf_from(page), "kind": "link", "name": "crew link (copy)",
+        "flow": str(_flow_id(app)), "expires": "2099-01-01T00:00", "groups": [str(crew)],
+        "roles": ticked, "role_namespaces": "sales, hr"}, follow_redirects=True)
+    assert made.status_code == 200
+    assert _direct_roles_of(app) == {"crew link": [("auditor", ["sales", "hr"])],
+                                     "crew link (copy)": [("auditor", ["sales", "hr"])]}
+
+
+def _flow_id(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(tenants.Flow.id).filter_by(slug="default-enrollment-flow"))
