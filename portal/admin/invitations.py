@@ -30,7 +30,6 @@ from ..access import (
     check_invitation,
     givable_roles,
     invitation_refusals,
-    may_see_accounts,
 )
 from ..extensions import db
 from ..invitations import bulk, scope, service
@@ -283,18 +282,22 @@ NAMED_EXISTING = 5  # past this many, the note gives a count and the first few a
 
 
 def _note_existing_accounts(addresses) -> None:
-    """Tell the admin which invited addresses already have an account (they will be asked to
-    join, not to sign up). Only an admin who may see accounts learns it: to anyone else the
-    result page is the same whoever the address belongs to."""
-    if not may_see_accounts(grants()):
-        return
-    existing = service.addresses_with_accounts(addresses)
-    if len(existing) == 1:
-        flash(f"{existing[0]} already has an account; they will be asked to join.", "info")
-    elif existing:
-        shown = ", ".join(existing[:NAMED_EXISTING]) + (", …" if len(existing) > NAMED_EXISTING else "")
-        flash(f"{len(existing)} of these addresses already have an account; they will be asked "
-              f"to join: {shown}.", "info")
+    """Tell the admin which invited addresses already belong to a member of this tenant (or,
+    to a superadmin, to an account elsewhere): they will be asked to join, not to sign up. Who
+    learns what is service.account_notes' rule: to anyone else the page is the same whoever
+    the address belongs to."""
+    notes = service.account_notes(addresses, grants())
+    members = [a for a, note in notes.items() if note == service.MEMBER]
+    others = [a for a, note in notes.items() if note == service.ACCOUNT]
+    for found, single, several in (
+            (members, "is already a member of this tenant", "are already members of this tenant"),
+            (others, "already has an account", "already have an account")):
+        if len(found) == 1:
+            flash(f"{found[0]} {single}; they will be asked to join.", "info")
+        elif found:
+            shown = ", ".join(found[:NAMED_EXISTING]) + (", …" if len(found) > NAMED_EXISTING else "")
+            flash(f"{len(found)} of these addresses {several}; they will be asked to join: {shown}.",
+                  "info")
 
 
 def _flash_created(count: int, emailed: bool) -> None:
@@ -480,7 +483,7 @@ def invitations_bulk():
         if error is None:
             try:
                 rows = bulk.check(bulk.parse(form.text.data), flow_id=form.flow.data,
-                                  assignable=groups, show_accounts=may_see_accounts(grants()))
+                                  assignable=groups, viewer=grants())
             except bulk.UploadRejected as exc:
                 error = str(exc)
         if error is None and not rows:
