@@ -30,7 +30,6 @@ from ..access import (
     check_invitation,
     givable_roles,
     invitation_refusals,
-    may_see_accounts,
 )
 from ..extensions import db
 from ..invitations import bulk, scope, service
@@ -263,6 +262,11 @@ def _fill_from(form: NewInvitationForm, source: Invitation, *, keep_kind: bool =
     form.attributes.data = service.attributes_as_yaml(source.attributes)
     form.message.data = source.message
     form.groups.data = [g.id for g in source.groups]
+    # Its direct roles, with the namespaces they are limited to (the form has one list for all
+    # of them, as every form-made invitation does; posting goes through the ceiling again).
+    form.roles.data = [d.role_id for d in source.direct_roles]
+    first = source.direct_roles[0] if source.direct_roles else None
+    form.role_namespaces.data = ", ".join(first.namespaces or []) if first else ""
     form.single_use.data = source.single_use
     form.max_uses.data = source.max_uses
     form.allowed_domains.data = ", ".join(source.allowed_domains or [])
@@ -278,18 +282,22 @@ NAMED_EXISTING = 5  # past this many, the note gives a count and the first few a
 
 
 def _note_existing_accounts(addresses) -> None:
-    """Tell the admin which invited addresses already have an account (they will be asked to
-    join, not to sign up). Only an admin who may see accounts learns it: to anyone else the
-    result page is the same whoever the address belongs to."""
-    if not may_see_accounts(grants()):
-        return
-    existing = service.addresses_with_accounts(addresses)
-    if len(existing) == 1:
-        flash(f"{existing[0]} already has an account; they will be asked to join.", "info")
-    elif existing:
-        shown = ", ".join(existing[:NAMED_EXISTING]) + (", …" if len(existing) > NAMED_EXISTING else "")
-        flash(f"{len(existing)} of these addresses already have an account; they will be asked "
-              f"to join: {shown}.", "info")
+    """Tell the admin which invited addresses already belong to a member of this tenant (or,
+    to a superadmin, to an account elsewhere): they will be asked to join, not to sign up. Who
+    learns what is service.account_notes' rule: to anyone else the page is the same whoever
+    the address belongs to."""
+    notes = service.account_notes(addresses, grants())
+    members = [a for a, note in notes.items() if note == service.MEMBER]
+    others = [a for a, note in notes.items() if note == service.ACCOUNT]
+    for found, single, several in (
+            (members, "is already a member of this tenant", "are already members of this tenant"),
+            (others, "already has an account", "already have an account")):
+        if len(found) == 1:
+            flash(f"{found[0]} {single}; they will be asked to join.", "info")
+        elif found:
+            shown = ", ".join(found[:NAMED_EXISTING]) + (", …" if len(found) > NAMED_EXISTING else "")
+            flash(f"{len(found)} of these addresses {several}; they will be asked to join: {shown}.",
+                  "info")
 
 
 def _flash_created(count: int, emailed: bool) -> None:
@@ -456,7 +464,7 @@ def invitations_bulk_action():
 @manage
 def invitations_bulk():
     groups = assignable_groups(grants())
-    form = BulkInvitationForm(flows=_invitable_flows(), groups=groups)
+    form = BulkInvitationForm(flows=_invitable_flows(), groups=groups, roles=givable_roles(grants()))
     _check_posted_flow()
     rows, error = None, None
     if request.method == "GET":
@@ -475,7 +483,7 @@ def invitations_bulk():
         if error is None:
             try:
                 rows = bulk.check(bulk.parse(form.text.data), flow_id=form.flow.data,
-                                  assignable=groups, show_accounts=may_see_accounts(grants()))
+                                  assignable=groups, viewer=grants())
             except bulk.UploadRejected as exc:
                 error = str(exc)
         if error is None and not rows:
@@ -503,10 +511,14 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
     count = request.form.get("count", type=db_int)
     part = rows[start:start + count] if count else rows
     emailed = mail_configured()
+    options = dict(flow=tenant_get(Flow, form.flow.data), groups=_groups_by_id(form.groups.data),
+                   roles=_direct_roles(form))
+    # The one ceiling, as on the create form (each row's own groups are checked by bulk.check).
+    check_invitation(grants(), **options)
     created = bulk.create(
         part, base_url=base_url(), email=emailed, created_by=current_user, ip=client_ip(),
-        flow=tenant_get(Flow, form.flow.data), expires_at=form.expires.data.replace(tzinfo=UTC),
-        message=(form.message.data or "").strip(), groups=_groups_by_id(form.groups.data),
+        expires_at=form.expires.data.replace(tzinfo=UTC), message=(form.message.data or "").strip(),
+        **options,
     )
     deliver_after_response(_queued_ids(created))
     _note_existing_accounts(i.email for i in created)

@@ -15,7 +15,6 @@ from ..access import (
     CeilingError,
     assignable_groups,
     invitation_refusals,
-    may_see_accounts,
 )
 from ..extensions import db
 from ..invitations import bulk, scope, service
@@ -273,7 +272,7 @@ def bulk_create(data):
         except (ValueError, TypeError) as exc:
             row.problem = f"Bad attributes: {exc}"
     rows = bulk.check(rows, flow_id=flow.id, assignable=assignable_groups(who.grants),
-                      show_accounts=may_see_accounts(who.grants))
+                      viewer=who.grants)
     created: list[Invitation] = []
     emailed = mail_configured()
     if not data["dry_run"]:

@@ -212,8 +212,9 @@ class BulkRowResult(Schema):
     ok = fields.Boolean(required=True)
     problem = fields.String(required=True, allow_none=True)
     note = fields.String(required=True, allow_none=True, metadata={
-        "description": "Not a problem: 'Has an account: will be asked to join' (to callers who "
-                       "may see accounts)."})
+        "description": "Not a problem: 'Already a member of this tenant: will be asked to join' "
+                       "(to callers who may see accounts), or to instance superadmins 'Has an "
+                       "account: will be asked to join' (an account of another tenant)."})
     invitation_id = fields.Integer(required=True, allow_none=True)
 
 

@@ -16,9 +16,10 @@ from ..extensions import db
 from ..models import Group, Invitation
 from .attributes import parse_attributes
 from .service import (
+    MEMBER,
     InvitationStatus,
     _status_clause,
-    addresses_with_accounts,
+    account_notes,
     create_invitation,
     queue_invitation_email,
     record_created,
@@ -101,14 +102,15 @@ def _parse_csv(text: str, header: list[str]) -> list[Row]:
 
 
 HAS_ACCOUNT = "Has an account: will be asked to join"
+IS_MEMBER = "Already a member of this tenant: will be asked to join"
 
 
-def check(rows: list[Row], *, flow_id: int, assignable: list[Group],
-          show_accounts: bool = False) -> list[Row]:
+def check(rows: list[Row], *, flow_id: int, assignable: list[Group], viewer=None) -> list[Row]:
     """Fill each row's problem: bad address, duplicate, already invited, group.
 
     An address that already has an account is invited like any other (its owner accepts with
-    that account); with `show_accounts` (the admin may see accounts) its row says so."""
+    that account); its row says so when the admin (`viewer`, their grants) may learn it
+    (service.account_notes)."""
     from ..admin.forms import normalise_address
 
     groups = {g.name.lower(): g for g in assignable}
@@ -132,7 +134,7 @@ def check(rows: list[Row], *, flow_id: int, assignable: list[Group],
             continue
         row.group_objects = [groups[g.lower()] for g in row.groups]
     addresses = list(seen)
-    users = set(map(str.lower, addresses_with_accounts(addresses))) if show_accounts else set()
+    notes = {a.lower(): n for a, n in account_notes(addresses, viewer).items()} if viewer else {}
     invited = _existing(
         select(func.lower(Invitation.email)).where(
             func.lower(Invitation.email).in_(addresses), Invitation.flow_id == flow_id,
@@ -144,8 +146,8 @@ def check(rows: list[Row], *, flow_id: int, assignable: list[Group],
             continue
         if row.email.lower() in invited:
             row.problem = "Already has a pending invitation"
-        elif row.email.lower() in users:
-            row.note = HAS_ACCOUNT
+        elif row.email.lower() in notes:
+            row.note = IS_MEMBER if notes[row.email.lower()] == MEMBER else HAS_ACCOUNT
     return rows
 
 

@@ -31,6 +31,7 @@ from ..models import (
     Role,
     Tenant,
     User,
+    tenant_members,
     utcnow,
 )
 from ..security import tokens
@@ -755,15 +756,30 @@ def pending_invitation(user: User, invitation_id: int) -> Invitation | None:
     return next((i for i in pending_for(user) if i.id == invitation_id), None)
 
 
-def addresses_with_accounts(addresses: Iterable[str]) -> list[str]:
-    """Which of these addresses already belong to an account, as given (compared as
-    normalise_email). For the admin who creates the invitations; the caller decides whether
-    they may know (access.ceiling: only admins who may see accounts).
-    (Tenants: "an account that is a member of this tenant".)"""
+MEMBER, ACCOUNT = "member", "account"  # what account_notes says of an invited address
+
+
+def account_notes(addresses: Iterable[str], grants) -> dict[str, str]:
+    """What the admin creating invitations (`grants`) is told of the addresses that already
+    belong to an account, as given (compared as normalise_email): MEMBER when it is a member of
+    the current tenant, ACCOUNT when it is an account elsewhere on the instance. The one rule of
+    who learns what: nothing to an admin who may not see accounts (access.may_see_accounts),
+    only the tenant's own members to a tenant admin (other tenants' accounts are not theirs to
+    learn), everything to an instance superadmin."""
+    from ..access import may_see_accounts
+    from ..tenants import current_tenant
+
+    if not may_see_accounts(grants):
+        return {}
     wanted = {normalise_email(a): a for a in addresses if a}
     if not wanted:
-        return []
+        return {}
     lowered = {a.strip().lower() for a in wanted.values()} | set(wanted)
-    found = {normalise_email(e) for e in db.session.scalars(
-        select(User.email).where(func.lower(User.email).in_(lowered)))}
-    return [address for key, address in wanted.items() if key in found]
+    members = select(tenant_members.c.user_id).where(tenant_members.c.tenant_id == current_tenant().id)
+    found = {normalise_email(email): MEMBER if member else ACCOUNT
+             for email, member in db.session.execute(
+                 select(User.email, User.id.in_(members)).where(func.lower(User.email).in_(lowered)))}
+    notes = {address: found[key] for key, address in wanted.items() if key in found}
+    if not grants.superuser:
+        notes = {address: note for address, note in notes.items() if note == MEMBER}
+    return notes

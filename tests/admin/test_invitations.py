@@ -8,7 +8,7 @@ from portal.access import INVITATIONS_MANAGE, USERS_MANAGE
 from ..conftest import numbers_in, sign_in, submit
 from ..helpers import existing_user, future_input, invitation_flow_id, make_member
 
-NOTE = "sam@example.com already has an account; they will be asked to join."
+NOTE = "sam@example.com is already a member of this tenant; they will be asked to join."
 
 
 def _invite(client, to: str):
@@ -59,6 +59,63 @@ def test_bulk_preview_marks_an_address_with_an_account_only_for_who_may_see_acco
         page = submit(client, "/admin/invitations/bulk", {
             "text": "sam@example.com\nnia@example.com", "flow": invitation_flow_id(client),
             "expires": future_input(), "preview": "Preview"}).get_data(as_text=True)
-        assert ("Has an account: will be asked to join" in page) is told, login
+        assert ("Already a member of this tenant: will be asked to join" in page) is told, login
         assert "Already a user" not in page
         assert numbers_in(page, "Preview: {} of {} rows will be invited") == (2, 2)
+
+
+def _two_tenants_with_sam_in_beta(app) -> None:
+    """Tenants alpha and beta; sam is a member of beta only; alpha's "people" admin may manage
+    its users and invitations (everything in alpha, nothing beyond it)."""
+    from portal import tenants
+    from portal.auth.service import create_user
+    from portal.extensions import db
+    from portal.models import Group, Role
+
+    from ..conftest import TEST_PASSWORD
+
+    with app.app_context():
+        alpha = tenants.create_tenant(name="Alpha", slug="alpha")
+        beta = tenants.create_tenant(name="Beta", slug="beta")
+        tenants.use_tenant(beta)
+        create_user(username="sam", email="sam@example.com", password=TEST_PASSWORD)
+        tenants.use_tenant(alpha)
+        people = create_user(username="people", email="people@example.com", password=TEST_PASSWORD)
+        people.groups.append(Group(name="people", attributes={}, roles=[
+            Role(name="people", permissions=[INVITATIONS_MANAGE, USERS_MANAGE])]))
+        db.session.commit()
+
+
+def _invite_in(client, slug: str, to: str) -> str:
+    import re
+
+    url = f"/t/{slug}/admin/invitations/new"
+    form = client.get(url).get_data(as_text=True)
+    flow = re.search(r'<select[^>]*name="flow".*?<option [^>]*value="(\d+)"', form, re.S).group(1)
+    return submit(client, url, {
+        "kind": "recipients", "flow": flow, "expires": future_input(7),
+        "to": to,
+    }).get_data(as_text=True)
+
+
+def test_a_tenant_admin_is_told_only_of_their_own_tenants_members(app, admin):
+    """An account of another tenant is not a tenant admin's to learn about: the same page as for
+    an address without an account. A member of their tenant is named as such."""
+    _two_tenants_with_sam_in_beta(app)
+    client = app.test_client()
+    sign_in(client, "people")
+    elsewhere = _invite_in(client, "alpha", "sam@example.com")
+    nobody = _invite_in(client, "alpha", "nobody@example.com")
+    for page in (elsewhere, nobody):
+        assert "already" not in page and "1 invitation created" in page
+    member = _invite_in(client, "alpha", "people@example.com")
+    assert "people@example.com is already a member of this tenant; they will be asked to join." in member
+
+
+def test_a_superadmin_is_told_of_members_and_of_accounts_elsewhere(app, admin):
+    _two_tenants_with_sam_in_beta(app)
+    client = app.test_client()
+    sign_in(client, "admin")
+    assert "sam@example.com already has an account; they will be asked to join." in _invite_in(
+        client, "alpha", "sam@example.com")
+    assert NOTE in _invite_in(client, "beta", "sam@example.com")

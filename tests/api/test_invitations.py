@@ -108,7 +108,7 @@ def test_bulk_create_reports_each_row(client, token, app):
     wider = bearer(api_token(app, "admin", ("invitations:manage", "users:manage")))
     seen = client.post(f"{API}bulk", json={**body, "dry_run": True}, headers=wider).get_json()
     assert [r["note"] for r in seen["rows"]] == [
-        None, None, None, "Has an account: will be asked to join", None]
+        None, None, None, "Already a member of this tenant: will be asked to join", None]
     done = client.post(f"{API}bulk", json=body, headers=token).get_json()
     assert (done["created"], done["skipped"]) == (2, 3)
     problems = [r["problem"] for r in done["rows"]]

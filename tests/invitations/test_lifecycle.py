@@ -225,7 +225,8 @@ def test_bulk_csv_preview_shows_each_problem_and_creates_the_valid_rows(app, cli
     html = page.get_data(as_text=True)
     # An address with an account is invited too (its owner accepts); the admin is told.
     assert numbers_in(html, "Preview: {} of {} rows will be invited") == (3, 7)
-    for problem in ("Bad address", "Duplicate of line 2", "Has an account: will be asked to join",
+    for problem in ("Bad address", "Duplicate of line 2",
+                    "Already a member of this tenant: will be asked to join",
                     "Unknown group (or not yours to give): nosuchgroup", "Bad attributes"):
         assert problem in html, problem
     text = re.search(r'<textarea[^>]*name="text"[^>]*>(.*?)</textarea>', html, re.S).group(1)
@@ -397,7 +398,7 @@ def test_bulk_in_slices_counts_each_kind_of_problem_once(app, client, auth, admi
     assert created == 256
     assert numbers_in(listing, "{} invitations created") == 256
     assert numbers_in(listing, "{} row(s) with a problem were skipped") == 4
-    assert "member7@example.com already has an account; they will be asked to join." in listing
+    assert "member7@example.com is already a member of this tenant; they will be asked to join." in listing
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(Invitation)) == 257  # + earlier
 

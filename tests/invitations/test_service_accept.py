@@ -1,5 +1,5 @@
 """portal.invitations.service, existing accounts: grant_access, decline, pending_for and the
-admin's note (addresses_with_accounts), without HTTP."""
+admin's note (account_notes), without HTTP."""
 
 from __future__ import annotations
 
@@ -163,12 +163,15 @@ def test_pending_for_lists_only_open_invitations_to_the_verified_address(app, ma
         assert service.pending_for(user) == []  # accepted: no longer pending
 
 
-def test_addresses_with_accounts_matches_whatever_the_case(app, admin):
+def test_account_notes_match_whatever_the_case(app, admin):
+    from portal.access import grants_for
+
     existing_user(app, "sam")
     with app.app_context():
-        found = service.addresses_with_accounts(["SAM@example.com", "new@example.com", ""])
-        assert found == ["SAM@example.com"]
-        assert service.addresses_with_accounts([]) == []
+        grants = grants_for(db.session.get(User, admin))
+        found = service.account_notes(["SAM@example.com", "new@example.com", ""], grants)
+        assert found == {"SAM@example.com": service.MEMBER}
+        assert service.account_notes([], grants) == {}
 
 
 def test_an_accepted_invitation_consumes_uses_like_enrollment_does(app, make_invitation):

@@ -72,10 +72,11 @@ def test_old_admin_links_lead_to_the_same_page_in_the_home_tenant(app, admin):
     assert client.get("/t/nowhere/admin/").status_code == 404
 
 
-def test_a_tenant_admin_invites_with_a_group_and_a_namespace_limited_role(app, admin):
+def _beta_with_a_lead(app) -> tuple[int, int, int, int]:
+    """Tenant Beta, its admin "lead" (invitations and audit), a group, a role within the lead's
+    ceiling (auditor) and one beyond it (flows-boss): (beta, crew, auditor, boss) ids."""
     with app.app_context():
         beta = tenants.create_tenant(name="Beta", slug="beta")
-        beta_id = beta.id
         tenants.use_tenant(beta)
         lead = accounts.create_user(username="lead", email="lead@example.com", password=TEST_PASSWORD)
         lead.groups.append(Group(name="leads", attributes={}, roles=[
@@ -84,9 +85,19 @@ def test_a_tenant_admin_invites_with_a_group_and_a_namespace_limited_role(app, a
                             Role(name="auditor", permissions=["audit:view"], namespaces=[]),
                             Role(name="flows-boss", permissions=["flows:manage"])])
         db.session.commit()
-        crew = db.session.scalar(select(Group.id).filter_by(name="crew"))
-        auditor = db.session.scalar(select(Role.id).filter_by(name="auditor"))
-        boss = db.session.scalar(select(Role.id).filter_by(name="flows-boss"))
+        return (beta.id, db.session.scalar(select(Group.id).filter_by(name="crew")),
+                db.session.scalar(select(Role.id).filter_by(name="auditor")),
+                db.session.scalar(select(Role.id).filter_by(name="flows-boss")))
+
+
+def _direct_roles_of(app) -> dict[str, list[tuple[str, list[str]]]]:
+    with app.app_context():
+        return {i.email or i.name: [(d.role.name, d.namespaces) for d in i.direct_roles]
+                for i in db.session.scalars(select(Invitation).order_by(Invitation.id))}
+
+
+def test_a_tenant_admin_invites_with_a_group_and_a_namespace_limited_role(app, admin):
+    beta_id, crew, auditor, boss = _beta_with_a_lead(app)
     client = app.test_client()
     sign_in(client, "lead")
     form_url = "/t/beta/admin/invitations/new?mode=link"
@@ -161,3 +172,60 @@ def test_a_new_account_joins_every_tenant_its_groups_are_in_without_reading_memb
         db.session.commit()
         db.session.expire_all()
         assert len(db.session.get(User, newcomer.id).tenants) == 2
+
+
+def test_bulk_invite_attaches_direct_roles_within_the_ceiling(app, admin):
+    beta_id, crew, auditor, boss = _beta_with_a_lead(app)
+    client = app.test_client()
+    sign_in(client, "lead")
+    url = "/t/beta/admin/invitations/bulk"
+    page = _text(client.get(url))
+    assert "Roles given directly" in page and "auditor" in page and "flows-boss" not in page
+    flow_id = __import__("re").search(r'name="flow"[^>]*>\s*<option value="(\d+)"', page).group(1)
+    base = {"csrf_token": csrf_from(page), "text": "ann@example.com\nbo@example.com",
+            "flow": flow_id, "expires": "2099-01-01T00:00", "groups": [str(crew)],
+            "role_namespaces": "sales, hr", "confirm": "Create invitations"}
+    forged = client.post(url, data={**base, "roles": [str(boss)]})
+    assert forged.status_code in (200, 403) and _direct_roles_of(app) == {}
+    made = client.post(url, data={**base, "roles": [str(auditor)]}, follow_redirects=True)
+    assert "2 invitations created" in _text(made)
+    assert _direct_roles_of(app) == {"ann@example.com": [("auditor", ["sales", "hr"])],
+                                     "bo@example.com": [("auditor", ["sales", "hr"])]}
+    with app.app_context():
+        assert {i.tenant_id for i in db.session.scalars(select(Invitation))} == {beta_id}
+
+
+def test_duplicate_copies_the_direct_roles_and_their_namespaces(app, admin):
+    import re
+
+    from portal.invitations import service
+
+    beta_id, crew, auditor, boss = _beta_with_a_lead(app)
+    with app.app_context():
+        tenants.use_tenant(db.session.get(Tenant, beta_id))
+        flow = db.session.scalar(select(tenants.Flow).filter_by(slug="default-enrollment-flow"))
+        source = service.create_invitation(
+            name="crew link", flow=flow, expires_at=None,
+            created_by=db.session.scalar(select(User).filter_by(username="lead")),
+            groups=[db.session.get(Group, crew)], roles=[(db.session.get(Role, auditor), ["sales", "hr"])])
+        source_id = source.id
+    client = app.test_client()
+    sign_in(client, "lead")
+    url = f"/t/beta/admin/invitations/new?from={source_id}"
+    page = client.get(url).get_data(as_text=True)
+    boxes = re.findall(r'<input[^>]*name="roles"[^>]*>', page)
+    ticked = [re.search(r'value="(\d+)"', box).group(1) for box in boxes if "checked" in box]
+    assert ticked == [str(auditor)]
+    assert re.search(r'name="role_namespaces"[^>]*value="sales, hr"', page)
+    made = client.post(url, data={
+        "csrf_token": csrf_from(page), "kind": "link", "name": "crew link (copy)",
+        "flow": str(_flow_id(app)), "expires": "2099-01-01T00:00", "groups": [str(crew)],
+        "roles": ticked, "role_namespaces": "sales, hr"}, follow_redirects=True)
+    assert made.status_code == 200
+    assert _direct_roles_of(app) == {"crew link": [("auditor", ["sales", "hr"])],
+                                     "crew link (copy)": [("auditor", ["sales", "hr"])]}
+
+
+def _flow_id(app) -> int:
+    with app.app_context():
+        return db.session.scalar(select(tenants.Flow.id).filter_by(slug="default-enrollment-flow"))

@@ -208,3 +208,26 @@ def test_the_sign_in_offer_is_only_on_an_invitations_first_page(app, client, mak
     second = submit(client, FLOW, {"username": "newbie", "password": NEW_PASSWORD,
                                    "password_repeat": NEW_PASSWORD})
     assert "I already have an account" not in second.get_data(as_text=True)
+
+
+def test_the_acceptance_shows_what_a_direct_role_covers_its_own_namespaces_narrowed(app, client):
+    """The limit typed on the invitation narrows the role's own namespaces (direct_namespaces):
+    the pages show what is granted, not what was typed."""
+    from portal.invitations import service
+    from portal.models import Flow, Role
+
+    existing_user(app, "sam")
+    with app.app_context():
+        role = Role(name="eng-editor", permissions=["flows:manage"], namespaces=["eng"])
+        flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+        service.create_invitation(name="Join eng-web", flow=flow, expires_at=None,
+                                  email="sam@example.com", roles=[(role, ["eng-web", "sales"])])
+        invitation = service.create_invitation(name="Join eng", flow=flow, expires_at=None,
+                                               roles=[(role, [])])
+        link = service.invitation_link(invitation, "http://portal.test")
+    sign_in(client, "sam")
+    client.get(path_of(link))
+    page = client.get(FLOW).get_data(as_text=True)
+    assert re.search(r"<dt>Roles</dt><dd>eng-editor \(in eng\)</dd>", page), page
+    account = client.get("/account/").get_data(as_text=True)
+    assert "eng-editor (in eng-web)</dd>" in account and "sales" not in account
