@@ -411,10 +411,30 @@ class MeSchema(Schema):
     }, name="TokenInfo"), required=True, allow_none=True)
 
 
+class TenantRef(Schema):
+    id = fields.Integer(required=True)
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+
+
 class PendingInvitationSchema(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
+    tenant = fields.Nested(TenantRef, required=True)
     flow = fields.Nested(FlowRef, required=True)
     expires_at = fields.AwareDateTime(required=True, allow_none=True)
     groups = fields.List(fields.Nested(GroupRef), required=True)
     invited_by = fields.String(required=True, allow_none=True)
+
+
+class AcceptedSchema(Schema):
+    invitation_id = fields.Integer(required=True)
+    accepted = fields.Boolean(required=True)
+    tenant = fields.Nested(TenantRef, required=True)
+    groups = fields.List(fields.Nested(GroupRef), required=True,
+                         metadata={"description": "The groups joined now."})
+
+
+class DeclinedSchema(Schema):
+    invitation_id = fields.Integer(required=True)
+    declined = fields.Boolean(required=True)
