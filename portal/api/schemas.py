@@ -438,3 +438,38 @@ class AcceptedSchema(Schema):
 class DeclinedSchema(Schema):
     invitation_id = fields.Integer(required=True)
     declined = fields.Boolean(required=True)
+
+
+# -- tenants (superadmins) -------------------------------------------------------------------------
+
+
+class TenantSchema(Schema):
+    id = fields.Integer(required=True)
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    default = fields.Boolean(required=True, metadata={
+        "description": "The default tenant (never deleted)."})
+    created_at = fields.AwareDateTime(required=True)
+
+
+class TenantCreate(Strict):
+    name = Text(max_length=150, required=True)
+    slug = Text(max_length=63, required=True, metadata={
+        "description": "Lower-case letters, digits and hyphens: /t/<slug>/admin/."})
+
+
+class TenantPatch(Strict):
+    """Rename (name, slug) or deactivate/activate (active); what is left out stays."""
+
+    name = Text(max_length=150)
+    slug = Text(max_length=63)
+    active = fields.Boolean()
+
+
+class TenantDeleted(Schema):
+    id = fields.Integer(required=True)
+    deleted = fields.Boolean(required=True)
+    removed = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={
+        "description": "What went with it: invitations, groups, roles, members, flows, stages, "
+                       "prompts (accounts stay)."})
