@@ -202,20 +202,30 @@ def _token_owner(username: str):
                    "superuser.")
 @click.option("--expires-in", "expires_in", default="P90D", show_default=True,
               help="ISO 8601 duration (at most a year).")
-def api_tokens_create(username: str, name: str, scopes: tuple[str, ...], expires_in: str) -> None:
+@click.option("--tenant", "tenant_slug", default=None, metavar="SLUG",
+              help="The one tenant the token acts in (default: the default tenant); the scopes "
+                   "must be held there.")
+def api_tokens_create(username: str, name: str, scopes: tuple[str, ...], expires_in: str,
+                      tenant_slug: str | None) -> None:
     """Create a token and print its secret (shown this once only)."""
-    from . import apitokens
+    from . import apitokens, tenants
     from .models import utcnow
 
     user = _token_owner(username)
     lifetime = _duration("--expires-in", expires_in)
+    tenant = None
+    if tenant_slug is not None:
+        tenant = tenants.by_slug(tenant_slug.strip().lower())
+        if tenant is None:
+            raise click.BadParameter(f"no tenant {tenant_slug!r}", param_hint="--tenant")
     try:
         token, secret = apitokens.issue(user, name=name, scopes=apitokens.parse_scopes(" ".join(scopes)),
-                                        expires_at=utcnow() + lifetime)
+                                        expires_at=utcnow() + lifetime, tenant=tenant)
     except apitokens.TokenError as exc:
         raise click.BadParameter(str(exc), param_hint=f"--{exc.field.replace('_', '-')}") from None
-    click.echo(f"Token {token.name!r} (id {token.id}) for {user.username}, scopes "
-               f"{', '.join(token.scopes)}, expires {token.expires_at.isoformat()}:", err=True)
+    click.echo(f"Token {token.name!r} (id {token.id}) for {user.username} in tenant "
+               f"{apitokens.tenant_of(token).slug}, scopes {', '.join(token.scopes)}, "
+               f"expires {token.expires_at.isoformat()}:", err=True)
     click.echo(secret)
 
 

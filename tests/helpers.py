@@ -246,14 +246,16 @@ def insert_old_user(connection, username: str, password_hash: str, *, superuser=
 
 
 def api_token(app, username: str = "admin", scopes=("superuser",), name: str = "script",
-              days: int = 30) -> str:
-    """An API token's secret for this user (through the service, as the account page makes it)."""
+              days: int = 30, tenant: str | None = None) -> str:
+    """An API token's secret for this user (through the service, as the account page makes it),
+    in the tenant with slug `tenant` (default: the default tenant)."""
     from portal import apitokens
-    from portal.models import User, utcnow
+    from portal.models import Tenant, User, utcnow
 
     with app.app_context():
         user = db.session.scalar(select(User).filter_by(username=username))
-        _token, secret = apitokens.issue(user, name=name, scopes=list(scopes),
+        where = db.session.scalar(select(Tenant).filter_by(slug=tenant)) if tenant else None
+        _token, secret = apitokens.issue(user, name=name, scopes=list(scopes), tenant=where,
                                          expires_at=utcnow() + timedelta(days=days))
         return secret
 

@@ -54,7 +54,7 @@ def docs():
 def init_app(app: Flask) -> None:
     """Bind the API to this app (one Api object per app: its spec is the app's)."""
     from ..extensions import csrf, limiter
-    from . import access, audit, auth, flows, invitations, me, users
+    from . import access, audit, auth, flows, invitations, me, tenants, users
 
     app.config.setdefault("API_TITLE", "Invitation portal API")
     app.config.setdefault("API_VERSION", "v1")
@@ -69,7 +69,7 @@ def init_app(app: Flask) -> None:
                                 "for scripts. Authenticate with `Authorization: Bearer <token>`."},
     })
     api = PortalApi(app)
-    for module in (invitations, users, access, flows, audit, me):
+    for module in (invitations, users, access, flows, audit, tenants, me):
         blueprint = module.blp
         if not getattr(blueprint, "_portal_ready", False):  # module-level: prepare once
             blueprint.before_request(auth.authenticate)

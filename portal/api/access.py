@@ -9,6 +9,7 @@ from sqlalchemy.orm import selectinload
 from ..access import ACCESS_MANAGE, INVITATIONS_MANAGE, USERS_MANAGE, assignable_groups
 from ..extensions import db
 from ..models import Group, Role, user_groups
+from ..tenants import tenant_get, visible
 from . import schemas as s
 from .auth import caller, require
 from .problems import ApiError
@@ -41,7 +42,7 @@ def list_groups():
     """Every group, with whether you may give it."""
     who = _may_list_groups()
     groups = db.session.scalars(select(Group).options(selectinload(Group.roles))
-                                .order_by(Group.name)).all()
+                                .where(visible(Group)).order_by(Group.name)).all()
     return _groups_shaped(groups, who)
 
 
@@ -49,7 +50,7 @@ def list_groups():
 @blp.response(200, s.GroupSchema)
 def get_group(group_id: int):
     who = _may_list_groups()
-    group = db.session.get(Group, group_id)
+    group = tenant_get(Group, group_id)
     if group is None:
         raise ApiError(404, "No such group.")
     return _groups_shaped([group], who)[0]
@@ -61,14 +62,14 @@ def list_roles():
     """Every role: its permissions, namespaces and groups."""
     require(ACCESS_MANAGE)
     return db.session.scalars(select(Role).options(selectinload(Role.groups))
-                              .order_by(Role.name)).all()
+                              .where(visible(Role)).order_by(Role.name)).all()
 
 
 @blp.route("roles/<int:role_id>")
 @blp.response(200, s.RoleSchema)
 def get_role(role_id: int):
     require(ACCESS_MANAGE)
-    role = db.session.get(Role, role_id)
+    role = tenant_get(Role, role_id)
     if role is None:
         raise ApiError(404, "No such role.")
     return role

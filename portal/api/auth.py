@@ -16,7 +16,8 @@ from flask_login import current_user
 from .. import apitokens
 from ..access import Grants, request_grants
 from ..audit import acting_through
-from ..models import ApiToken, User
+from ..models import ApiToken, Tenant, User
+from ..tenants import use_tenant
 from .problems import ApiError
 from .tenancy import current_tenant
 
@@ -31,7 +32,7 @@ class Caller:
     user: User
     token: ApiToken | None
     grants: Grants
-    tenant: None = None
+    tenant: Tenant | None = None
 
     @property
     def ip(self) -> str | None:
@@ -50,6 +51,7 @@ def authenticate() -> None:
         if token is None:
             raise ApiError(401, "The token is unknown, expired or revoked, or its owner is "
                                 "deactivated.", headers=CHALLENGE)
+        use_tenant(apitokens.tenant_of(token))  # every query below is scoped to it
         g.caller = Caller(user=token.user, token=token, grants=apitokens.grants_of(token),
                           tenant=current_tenant())
         manager = acting_through(token.id, token.name)

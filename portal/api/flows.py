@@ -11,6 +11,7 @@ from ..audit import record_import
 from ..extensions import db
 from ..flows.blueprints import BlueprintError, export_flow, import_blueprint
 from ..models import Flow
+from ..tenants import visible
 from . import schemas as s
 from .auth import require
 from .problems import ApiError
@@ -28,7 +29,7 @@ def _manager():
 @blp.response(200, s.FlowSchema(many=True))
 def list_flows():
     _manager()
-    return db.session.scalars(select(Flow).order_by(Flow.name)).all()
+    return db.session.scalars(select(Flow).where(visible(Flow)).order_by(Flow.name)).all()
 
 
 @blp.route("/<string:slug>/blueprint")
@@ -36,7 +37,7 @@ def list_flows():
 def export_blueprint(slug: str):
     """The flow as authentik blueprint YAML."""
     _manager()
-    flow = db.session.scalar(select(Flow).filter_by(slug=slug[:100]))
+    flow = db.session.scalar(select(Flow).filter_by(slug=slug[:100]).where(visible(Flow)))
     if flow is None:
         raise ApiError(404, "No such flow.")
     try:
@@ -59,7 +60,7 @@ def import_flows(data):
                        errors=[{"field": "blueprint", "location": "json", "message": str(e)}
                                for e in report.errors])
     if report.applied:
-        flows = db.session.scalars(select(Flow).where(Flow.slug.in_(report.flow_slugs))
+        flows = db.session.scalars(select(Flow).where(visible(Flow), Flow.slug.in_(report.flow_slugs))
                                    .order_by(Flow.name)).all()
         record_import(flows, report, actor=who.user, ip=who.ip)
     return {"applied": report.applied, "summary": report.summary(), "flows": report.flow_slugs,

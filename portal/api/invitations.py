@@ -23,6 +23,7 @@ from ..mail import mail_configured
 from ..mail import retry as retry_email
 from ..mail.web import deliver_on_close
 from ..models import Flow, FlowDesignation, Invitation, InvitationUse, OutboxMessage, utcnow
+from ..tenants import visible
 from ..urls import base_url
 from . import schemas as s
 from .auth import Caller, require
@@ -51,7 +52,7 @@ def _get(who: Caller, invitation_id: int, *, to_manage: bool = True) -> Invitati
 def _flow(who: Caller, slug: str) -> Flow:
     """An enrollment flow in the caller's namespaces (else 422 on `flow`), within their ceiling
     (else 403 naming the group)."""
-    flow = db.session.scalar(select(Flow).filter_by(slug=slug))
+    flow = db.session.scalar(select(Flow).filter_by(slug=slug).where(visible(Flow)))
     if flow is None or flow.designation != FlowDesignation.ENROLLMENT or \
             not scope.flow_allowed(who.grants, flow):
         raise field_error("flow", f"No enrollment flow {slug!r} that you may invite to.")
@@ -68,7 +69,7 @@ def _groups(who: Caller, names, field: str = "groups") -> list:
         return []
     from ..models import Group
 
-    found = {g.name.lower(): g for g in db.session.scalars(select(Group))}
+    found = {g.name.lower(): g for g in db.session.scalars(select(Group).where(visible(Group)))}
     allowed = {g.id for g in assignable_groups(who.grants)}
     chosen = []
     for name in names:
@@ -164,7 +165,7 @@ def _refused(exc: service.ActionRefused):
 def _filters(args: dict, who: Caller) -> dict:
     flow_id = None
     if args.get("flow"):
-        flow = db.session.scalar(select(Flow).filter_by(slug=args["flow"]))
+        flow = db.session.scalar(select(Flow).filter_by(slug=args["flow"]).where(visible(Flow)))
         flow_id = flow.id if flow is not None else -1  # an unknown slug matches nothing
     return {"search": args.get("q", ""), "status": args.get("status", ""), "flow_id": flow_id,
             "creator_id": args.get("creator"), "sort": args.get("sort", "-created"),

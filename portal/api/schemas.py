@@ -412,10 +412,65 @@ class MeSchema(Schema):
     }, name="TokenInfo"), required=True, allow_none=True)
 
 
+class TenantRef(Schema):
+    id = fields.Integer(required=True)
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+
+
 class PendingInvitationSchema(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
+    tenant = fields.Nested(TenantRef, required=True)
     flow = fields.Nested(FlowRef, required=True)
     expires_at = fields.AwareDateTime(required=True, allow_none=True)
     groups = fields.List(fields.Nested(GroupRef), required=True)
     invited_by = fields.String(required=True, allow_none=True)
+
+
+class AcceptedSchema(Schema):
+    invitation_id = fields.Integer(required=True)
+    accepted = fields.Boolean(required=True)
+    tenant = fields.Nested(TenantRef, required=True)
+    groups = fields.List(fields.Nested(GroupRef), required=True,
+                         metadata={"description": "The groups joined now."})
+
+
+class DeclinedSchema(Schema):
+    invitation_id = fields.Integer(required=True)
+    declined = fields.Boolean(required=True)
+
+
+# -- tenants (superadmins) -------------------------------------------------------------------------
+
+
+class TenantSchema(Schema):
+    id = fields.Integer(required=True)
+    slug = fields.String(required=True)
+    name = fields.String(required=True)
+    active = fields.Boolean(required=True)
+    default = fields.Boolean(required=True, metadata={
+        "description": "The default tenant (never deleted)."})
+    created_at = fields.AwareDateTime(required=True)
+
+
+class TenantCreate(Strict):
+    name = Text(max_length=150, required=True)
+    slug = Text(max_length=63, required=True, metadata={
+        "description": "Lower-case letters, digits and hyphens: /t/<slug>/admin/."})
+
+
+class TenantPatch(Strict):
+    """Rename (name, slug) or deactivate/activate (active); what is left out stays."""
+
+    name = Text(max_length=150)
+    slug = Text(max_length=63)
+    active = fields.Boolean()
+
+
+class TenantDeleted(Schema):
+    id = fields.Integer(required=True)
+    deleted = fields.Boolean(required=True)
+    removed = fields.Dict(keys=fields.String(), values=fields.Integer(), required=True, metadata={
+        "description": "What went with it: invitations, groups, roles, members, flows, stages, "
+                       "prompts (accounts stay)."})

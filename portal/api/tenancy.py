@@ -1,15 +1,16 @@
-"""Which tenant an API request acts in: ONE function, so tenant-awareness is added here.
+"""Which tenant an API request acts in: ONE function, the tenants package's answer.
 
-Today the portal is one instance with no tenants, so every request acts in "the instance"
-(None). When tenants arrive, `/api/v1/{tenant}/...` becomes an alias of these routes (Kestra's
-layout) and this function reads the tenant from the URL (or the token, which is limited to one);
-the Caller carries it to the service layer, which already takes everything it needs as
-parameters.
+A request with a token acts in the token's tenant (authenticate() makes it the current one on
+flask.g, so `portal.tenants.current_tenant()` and `visible()` scope every query below); a
+signed-in browser session reads in the default tenant.
 """
 
 from __future__ import annotations
 
+from ..models import Tenant
+from ..tenants import current_tenant as _tenants_current
 
-def current_tenant() -> None:
-    """The tenant of this request: always the single instance (None) for now."""
-    return None
+
+def current_tenant() -> Tenant:
+    """The tenant of this request (see portal.tenants.current_tenant)."""
+    return _tenants_current()

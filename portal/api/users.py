@@ -11,8 +11,9 @@ from sqlalchemy.orm import selectinload
 from ..access import USERS_MANAGE, is_superuser
 from ..auth import service as accounts
 from ..extensions import db
-from ..models import InvitationUse, User
+from ..models import Invitation, InvitationUse, User
 from ..pagination import LastPageKnowsTheTotal
+from ..tenants import current_tenant, tenant_get, visible
 from ..urls import base_url
 from . import schemas as s
 from .auth import require
@@ -31,11 +32,12 @@ def shape(user: User) -> dict:
     return {"id": user.id, "username": user.username, "name": user.name or "",
             "email": user.email or "", "active": bool(user.active),
             "superuser": is_superuser(user), "type": user.type, "created_at": user.created_at,
-            "last_login": user.last_login, "groups": user.groups}
+            "last_login": user.last_login,
+            "groups": [g for g in user.groups if g.tenant_id == current_tenant().id]}
 
 
 def _get(user_id: int) -> User:
-    user = db.session.get(User, user_id)
+    user = tenant_get(User, user_id)  # another tenant's people are as if they did not exist
     if user is None:
         raise ApiError(404, "No such user.")
     return user
@@ -47,8 +49,8 @@ def _get(user_id: int) -> User:
 def list_users(args):
     """Users, newest first; `q` searches username, email and name."""
     _manager()
-    query = select(User).options(selectinload(User.groups)).order_by(User.created_at.desc(),
-                                                                     User.id.desc())
+    query = (select(User).where(visible(User)).options(selectinload(User.groups))
+             .order_by(User.created_at.desc(), User.id.desc()))
     if args["q"].strip():
         like = f"%{args['q'].strip().lower()}%"
         query = query.where(or_(func.lower(User.username).like(like),
@@ -120,8 +122,10 @@ def user_memberships(user_id: int):
     _manager()
     user = _get(user_id)
     uses = db.session.scalars(select(InvitationUse).options(selectinload(InvitationUse.invitation))
-                              .filter_by(user_id=user.id).order_by(InvitationUse.used_at)).all()
-    return {"groups": user.groups,
+                              .join(InvitationUse.invitation)
+                              .where(InvitationUse.user_id == user.id, visible(Invitation))
+                              .order_by(InvitationUse.used_at)).all()
+    return {"groups": shape(user)["groups"],
             "invitation_uses": [{"invitation_id": u.invitation_id,
                                  "invitation_name": u.invitation.name if u.invitation else "",
                                  "used_at": u.used_at} for u in uses]}

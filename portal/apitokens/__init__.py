@@ -5,6 +5,9 @@ A token carries scopes, a subset of the permissions its owner holds when it is m
 privilege ceiling: nobody makes a key that opens more than they do), and at every use it acts
 with the *intersection* of those scopes and what the owner holds then: a person who loses a
 permission loses it on their tokens too, and a deactivated person's tokens open nothing.
+
+A token belongs to ONE tenant: its scopes are checked against what the owner holds there when
+it is made, and every request with it acts in that tenant with the owner's grants there.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from sqlalchemy import select, update
 from ..access import PERMISSIONS, Grants, grants_for
 from ..audit import Action, record_event
 from ..extensions import db
-from ..models import ApiToken, User, utcnow
+from ..models import ApiToken, Tenant, User, utcnow
 from ..security import tokens
 
 SECRET_PREFIX = "ptk_"  # noqa: S105 (a marker that tells a portal token apart in logs and scanners)
@@ -49,9 +52,27 @@ def grantable_scopes(grants: Grants) -> list[str]:
     return [*held, SUPERUSER] if grants.superuser else held
 
 
+def tenant_of(token: ApiToken) -> Tenant:
+    """The tenant a token acts in (a token from before tenants: the default one)."""
+    from ..tenants import default_tenant
+
+    return token.tenant if token.tenant_id is not None else default_tenant()
+
+
+def token_tenants(user: User) -> list[Tenant]:
+    """The tenants `user` may make a token for: those where they hold at least one scope."""
+    from ..tenants import tenants_for
+
+    return [t for t in tenants_for(user) if grantable_scopes(grants_for(user, t))]
+
+
 def issue(user: User, *, name: str, scopes: Sequence[str], expires_at: datetime,
-          ip: str | None = None) -> tuple[ApiToken, str]:
-    """A new token for `user`; returns it with its secret, which is shown this once only."""
+          ip: str | None = None, tenant: Tenant | None = None) -> tuple[ApiToken, str]:
+    """A new token for `user` in `tenant` (default: the current tenant); returns it with its
+    secret, which is shown this once only."""
+    from ..tenants import current_tenant
+
+    tenant = tenant or current_tenant()
     name = (name or "").strip()
     if not name:
         raise TokenError("name", "Give the token a name, so you know later what uses it.")
@@ -69,17 +90,21 @@ def issue(user: User, *, name: str, scopes: Sequence[str], expires_at: datetime,
     if unknown:
         raise TokenError("scopes", f"Unknown scope {unknown[0]!r}; the scopes are "
                                    f"{', '.join(SCOPES)}.")
-    allowed = grantable_scopes(grants_for(user))
+    if not tenant.active:
+        raise TokenError("tenant", f"The tenant {tenant.slug!r} is deactivated.")
+    allowed = grantable_scopes(grants_for(user, tenant))
     beyond = [s for s in scopes if s not in allowed]
-    if beyond:  # the ceiling: a token never holds what its owner does not
-        raise TokenError("scopes", f"You do not hold {beyond[0]!r}, so no token of yours can.")
+    if beyond:  # the ceiling: a token never holds what its owner does not (in its tenant)
+        raise TokenError("scopes", f"You do not hold {beyond[0]!r} in the tenant "
+                                   f"{tenant.slug!r}, so no token of yours can.")
     secret = SECRET_PREFIX + secrets.token_urlsafe(SECRET_BYTES)
     token = ApiToken(user=user, name=name, prefix=secret[:PREFIX_SHOWN],
                      digest=tokens.digest(secret), scopes=scopes, expires_at=expires_at,
-                     last_used_ip="")
+                     last_used_ip="", tenant_id=tenant.id)
     db.session.add(token)
-    record_event(Action.API_TOKEN_CREATED, actor=user, ip=ip, obj=token,
-                 detail={"scopes": scopes, "expires_at": expires_at.isoformat()})
+    record_event(Action.API_TOKEN_CREATED, actor=user, ip=ip, obj=token, tenant_id=tenant.id,
+                 detail={"scopes": scopes, "expires_at": expires_at.isoformat(),
+                         "tenant": tenant.slug})
     db.session.commit()
     return token, secret
 
@@ -105,8 +130,9 @@ def authenticate(secret: str | None, *, ip: str | None = None) -> ApiToken | Non
 
 
 def grants_of(token: ApiToken) -> Grants:
-    """What a request with this token may do: its scopes, within what its owner holds now."""
-    held = grants_for(token.user)
+    """What a request with this token may do: its scopes, within what its owner holds now in
+    the token's tenant."""
+    held = grants_for(token.user, tenant_of(token))
     if SUPERUSER in token.scopes and held.superuser:
         return Grants(superuser=True)
     return Grants(scopes={p: held.namespaces(p) for p in token.scopes

@@ -17,6 +17,10 @@ class ApiToken(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The one tenant every request with this token acts in (NULL only for rows made before
+    # tenants were known; the migration moves those to the default tenant).
+    tenant_id: Mapped[int | None] = mapped_column(ForeignKey("tenants.id", ondelete="CASCADE"),
+                                                  index=True)
     name: Mapped[str] = mapped_column(String(100))
     # The first characters of the secret, shown in lists so the owner can tell tokens apart;
     # they open nothing (the rest is 256 bits from `secrets`).
@@ -31,6 +35,7 @@ class ApiToken(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()  # noqa: F821
+    tenant: Mapped[Tenant | None] = relationship()  # noqa: F821
 
     def __repr__(self) -> str:
         return f"<ApiToken {self.name} of user {self.user_id}>"

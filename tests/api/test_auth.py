@@ -165,5 +165,13 @@ def test_me_and_my_pending_invitations(client, app, admin, make_invitation):
     token = bearer(api_token(app, "admin", ("audit:view",)))
     me = client.get("/api/v1/me/", headers=token).get_json()
     assert me["user"]["username"] == "admin" and me["token"]["scopes"] == ["audit:view"]
+    # Only a verified address counts (anyone may type any address).
+    assert client.get("/api/v1/me/invitations", headers=token).get_json() == []
+    with app.app_context():
+        from portal.auth.service import mark_email_verified
+
+        ada = db.session.get(User, admin)
+        mark_email_verified(ada, ada.email)
+        db.session.commit()
     mine = client.get("/api/v1/me/invitations", headers=token).get_json()
-    assert [i["name"] for i in mine] == ["for ada"]
+    assert [(i["name"], i["tenant"]["slug"]) for i in mine] == [("for ada", "default")]

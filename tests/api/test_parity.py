@@ -32,3 +32,26 @@ def test_every_admin_invitation_action_has_an_api_operation(app, client):
     # and the API's own extras (authentik's send_email and used_by)
     assert {"POST /api/v1/invitations/{invitation_id}/send-email",
             "GET /api/v1/invitations/{invitation_id}/uses"} <= offered
+
+
+# The other pages the API stands in for: the account page's Accept/Decline and the instance's
+# tenant pages.
+OTHER_PARITY = {
+    "account.answer_invitation": ["POST /api/v1/me/invitations/{invitation_id}/accept",
+                                  "POST /api/v1/me/invitations/{invitation_id}/decline"],
+    "instance.tenant_list": ["GET /api/v1/tenants/"],
+    "instance.tenant_edit": ["POST /api/v1/tenants/", "GET /api/v1/tenants/{tenant_id}",
+                             "PATCH /api/v1/tenants/{tenant_id}"],
+    "instance.tenant_delete": ["DELETE /api/v1/tenants/{tenant_id}"],
+}
+
+
+def test_accepting_and_tenant_pages_have_their_api_operations(app, client):
+    endpoints = {rule.endpoint for rule in app.url_map.iter_rules()
+                 if rule.endpoint.startswith("instance.tenant")
+                 or rule.endpoint == "account.answer_invitation"}
+    assert endpoints == set(OTHER_PARITY), "a new tenant page needs its API operation"
+    spec = client.get("/api/v1/openapi.json").get_json()
+    offered = {f"{method.upper()} {path}" for path, item in spec["paths"].items()
+               for method in item if method in {"get", "post", "patch", "put", "delete"}}
+    assert {op for ops in OTHER_PARITY.values() for op in ops} - offered == set()

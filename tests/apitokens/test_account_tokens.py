@@ -38,3 +38,50 @@ def test_a_scope_beyond_yours_is_refused(app, admin):
     assert page.status_code == 422
     with app.app_context():
         assert db.session.scalar(select(ApiToken.id)) is None
+
+
+def test_the_token_is_made_for_the_chosen_tenant_only_where_you_hold_the_scopes(app, admin):
+    from portal import tenants
+    from portal.auth import service as accounts
+    from portal.models import Group, Role
+
+    from ..conftest import TEST_PASSWORD
+
+    with app.app_context():
+        beta = tenants.create_tenant(name="Beta", slug="beta")
+        tenants.use_tenant(beta)
+        lead = accounts.create_user(username="lead", email="lead@example.com", password=TEST_PASSWORD)
+        lead.groups.append(Group(name="leads", attributes={}, roles=[
+            Role(name="auditors", permissions=["audit:view"])]))
+        db.session.commit()
+        beta_id = beta.id
+    client = signed_in(app, "lead")
+    page = client.get("/account/").get_data(as_text=True)
+    assert 'value="beta"' in page  # the only tenant where the lead holds something
+    made = submit(client, "/account/api-tokens", {"name": "beta audit", "scopes": ["audit:view"],
+                                                  "tenant": "beta", "lifetime": "30"},
+                  page_url="/account/")
+    assert made.status_code == 200
+    refused = submit(client, "/account/api-tokens", {"name": "home", "scopes": ["audit:view"],
+                                                     "tenant": "default", "lifetime": "30"},
+                     page_url="/account/")
+    assert refused.status_code == 422 and "Choose one of the tenants" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalars(select(ApiToken.tenant_id)).all() == [beta_id]
+
+
+def test_cli_makes_a_token_for_a_tenant(app, admin):
+    from portal import tenants
+
+    with app.app_context():
+        beta_id = tenants.create_tenant(name="Beta", slug="beta").id
+    runner = app.test_cli_runner()
+    made = runner.invoke(args=["api-tokens", "create", "--user", "admin", "--name", "cron",
+                               "--scope", "superuser", "--tenant", "beta"])
+    assert made.exit_code == 0, made.output
+    assert "in tenant beta" in made.stderr
+    unknown = runner.invoke(args=["api-tokens", "create", "--user", "admin", "--name", "x",
+                                  "--scope", "superuser", "--tenant", "nope"])
+    assert unknown.exit_code == 2
+    with app.app_context():
+        assert db.session.scalars(select(ApiToken.tenant_id)).all() == [beta_id]
