@@ -15,7 +15,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = '0014_api_tenant'
-down_revision = '0009_tenants'
+down_revision = '0014_sso_tenant'
 branch_labels = None
 depends_on = None
 
