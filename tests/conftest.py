@@ -76,6 +76,18 @@ def tenant_admin_addresses():
 
 
 @pytest.fixture(autouse=True, scope="session")
+def no_chance_cleanups():
+    """The flow sessions' chance clean-up (one store in 32) off, so statement counts and the
+    compared work of two paths do not vary between runs; tests/flows/test_executor.py turns it on."""
+    from portal.flows import executor
+
+    saved = executor.CLEANUP_ONE_IN
+    executor.CLEANUP_ONE_IN = 0
+    yield
+    executor.CLEANUP_ONE_IN = saved
+
+
+@pytest.fixture(autouse=True, scope="session")
 def fast_password_hashing():
     """argon2id still (hashes look as in production), at the smallest cost it allows."""
     fast = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)

@@ -244,3 +244,24 @@ def test_hand_off_gives_the_flow_session_a_new_key_once(app, make_invitation):
         assert new_key != key and len(new_key) >= 22
         assert executor.load(key, flow) is None
         assert executor.load(new_key, flow).id == session.id
+
+
+@pytest.mark.parametrize("one_in, left", [(1, ["fresh"]), (0, ["expired", "fresh"])])
+def test_storing_a_session_clears_expired_ones_by_chance(app, monkeypatch, one_in, left):
+    """One store in CLEANUP_ONE_IN deletes the expired flow sessions (here: every store, or
+    never), so the table stays bounded without a DELETE on every first page."""
+    from portal.flows import executor
+    from portal.models import Flow, utcnow
+
+    make_flow(app, "tidy", [{"type": "prompt", "name": "tidy-page",
+                             "prompts": [{"field_key": "answer", "name": "tidy-answer"}]}])
+    with app.app_context():
+        flow = db.session.scalar(select(Flow).filter_by(slug="tidy"))
+        old, _ = executor.start(flow, None, current_user=None, lifetime=timedelta(minutes=5))
+        old.expires_at = utcnow() - timedelta(minutes=1)
+        db.session.commit()
+        expired = old.id
+        monkeypatch.setattr(executor, "CLEANUP_ONE_IN", one_in)
+        fresh, _ = executor.start(flow, None, current_user=None, lifetime=timedelta(minutes=30))
+        names = {expired: "expired", fresh.id: "fresh"}
+        assert sorted(names[i] for i in db.session.scalars(select(FlowSession.id))) == left
