@@ -11,6 +11,7 @@ followed by "." or "-" (namespace "sales" covers flows "sales", "sales.emea" and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
@@ -67,6 +68,18 @@ class Grants:
         if self.superuser:
             return ALL
         return self.scopes.get(permission, set())
+
+
+NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+
+
+def namespace_problem(namespace: str) -> str | None:
+    """Why `namespace` cannot be a namespace (flow slugs are lower-case letters, digits, - and _;
+    a namespace may add dots, "sales.emea"), or None."""
+    if not NAMESPACE_RE.match(namespace):
+        return (f"“{namespace[:40]}” is not a namespace: use lower-case letters, digits and "
+                f". - _ (at most 100), like “sales” or “sales.emea”.")
+    return None
 
 
 def in_namespace(slug: str, namespace: str) -> bool:

@@ -228,16 +228,48 @@ def flows_within_ceiling(grants: Grants, flows: Iterable[Flow]) -> list[Flow]:
     return [f for f in flows if all(g.id in allowed for g in by_flow.get(f.id, []))]
 
 
-def direct_role_refusal(grants: Grants, roles: Iterable[tuple[Role, Iterable[str]]]) -> str | None:
+def direct_role_problem(grants: Grants, role: Role, namespaces: Iterable[str]) -> str | None:
+    """Why this admin may not attach `role` directly, limited to `namespaces` (empty: the role's
+    own), to an invitation or a member; None if they may. The one rule for every form and
+    command: a role of the current tenant only; each namespace well-formed and inside the role's
+    own (a limit can only narrow a role); granting nothing beyond what the admin holds, in their
+    namespaces (the same ceiling as for groups)."""
+    from ..tenants import current_tenant
+    from . import direct_namespaces, in_namespace, namespace_problem
+
+    if role.tenant_id != current_tenant().id:
+        return "Only roles of this tenant can be given."
+    namespaces = list(namespaces)
+    for namespace in namespaces:
+        problem = namespace_problem(namespace)
+        if problem:
+            return problem
+        own = role.namespaces or []
+        if own and not any(in_namespace(namespace, o) for o in own):
+            return (f"“{namespace}” is outside the role's own namespaces ({', '.join(own)}); "
+                    f"a limit can only narrow the role.")
+    if not grants.superuser and not within(grants, role.permissions or [],
+                                           direct_namespaces(role, namespaces)):
+        return (f"The role “{role.name}” grants more than you hold there; you can only give "
+                f"permissions you hold yourself, in your own namespaces.")
+    return None
+
+
+def direct_role_refusal(grants: Grants, roles: Iterable[tuple[Role, Iterable[str]]], *,
+                        stored: Iterable[tuple[Role, Iterable[str]]] = ()) -> str | None:
     """Why this admin may not attach these roles directly (each with the namespaces it is
-    limited to) to an invitation; None if they may. The same ceiling as for groups: a role of
-    the current tenant only, granting nothing beyond what the admin holds, in their namespaces."""
+    limited to); None if they may. `stored`: roles an existing invitation already attaches,
+    weighed against the ceiling only (what was well-formed when saved stays so)."""
+    for role, namespaces in roles:
+        problem = direct_role_problem(grants, role, namespaces)
+        if problem:
+            return problem if role.name in problem or problem.startswith("Only") else (
+                f"The role “{role.name}”: {problem}")
     from ..tenants import current_tenant
     from . import direct_namespaces
 
-    tenant_id = current_tenant().id
-    for role, namespaces in roles:
-        if role.tenant_id != tenant_id:
+    for role, namespaces in stored:
+        if role.tenant_id != current_tenant().id:
             return "Only roles of this tenant can be given."
         if not grants.superuser and not within(grants, role.permissions or [],
                                                direct_namespaces(role, list(namespaces))):
@@ -256,9 +288,9 @@ def check_invitation(grants: Grants, invitation: Invitation | None = None, *,
     to be (a new one, or an edit's new flow and groups): both are weighed when both are given.
     Roles attached directly (`roles`, and the invitation's own) are weighed too.
     """
-    direct = [*roles, *((d.role, d.namespaces or []) for d in
-                        (invitation.direct_roles if invitation is not None else []))]
-    refusal = direct_role_refusal(grants, direct)
+    stored = [(d.role, d.namespaces or []) for d in
+              (invitation.direct_roles if invitation is not None else [])]
+    refusal = direct_role_refusal(grants, roles, stored=stored)
     if refusal:
         raise CeilingError(None, "This invitation", refusal)
     if grants.superuser:
