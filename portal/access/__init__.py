@@ -35,6 +35,7 @@ PERMISSIONS = {
 }
 
 ALL = None  # scope meaning "every namespace"
+NOWHERE = "\x00none"  # a namespace no flow slug can be in: a limit outside the role's own
 
 
 @dataclass
@@ -136,7 +137,7 @@ def direct_namespaces(role: Role, limit) -> list[str]:
     if not own:
         return limit
     narrowed = [n for n in limit if any(in_namespace(n, o) for o in own)]
-    return narrowed or ["\x00none"]  # a namespace no flow slug can be in
+    return narrowed or [NOWHERE]
 
 
 def is_superuser(user: User, groups=None) -> bool:
@@ -217,12 +218,15 @@ def assignable_groups(grants: Grants) -> list[Group]:
 
 
 def givable_roles(grants: Grants) -> list[Role]:
-    """Roles of the current tenant this admin may attach directly to an invitation: any for a
-    superuser; else those granting nothing beyond their own permissions (the ceiling)."""
+    """Roles of the current tenant this admin may attach directly: any for a superuser; else
+    those whose every permission they hold somewhere, so that the role, at least narrowed to
+    the admin's own namespaces, grants nothing beyond them. Whether the namespaces chosen for
+    it keep within the ceiling is ceiling.direct_role_problem's to say."""
     from ..tenants import visible
 
     roles = db.session.scalars(select(Role).where(visible(Role)).order_by(Role.name)).all()
-    return [r for r in roles if grants.superuser or role_within(grants, r)]
+    return [r for r in roles if grants.superuser or role_within(grants, r) or all(
+        grants.namespaces(p) is ALL or grants.namespaces(p) for p in r.permissions or [])]
 
 
 def may_assign(grants: Grants, group: Group | None) -> bool:

@@ -251,8 +251,19 @@ def direct_role_problem(grants: Grants, role: Role, namespaces: Iterable[str]) -
     if not grants.superuser and not within(grants, role.permissions or [],
                                            direct_namespaces(role, namespaces)):
         return (f"The role “{role.name}” grants more than you hold there; you can only give "
-                f"permissions you hold yourself, in your own namespaces.")
+                f"permissions you hold yourself, in your own namespaces{_yours(grants, role)}.")
     return None
+
+
+def _yours(grants: Grants, role: Role) -> str:
+    """ " (yours: sales, hr)": the admin's namespaces for the role's limited permissions."""
+    from . import ALL
+
+    mine = [grants.namespaces(p) for p in role.permissions or []]
+    if any(m is not ALL and not m for m in mine):  # a permission they do not hold at all
+        return ""
+    names = sorted({n for m in mine if m is not ALL for n in m})
+    return f" (limit it to yours: {', '.join(names)})" if names else ""
 
 
 def direct_role_refusal(grants: Grants, roles: Iterable[tuple[Role, Iterable[str]]], *,
@@ -266,13 +277,15 @@ def direct_role_refusal(grants: Grants, roles: Iterable[tuple[Role, Iterable[str
             return problem if role.name in problem or problem.startswith("Only") else (
                 f"The role “{role.name}”: {problem}")
     from ..tenants import current_tenant
-    from . import direct_namespaces
+    from . import NOWHERE, direct_namespaces
 
     for role, namespaces in stored:
         if role.tenant_id != current_tenant().id:
             return "Only roles of this tenant can be given."
-        if not grants.superuser and not within(grants, role.permissions or [],
-                                               direct_namespaces(role, list(namespaces))):
+        covered = direct_namespaces(role, list(namespaces))
+        if covered == [NOWHERE]:  # limited outside its own: it grants nothing
+            continue
+        if not grants.superuser and not within(grants, role.permissions or [], covered):
             return (f"The role “{role.name}” grants more than you hold there; you can only give "
                     f"permissions you hold yourself, in your own namespaces.")
     return None
