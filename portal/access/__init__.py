@@ -140,6 +140,13 @@ def direct_namespaces(role: Role, limit) -> list[str]:
     return narrowed or [NOWHERE]
 
 
+def shown_namespaces(role: Role, limit) -> list[str]:
+    """direct_namespaces for a page: a limit outside the role's own (saved before the rule
+    refused it) reads as what it is rather than as the marker."""
+    covered = direct_namespaces(role, limit)
+    return ["none (limited outside the role's own)"] if covered == [NOWHERE] else covered
+
+
 def is_superuser(user: User, groups=None) -> bool:
     """Superuser by the account's own flag or through a superuser group (`groups`, when the
     caller has them loaded; else the user's). What pages show as "superuser" reads this."""

@@ -252,12 +252,12 @@ def grant_invitation_access(user: User, invitation: Invitation | None, *, flow: 
 
 def grants_summary(invitation: Invitation) -> dict:
     """What an invitation will grant, for the invitation page and the invitee's first page."""
-    from ..access import direct_namespaces
+    from ..access import shown_namespaces
 
     return {
         "tenant": invitation.tenant.name,
         "groups": [g.name for g in invitation.groups],
-        "roles": [(d.role.name, direct_namespaces(d.role, d.namespaces)) for d in invitation.direct_roles],
+        "roles": [(d.role.name, shown_namespaces(d.role, d.namespaces)) for d in invitation.direct_roles],
         "invited_by": invitation.created_by.display_name if invitation.created_by else "",
     }
 

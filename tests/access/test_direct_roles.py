@@ -79,3 +79,6 @@ def test_check_invitation_refuses_a_new_bad_limit_but_weighs_a_stored_one_by_the
         old = service.create_invitation(name="old", flow=flow, expires_at=None,
                                         roles=[(sales_auditor, ["hr"])])
         check_invitation(lead, old)
+        # It grants nothing there, and its page says so rather than showing the marker.
+        assert tenants.grants_summary(old)["roles"] == [
+            ("sales-auditor", ["none (limited outside the role's own)"])]

@@ -1,12 +1,22 @@
-"""portal.admin.invitations, existing accounts: the admin who creates an invitation for an
-address that has an account is told (only an admin who may see accounts)."""
+"""portal.admin.invitations: the admin who creates an invitation for an address that has an
+account is told (only an admin who may see accounts); roles given directly, each with its own
+namespaces, on the create, bulk and edit forms."""
 
 from __future__ import annotations
 
-from portal.access import INVITATIONS_MANAGE, USERS_MANAGE
+import html as _html
+import re
+from datetime import UTC, datetime
 
-from ..conftest import numbers_in, sign_in, submit
-from ..helpers import existing_user, future_input, invitation_flow_id, make_member
+from sqlalchemy import select
+
+from portal import tenants
+from portal.access import INVITATIONS_MANAGE, USERS_MANAGE
+from portal.extensions import db
+from portal.models import AuditEvent, Invitation, Role, Tenant, User
+
+from ..conftest import csrf_from, numbers_in, sign_in, submit
+from ..helpers import existing_user, future_input, invitation_flow_id, limited_lead, make_member
 
 NOTE = "sam@example.com is already a member of this tenant; they will be asked to join."
 
@@ -125,19 +135,6 @@ def test_a_superadmin_is_told_of_members_and_of_accounts_elsewhere(app, admin):
 
 
 # -- roles given directly, each with its own namespaces (create, bulk, edit) --------------------
-
-import html as _html  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-import re  # noqa: E402
-
-from sqlalchemy import select  # noqa: E402
-
-from portal import tenants  # noqa: E402
-from portal.extensions import db  # noqa: E402
-from portal.models import AuditEvent, Invitation, Role, Tenant, User  # noqa: E402
-
-from ..conftest import csrf_from  # noqa: E402
-from ..helpers import limited_lead  # noqa: E402
 
 NEW = "/t/beta/admin/invitations/new?mode=link"
 
