@@ -15,6 +15,7 @@ from flask import Flask, render_template
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
+from ..models import DEFAULT_TENANT_SLUG
 from .problems import API_PREFIX, PROBLEM_TYPE
 from .schemas import ProblemSchema
 
@@ -22,7 +23,7 @@ from .schemas import ProblemSchema
 # the very same views (flask-smorest registers each blueprint twice, under another name).
 TENANT_SCOPED = ("api_invitations", "api_users", "api_access", "api_flows", "api_audit")
 TENANT_PARAMETER = {
-    "name": "tenant", "in": "path", "required": True,
+    "name": "tenant", "in": "path", "required": True, "example": DEFAULT_TENANT_SLUG,
     "description": "The tenant's slug. A token acts only in its own tenant (any other is a "
                    "404); an instance superadmin's token acts in any.",
     "schema": {"type": "string", "minLength": 1, "maxLength": 63,
