@@ -33,12 +33,13 @@ class Action:
     EMAIL_SENT = "email.sent"
     EMAIL_SEND_FAILED = "email.send_failed"
     USER_CREATED = "user.created"
-    USER_UPDATED = "user.updated"  # a flow's user write changed an existing account
+    USER_UPDATED = "user.updated"  # a flow's user write, or an admin, changed an existing account
     USER_DELETED = "user.deleted"  # the person deleted their own account (an unenrollment flow)
     PASSWORD_SET = "user.password_set"  # noqa: S105 (an action name)
     PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 (an action name)
     USER_DEACTIVATED = "user.deactivated"
     USER_ACTIVATED = "user.activated"
+    USER_REMOVED = "user.removed_from_tenant"  # membership, groups and direct roles there
     SESSIONS_ENDED = "user.sessions_ended"
     SIGN_IN_SUCCEEDED = "sign_in.succeeded"
     SIGN_IN_FAILED = "sign_in.failed"
@@ -51,6 +52,8 @@ class Action:
     MFA_VERIFICATION_FAILED = "mfa.verification_failed"
     ROLE_SAVED = "role.saved"
     GROUP_SAVED = "group.saved"
+    ROLE_DELETED = "role.deleted"
+    GROUP_DELETED = "group.deleted"
     API_TOKEN_CREATED = "api_token.created"  # noqa: S105 (an action name)
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 (an action name)
     SOURCE_SAVED = "source.saved"

@@ -219,6 +219,16 @@ def queue_invitation_email(invitation: Invitation, base_url: str) -> OutboxMessa
 
 
 def update_invitation(invitation: Invitation, **changes) -> Invitation:
+    """Set the fields given; `roles` as [(Role, namespaces)] replaces the roles attached
+    directly (a role kept keeps its row, so its key is never deleted and inserted at once)."""
+    if "roles" in changes:
+        kept = {d.role_id: d for d in invitation.direct_roles}
+        attached = []
+        for role, namespaces in changes.pop("roles"):
+            row = kept.pop(role.id, None) or InvitationRole(role=role)
+            row.namespaces = list(namespaces)
+            attached.append(row)
+        invitation.direct_roles = attached
     for key, value in changes.items():
         setattr(invitation, key, value)
     db.session.commit()

@@ -36,6 +36,9 @@ OWNED = (Group, Role, Invitation, AuditEvent)
 SHARED = (Flow, Stage, Prompt)
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# /api/v1/<slug>/... sits beside /api/v1/me/ and /api/v1/tenants/: a tenant named so would be
+# shadowed there.
+RESERVED_SLUGS = frozenset({"me", "tenants", "docs"})
 
 
 class TenantError(ValueError):
@@ -269,6 +272,8 @@ def check_slug(slug: str, *, tenant: Tenant | None = None) -> str:
     slug = (slug or "").strip().lower()
     if not SLUG_RE.match(slug):
         raise TenantError("Use lower-case letters, digits and hyphens (at most 63), like “team-a”.")
+    if slug in RESERVED_SLUGS and (tenant is None or tenant.slug != slug):
+        raise TenantError(f"“{slug}” is reserved (the API uses it); choose another slug.")
     clash = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
     if clash is not None and clash is not tenant:
         raise TenantError(f"A tenant with the slug “{slug}” exists already.")
