@@ -660,3 +660,48 @@ def test_an_existing_account_accepting_through_sso_gets_the_mapped_groups(
         alpha_id = tenants.by_slug("alpha").id
     assert _events(app, "sso.groups") == [
         {"source": SLUG, "tenant_id": alpha_id, "added": ["Staff"], "removed": []}]
+
+
+# -- an authorization code that expired at the provider -----------------------------------------
+
+
+@pytest.fixture
+def short_code_provider(app):
+    """A provider of its own whose authorization codes live 3 seconds, and the source for it."""
+    from .. import oidc_provider as op
+
+    op.skip_or_fail_if_missing()
+    provider = op.start(code_ttl=3)
+    with app.app_context():
+        source_id = _mapped_source(provider.issuer, "")
+    yield source_id
+    provider.stop()
+
+
+def test_a_code_that_expired_at_the_provider_ends_on_a_clear_page_with_nothing_written(
+        app, client, make_invitation, short_code_provider):
+    """The person takes longer than the code lives (3 s here) between the provider's answer and
+    the portal's exchange: the provider refuses the expired code; the page says to start again,
+    the refusal is audited, and nothing was written (no account, no link, the invitation
+    unused, nothing pre-filled). Starting again then works."""
+    import time
+
+    invitation_id, link = _invite(app, make_invitation, single_use=True)
+    client.get(path_of(link))
+    with app.app_context():
+        users = db.session.scalar(select(func.count()).select_from(User))
+    back = path_of(log_in(_start_sso(client, ENROLL), "alice"))
+    time.sleep(4.2)
+    response = client.get(back)
+    assert response.status_code == 400
+    assert "it may have expired or been used already" in response.get_data(as_text=True)
+    assert _events(app, "sso.failed") == [{"reason": "code_refused"}]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == users
+        assert db.session.scalar(select(func.count()).select_from(SourceConnection)) == 0
+        assert db.session.get(Invitation, invitation_id).use_count == 0
+    first = client.get(ENROLL).get_data(as_text=True)
+    assert 'value="alice"' not in first and "Continue with Test IdP" in first
+    response = _sso(client, ENROLL, "alice")  # in good time
+    assert response.status_code == 302 and response.headers["Location"].endswith(ENROLL)
+    assert 'value="alice"' in client.get(ENROLL).get_data(as_text=True)
