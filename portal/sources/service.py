@@ -326,6 +326,13 @@ def offered_in(source: OIDCSource, tenant_id: int | None) -> bool:
     return source.tenant_id is None or source.tenant_id == tenant_id
 
 
+def only_offered(sources, tenant_id: int | None) -> list[OIDCSource]:
+    """Of the sources a stage lists, those `offered_in` a flow of this tenant: an instance-wide
+    flow's page never shows a tenant's source, even when its stage names one (its button would
+    only be refused)."""
+    return [s for s in sources if s is not None and offered_in(s, tenant_id)]
+
+
 def flow_session_tenant_id(flow_session: FlowSession | None) -> int | None:
     """The tenant a flow session acts in: its invitation's, else its flow's (None when the
     flow is instance-wide)."""

@@ -705,3 +705,50 @@ def test_a_code_that_expired_at_the_provider_ends_on_a_clear_page_with_nothing_w
     response = _sso(client, ENROLL, "alice")  # in good time
     assert response.status_code == 302 and response.headers["Location"].endswith(ENROLL)
     assert 'value="alice"' in client.get(ENROLL).get_data(as_text=True)
+
+
+# -- where a tenant's own source is offered -----------------------------------------------------
+
+
+def test_a_tenant_owned_source_is_offered_on_its_tenants_flows_not_on_instance_wide_ones(
+        app, client, sso_source):
+    """The provider's source owned by alpha, and listed by the (shared) identification stage:
+    the instance-wide sign-in page does not show it and refuses a forged start (audited); a
+    sign-in flow owned by alpha, binding the same stages, shows it and signs bob in."""
+    from portal import tenants
+    from portal.models import Flow, FlowDesignation, FlowStageBinding, Stage
+    from portal.sources import service
+
+    with app.app_context():
+        alpha = tenants.create_tenant(name="Alpha", slug="alpha")
+        db.session.get(service.OIDCSource, sso_source).tenant_id = alpha.id
+        _offer_on_sign_in(sso_source)
+        flow = Flow(slug="alpha-sign-in", name="Alpha sign-in", title="Sign in to Alpha",
+                    designation=FlowDesignation.AUTHENTICATION, tenant_id=alpha.id)
+        db.session.add(flow)
+        for order, name in ((10, "default-authentication-identification"),
+                            (100, "default-authentication-login")):
+            flow.bindings.append(FlowStageBinding(order=order, stage=db.session.scalar(
+                select(Stage).filter_by(name=name))))
+        db.session.commit()
+        from portal.auth.service import create_user
+
+        bob = create_user(username="bob", email="bob@example.com", password=TEST_PASSWORD)
+        tenants.add_member(bob, alpha)
+        service.link(bob, db.session.get(service.OIDCSource, sso_source),
+                     service.oidc.Identity(subject="bob"), ip=None)
+    page = client.get(SIGN_IN).get_data(as_text=True)
+    assert "Sign in with Test IdP" not in page
+    binding = re.search(r'name="binding" value="(\d+)"', page).group(1)
+    response = client.post(f"/source/oidc/{SLUG}/start", data={
+        "csrf_token": csrf_from(page), "flow": "default-authentication-flow",
+        "binding": binding})
+    assert response.status_code == 404
+    assert _events(app, "sso.failed") == [{"reason": "source_elsewhere"}]
+    alpha_sign_in = "/if/flow/alpha-sign-in/"
+    assert "Sign in with Test IdP" in client.get(alpha_sign_in).get_data(as_text=True)
+    response = _sso(client, alpha_sign_in, "bob")
+    assert response.status_code == 302 and response.headers["Location"].endswith(alpha_sign_in)
+    client.get(alpha_sign_in)
+    assert client.get("/account/").status_code == 200  # signed in as bob
+    assert [e["flow"] for e in _events(app, "sso.signed_in")] == ["alpha-sign-in"]
