@@ -62,6 +62,7 @@ class Action:
     SSO_FAILED = "sso.failed"  # the round trip ended without result; detail.reason says why
     SSO_LINKED = "sso.linked"
     SSO_UNLINKED = "sso.unlinked"
+    SSO_GROUPS = "sso.groups"  # a source's group map added or removed groups (detail says which)
     TENANT_CREATED = "tenant.created"
     TENANT_UPDATED = "tenant.updated"
     TENANT_DELETED = "tenant.deleted"
