@@ -133,7 +133,7 @@ def build_seeded(url: str, instance: Path) -> None:
 
     from portal import create_app
     from portal.auth import service as accounts
-    from portal.extensions import db
+    from portal.extensions import bind_migrations, db
     from portal.flows.defaults import (
         ensure_default_authentication_flow,
         ensure_default_enrollment_flow,
@@ -144,6 +144,7 @@ def build_seeded(url: str, instance: Path) -> None:
     app = create_app({"SQLALCHEMY_DATABASE_URI": url, "SECRET_KEY": SECRET_KEY,
                       "INSTANCE_PATH": str(instance)})
     with app.app_context():
+        bind_migrations(app)
         upgrade(directory=str(ROOT / "migrations"))
         ensure_default_enrollment_flow()
         ensure_default_authentication_flow()
