@@ -294,7 +294,7 @@ def test_a_serving_app_leaves_migrations_and_sso_libraries_unimported(tmp_path):
         "import sys; from portal import create_app; "
         f"create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{tmp_path / 'x.db'}'}}); "
         "print(sorted(m for m in ('alembic', 'flask_migrate', 'authlib', 'requests', 'joserfc',"
-        " 'cryptography') if m in sys.modules))"
+        " 'cryptography', 'segno', 'zxcvbn') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: S603
                          check=True, cwd=os.path.dirname(os.path.dirname(__file__)),
