@@ -43,12 +43,11 @@ from ..models import (
     OutboxMessage,
     OutboxStatus,
     Role,
-    User,
     utcnow,
 )
 from ..numbers import db_int
 from ..pagination import KeysetPage, keyset_arg, paginate
-from ..tenants import grants_summary, tenant_get, visible
+from ..tenants import grants_summary, tenant_get
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required
 from .forms import (
@@ -137,12 +136,7 @@ def invitations():
                           descending=filters["sort"].startswith("-"))
     else:
         page = paginate(query, per_page=PER_PAGE)
-    # An index probe per user, not a DISTINCT over every invitation; only creators of invitations
-    # this admin may see (other namespaces' admins are not theirs to learn about).
-    created = select(Invitation.id).where(Invitation.created_by_id == User.id, visible(Invitation))
-    if flow_ids is not None:
-        created = created.where(Invitation.flow_id.in_(flow_ids))
-    creators = db.session.scalars(select(User).where(created.exists()).order_by(User.username)).all()
+    creators = db.session.scalars(service.creators_query(flow_ids)).all()
     return render_template(
         "admin/invitations/list.html", page=page, status_of=service.status_of, filters=filters,
         flows=_enrollment_flows(), creators=creators, statuses=list(service.InvitationStatus),

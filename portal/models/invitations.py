@@ -51,9 +51,9 @@ class Invitation(db.Model):
     max_uses: Mapped[int | None] = mapped_column(Integer)
     use_count: Mapped[int] = mapped_column(Integer, default=0)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), index=True  # the list's "created by" filter
-    )
+    # Indexed with tenant and flow (ix_invitations_creator, below): the list's "created by"
+    # choices probe it once per account, which a tenant_id index alone turns into a scan.
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # Recipient-bound invitations: the address the link was sent to, which enrollment must use.
     email: Mapped[str | None] = mapped_column(String(320), index=True)
@@ -90,6 +90,9 @@ class Invitation(db.Model):
         # The same search also matches the recipient's address.
         Index("ix_invitations_email_trgm", email, postgresql_using="gin",
               postgresql_ops={"email": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        # Who created what, in which tenant and flow: the list's "created by" choices (one
+        # EXISTS probe per account, also with the admin's flows) and ON DELETE SET NULL.
+        Index("ix_invitations_creator", created_by_id, tenant_id, flow_id),
     )
 
     @property

@@ -293,10 +293,10 @@ def test_no_secret_code_or_token_reaches_the_logs(app, client, make_invitation, 
     client secret nor the code, the state, the nonce or any token appears."""
     import logging
 
-    from portal.sources import oidc
+    from authlib.integrations.requests_client import OAuth2Session  # what oidc uses
 
     seen: dict[str, str] = {}
-    original = oidc.OAuth2Session.fetch_token
+    original = OAuth2Session.fetch_token
 
     def spy(self, *args, **kwargs):
         token = original(self, *args, **kwargs)
@@ -305,7 +305,7 @@ def test_no_secret_code_or_token_reaches_the_logs(app, client, make_invitation, 
         seen["code_verifier"] = kwargs["code_verifier"]
         return token
 
-    monkeypatch.setattr(oidc.OAuth2Session, "fetch_token", spy)
+    monkeypatch.setattr(OAuth2Session, "fetch_token", spy)
     caplog.set_level(logging.DEBUG)
     _, link = _invite(app, make_invitation)
     client.get(path_of(link))

@@ -42,6 +42,8 @@ def test_discovery_is_cached_and_checks_its_issuer(app, oidc_provider):
 
 
 def test_a_private_ca_bundle_is_what_requests_verify_with(app_factory, tmp_path, monkeypatch):
+    import requests
+
     bundle = tmp_path / "ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     app = app_factory(OIDC_CA_BUNDLE=str(bundle))
@@ -49,9 +51,9 @@ def test_a_private_ca_bundle_is_what_requests_verify_with(app_factory, tmp_path,
 
     def fake_get(url, **kwargs):
         seen.update(kwargs)
-        raise oidc.requests.ConnectionError("offline")
+        raise requests.ConnectionError("offline")
 
-    monkeypatch.setattr(oidc.requests, "get", fake_get)
+    monkeypatch.setattr(requests, "get", fake_get)  # oidc imports requests when first used
     with app.app_context(), pytest.raises(oidc.ProviderError):
         oidc.discover("https://idp.example.com", refresh=True)
     assert seen["verify"] == str(bundle)
