@@ -6,14 +6,14 @@ planner takes the tenant index (every row of a one-tenant install) and scans a m
 each account that created none; one index on (created_by_id, tenant_id, flow_id) answers each
 probe at once, with the admin's flows too, and still serves ON DELETE SET NULL.
 
-Revision ID: 0016_creator_index
-Revises: 0014_api_tenant
+Revision ID: 0017_creator_index
+Revises: 0016_sso_group_map
 """
 from alembic import op
 
 
-revision = '0016_creator_index'
-down_revision = '0014_api_tenant'
+revision = '0017_creator_index'
+down_revision = '0016_sso_group_map'
 branch_labels = None
 depends_on = None
 
