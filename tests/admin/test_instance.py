@@ -228,3 +228,20 @@ def test_the_account_page_lists_and_accepts_a_pending_instance_invitation(app, a
     with app.app_context():
         assert db.session.get(User, sam).is_superuser is True
         assert db.session.get(Invitation, invitation_id).use_count == 1
+
+
+def test_the_cli_makes_only_tenant_invitations(app, admin, tmp_path):
+    """`blueprints import` acts in the tenant of --tenant; it has no way to the instance (no
+    --instance, and a blueprint's grants_superuser is an ignored attribute)."""
+    blueprint = tmp_path / "invite.yaml"
+    blueprint.write_text(
+        "version: 1\nentries:\n  - model: authentik_stages_invitation.invitation\n"
+        "    identifiers: {name: cli-invite}\n"
+        "    attrs: {flow: !Find [authentik_flows.flow, [slug, default-enrollment-flow]],"
+        " grants_superuser: true, tenant: null}\n")
+    runner = app.test_cli_runner()
+    refused = runner.invoke(args=["blueprints", "import", str(blueprint), "--instance"])
+    assert refused.exit_code != 0 and "No such option" in refused.output
+    done = runner.invoke(args=["blueprints", "import", str(blueprint), "--tenant", "default"])
+    assert done.exit_code == 0, done.output
+    assert _invitations(app) == [("cli-invite", 1, False)]
