@@ -281,6 +281,8 @@ def _fill_from(form: NewInvitationForm, source: Invitation, *, keep_kind: bool =
     form.role_namespaces.data = ", ".join(first.namespaces or []) if first else ""
     form.single_use.data = source.single_use
     form.max_uses.data = source.max_uses
+    if form.grants_superuser:  # on the instance's pages only
+        form.grants_superuser.data = source.grants_superuser
     form.allowed_domains.data = ", ".join(source.allowed_domains or [])
     if source.email:
         form.to.data = source.email
