@@ -4,6 +4,9 @@ The privilege ceiling (portal.access.ceiling) holds on every action: an admin ma
 link of, resend, extend, edit, duplicate, revoke or delete an invitation only if every group it
 can lead to (its own, and every group its flow can assign) is one they may give. Lists still show
 the other invitations of their namespaces, read-only: no link, no actions, and the reason.
+
+The same views serve the instance's invitations (/instance/invitations/, portal/admin/instance.py)
+when acting on no tenant; their links go through scoped_url so each stays on its own side.
 """
 
 from datetime import UTC, timedelta
