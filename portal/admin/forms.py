@@ -188,6 +188,11 @@ class NewInvitationForm(InvitationForm):
                                    "Each gets their own invitation, usable only with that address.")
     cc = StringField("CC", validators=[Length(max=2000), AddressList(10)])
     bcc = StringField("BCC", validators=[Length(max=2000), AddressList(10)])
+    # Only on the instance's pages (/instance/invitations/): the views remove it elsewhere.
+    grants_superuser = BooleanField(
+        "Make them instance superadmins",
+        description="Whoever enrolls with (or accepts) this invitation may do everything on "
+                    "every tenant, as you may.")
     submit = SubmitField("Create invitation")
 
     def __init__(self, *args, **kwargs):
@@ -224,6 +229,11 @@ class BulkInvitationForm(FlaskForm):
     groups = MultiCheckboxField("Groups for everyone", coerce=int)
     roles, role_namespaces = DirectRoleFields.roles, DirectRoleFields.role_namespaces
     message = TextAreaField("Personal message", validators=[Length(max=2000)], render_kw={"rows": 3})
+    # Only on the instance's pages (/instance/invitations/): the views remove it elsewhere.
+    grants_superuser = BooleanField(
+        "Make them instance superadmins",
+        description="Whoever enrolls with (or accepts) this invitation may do everything on "
+                    "every tenant, as you may.")
     preview = SubmitField("Preview")
     confirm = SubmitField("Create invitations")
 

@@ -493,7 +493,8 @@ class TenantRef(Schema):
 class PendingInvitationSchema(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
-    tenant = fields.Nested(TenantRef, required=True)
+    tenant = fields.Nested(TenantRef, required=True, allow_none=True, metadata={
+        "description": "null: an invitation to the whole instance (an account in no tenant)."})
     flow = fields.Nested(FlowRef, required=True)
     expires_at = fields.AwareDateTime(required=True, allow_none=True)
     groups = fields.List(fields.Nested(GroupRef), required=True)
@@ -503,7 +504,8 @@ class PendingInvitationSchema(Schema):
 class AcceptedSchema(Schema):
     invitation_id = fields.Integer(required=True)
     accepted = fields.Boolean(required=True)
-    tenant = fields.Nested(TenantRef, required=True)
+    tenant = fields.Nested(TenantRef, required=True, allow_none=True, metadata={
+        "description": "null: an invitation to the whole instance (an account in no tenant)."})
     groups = fields.List(fields.Nested(GroupRef), required=True,
                          metadata={"description": "The groups joined now."})
 

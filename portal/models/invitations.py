@@ -36,8 +36,11 @@ class Invitation(db.Model):
     __tablename__ = "invitations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(
+    # NULL: an invitation to the whole instance (an account, no tenant), made by a superadmin.
+    tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), index=True, default=current_tenant_id)
+    # The invitee becomes an instance superadmin (instance invitations only).
+    grants_superuser: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     name: Mapped[str] = mapped_column(String(255), index=True)
     # The link's token is HMAC(SECRET_KEY, token_salt); only its digest is searchable.
     # A copy of the database alone therefore never yields a working link.
@@ -64,7 +67,7 @@ class Invitation(db.Model):
     allowed_domains: Mapped[list] = mapped_column(JSON, default=list)
 
     flow: Mapped[Flow] = relationship()  # noqa: F821
-    tenant: Mapped[Tenant] = relationship()  # noqa: F821
+    tenant: Mapped[Tenant | None] = relationship()  # noqa: F821
     # Roles attached directly (Kestra's form), each optionally limited to namespaces.
     direct_roles: Mapped[list[InvitationRole]] = relationship(  # noqa: F821
         cascade="all, delete-orphan", passive_deletes=True)
