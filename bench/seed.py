@@ -29,12 +29,13 @@ _SALT = {"sqlite": "lower(hex(randomblob(16)))", "postgresql": "md5(random()::te
 
 
 def seed_invitations(count: int, *, prefix: str = "bulk") -> None:
-    """Add `count` open invitations to the first flow, created by the first user.
+    """Add `count` open invitations to the first flow, in its tenant, created by the first user.
 
     The table's secondary indexes (and SQLite's search triggers) are dropped for the load and
     built again after it: one sorted build each instead of a million random inserts."""
     from portal.invitations.search import FTS_TABLE, create_sqlite_index, forget_fts
     from portal.models import Invitation
+    from portal.tenants import default_tenant
 
     dialect = db.engine.dialect.name
     indexes = list(Invitation.__table__.indexes)
@@ -45,17 +46,19 @@ def seed_invitations(count: int, *, prefix: str = "bulk") -> None:
                 connection.exec_driver_sql(f"DROP TRIGGER IF EXISTS {FTS_TABLE}_{name}")
         for index in indexes:
             connection.exec_driver_sql(f"DROP INDEX IF EXISTS {index.name}")
-    flow_id = db.session.scalar(select(Flow.id).order_by(Flow.id))
+    flow_id, tenant_id = db.session.execute(
+        select(Flow.id, Flow.tenant_id).order_by(Flow.id).limit(1)).one()
+    if tenant_id is None:  # an instance-wide flow: the invitations go to the default tenant
+        tenant_id = default_tenant().id
     admin_id = db.session.scalar(select(User.id).order_by(User.id))
     statement = text(
         _SERIES[dialect]
         + "INSERT INTO invitations (name, token_salt, token_digest, expires_at, flow_id, attributes,"
         " single_use, max_uses, use_count, revoked_at, created_by_id, created_at, email, cc, bcc,"
-        " message, allowed_domains) "
-        + ("" if dialect == "sqlite" else "")
+        " message, allowed_domains, tenant_id) "
         + f"SELECT :prefix || ' ' || i, {_SALT[dialect]}, {_RANDOM_HEX[dialect]}, NULL, :flow,"
         " '{}', false, NULL, 0, NULL, :admin, :now,"
-        " :prefix || i || '@bench.example.org', '[]', '[]', '', '[]' "
+        " :prefix || i || '@bench.example.org', '[]', '[]', '', '[]', :tenant "
         + _FROM[dialect]
     ).bindparams(bindparam("now", type_=UTCDateTime))
     if dialect == "sqlite":  # SQLite wants the CTE before INSERT, written as INSERT ... WITH
@@ -66,7 +69,7 @@ def seed_invitations(count: int, *, prefix: str = "bulk") -> None:
     for first in range(0, count, BATCH):
         db.session.execute(statement, {"first": first, "last": min(first + BATCH, count) - 1,
                                        "prefix": prefix, "flow": flow_id, "admin": admin_id,
-                                       "now": now})
+                                       "now": now, "tenant": tenant_id})
         db.session.commit()
     with db.engine.begin() as connection:
         if dialect == "postgresql":

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
 
 from flask import Flask
@@ -13,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config as settings
 
 from . import extensions
-from .extensions import csrf, db, limiter, login_manager, migrate
+from .extensions import csrf, db, limiter, login_manager
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -59,11 +58,6 @@ def register_extensions(app: Flask) -> None:
         options["connect_args"] = {"timeout": 30, **options.get("connect_args", {})}
         app.config["SQLALCHEMY_ENGINE_OPTIONS"] = options
     db.init_app(app)
-    from .models.types import include_migration_object, render_migration_item
-
-    migrate.init_app(app, db, directory=os.path.join(app.root_path, "..", "migrations"),
-                     render_as_batch=True, render_item=render_migration_item,
-                     include_object=include_migration_object)
     login_manager.init_app(app)
     csrf.init_app(app)
     extensions.mail.init_app(app)  # not `mail`: that name is the portal.mail package

@@ -35,7 +35,37 @@ def _valid_email(value: str) -> str:
     return _Field.data
 
 
+class _Migrations(click.Group):
+    """`flask db ...`: Flask-Migrate's own commands, bound (and Alembic imported) only when one
+    is asked for (portal.extensions.bind_migrations)."""
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__("db", help="Database migrations (Flask-Migrate): upgrade, current, ...")
+        self.app = app
+
+    def _commands(self) -> click.Group:
+        from flask_migrate.cli import db as migrate_commands
+
+        from .extensions import bind_migrations
+
+        bind_migrations(self.app)
+        return migrate_commands
+
+    def parse_args(self, ctx, args):
+        real = self._commands()  # its options (--directory, -x) and its callback, which uses them
+        self.params, self.callback = real.params, real.callback
+        return super().parse_args(ctx, args)
+
+    def list_commands(self, ctx):
+        return self._commands().list_commands(ctx)
+
+    def get_command(self, ctx, name):
+        return self._commands().get_command(ctx, name)
+
+
 def register(app: Flask) -> None:
+    app.cli.add_command(_Migrations(app))
+
     @app.cli.command("create-admin")
     @click.option("--username", prompt=True)
     @click.option("--email", prompt=True)

@@ -1,10 +1,12 @@
 """Unbound extensions; the app factory binds them with init_app."""
 
+import os
+
+from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_mail import Mail
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
@@ -25,8 +27,22 @@ class Base(DeclarativeBase):
 
 
 db = SQLAlchemy(model_class=Base)
-migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 mail = Mail()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def bind_migrations(app: Flask):
+    """Flask-Migrate, bound to `app` on first use and returned (its config in
+    app.extensions["migrate"]). Importing it imports Alembic (about 10 MiB per process), which
+    only `flask db` and the tests' upgrades need, never a worker serving requests."""
+    if "migrate" not in app.extensions:
+        from flask_migrate import Migrate
+
+        from .models.types import include_migration_object, render_migration_item
+
+        Migrate(app, db, directory=os.path.join(app.root_path, "..", "migrations"),
+                render_as_batch=True, render_item=render_migration_item,
+                include_object=include_migration_object)
+    return app.extensions["migrate"]

@@ -10,13 +10,14 @@ import re
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from flask_migrate import upgrade
+import flask_migrate
+from flask import current_app
 from sqlalchemy import JSON, DateTime, bindparam, select, text
 
 from portal import create_app
 from portal.auth import service as accounts
 from portal.auth.service import create_user
-from portal.extensions import db
+from portal.extensions import bind_migrations, db
 from portal.invitations import service
 from portal.models import Flow, Group, Role
 
@@ -202,6 +203,22 @@ def _empty_database() -> None:
     db.drop_all()
     with db.engine.begin() as connection:
         connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+
+
+def upgrade(revision: str = "head") -> None:
+    """`flask db upgrade` in the current app (which binds Flask-Migrate only on first use)."""
+    bind_migrations(current_app)
+    flask_migrate.upgrade(revision=revision)
+
+
+def downgrade(revision: str) -> None:
+    bind_migrations(current_app)
+    flask_migrate.downgrade(revision=revision)
+
+
+def stamp(revision: str = "head") -> None:
+    bind_migrations(current_app)
+    flask_migrate.stamp(revision=revision)
 
 
 @contextmanager

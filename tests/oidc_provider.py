@@ -80,10 +80,16 @@ class Provider:
         self.process.stderr.close()
 
 
-def start(accounts: dict | None = None, *, code_ttl: int = 60) -> Provider:
+def start(accounts: dict | None = None, *, code_ttl: int = 60,
+          accounts_file: Path | None = None) -> Provider:
+    """A provider of its own. `code_ttl`: how many seconds its authorization codes live.
+    `accounts_file`: a JSON file of accounts it reads at each login (instead of `accounts`), so
+    a test can change what the provider says about someone between two sign-ins."""
     config = {"clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                            "redirect_uris": REDIRECT_URIS}],
               "accounts": accounts or ACCOUNTS, "code_ttl": code_ttl}
+    if accounts_file is not None:
+        config["accounts_file"] = str(accounts_file)
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "OIDC_TEST_CONFIG": json.dumps(config),
            "NODE_ENV": "test"}
     process = subprocess.Popen([shutil.which("node"), str(HERE / "server.js")], cwd=HERE, env=env,  # noqa: S603

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from flask_migrate import upgrade
 from sqlalchemy.exc import IntegrityError
 
 import config as settings
@@ -18,6 +18,7 @@ from portal.models import User
 from portal.models.types import include_migration_object
 
 from .conftest import database_url
+from .helpers import upgrade
 
 
 def test_error_pages_use_the_portal_look(app, client):
@@ -236,8 +237,9 @@ def test_migration_0007_keeps_existing_users_signing_in(tmp_path):
 def test_migration_0009_perf_makes_existing_invitations_searchable(tmp_path):
     """Invitations from before the FTS5 table are found after the upgrade (SQLite), and the
     list works as before on both databases; a downgrade removes the table and its triggers."""
-    from flask_migrate import downgrade
     from sqlalchemy import text
+
+    from .helpers import downgrade
 
     app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
     with app.app_context():
@@ -279,3 +281,41 @@ def test_migration_0009_perf_makes_existing_invitations_searchable(tmp_path):
             with db.engine.begin() as connection:
                 connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
             db.engine.dispose()
+
+
+def test_a_serving_app_leaves_migrations_and_sso_libraries_unimported(tmp_path):
+    """Steady worker memory (issue 10): Alembic, Authlib/requests/joserfc and cryptography are
+    imported when first needed (`flask db`, an SSO sign-in, sealing a value), not with the app;
+    together about 28 MiB per worker."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys; from portal import create_app; "
+        f"create_app({{'SQLALCHEMY_DATABASE_URI': 'sqlite:///{tmp_path / 'x.db'}'}}); "
+        "print(sorted(m for m in ('alembic', 'flask_migrate', 'authlib', 'requests', 'joserfc',"
+        " 'cryptography', 'segno', 'zxcvbn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,  # noqa: S603
+                         check=True, cwd=os.path.dirname(os.path.dirname(__file__)),
+                         env={**os.environ, "PORTAL_ENV": "testing"})
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
+def test_flask_db_commands_bind_migrations_when_asked(tmp_path):
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+    assert "migrate" not in app.extensions
+    with app.app_context():
+        db.drop_all()
+    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+    assert result.exit_code == 0, result.output
+    assert app.extensions["migrate"].directory.endswith("migrations")
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory(app.extensions["migrate"].directory).get_current_head()
+    with app.app_context():
+        assert db.session.scalar(db.text("SELECT version_num FROM alembic_version")) == head
+        db.drop_all()
+        db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
+        db.session.commit()

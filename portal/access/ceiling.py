@@ -314,6 +314,29 @@ def check_invitation(grants: Grants, invitation: Invitation | None = None, *,
         raise next(iter(refusal.values()))
 
 
+def check_instance_invitation(grants: Grants, *, instance: bool, superuser: bool,
+                              flow: Flow | None = None, groups: Iterable[Group] = (),
+                              roles: Iterable = ()) -> None:
+    """The one rule for invitations to the whole instance, which every path creating an
+    invitation reaches (service.create_invitation): only an instance superadmin invites to the
+    instance or makes a superadmin by invitation (the privilege ceiling: nobody else holds
+    that). Such an invitation gives an account and nothing of a tenant: no groups, no roles,
+    and only an instance-wide flow. CeilingError otherwise."""
+    if not grants.superuser:
+        raise CeilingError(None, "This invitation",
+                           "Only an instance superadmin may invite to the whole instance or "
+                           "make someone a superadmin.")
+    if superuser and not instance:
+        raise CeilingError(None, "This invitation", "Only an invitation to the instance can make "
+                                                    "its invitee a superadmin.")
+    if list(groups) or list(roles):
+        raise CeilingError(None, "This invitation", "An invitation to the instance gives no "
+                                                    "tenant's groups or roles.")
+    if flow is not None and flow.tenant_id is not None:
+        raise CeilingError(None, "This invitation", "An invitation to the instance works only "
+                                                    "on an instance-wide flow.")
+
+
 def invitation_refusals(grants: Grants, invitations: Iterable[Invitation], *,
                         extra: tuple[Flow | None, list[Group]] | None = None,
                         ) -> dict[int | None, CeilingError]:

@@ -53,7 +53,7 @@ def _identities(user) -> dict:
     linked = [c for c in sso.connections_of(user) if c.subject]
     taken = {c.source_id for c in linked}
     return {"identities": [(c, sso.can_unlink(user, c)) for c in linked],
-            "link_sources": [s for s in sso.sources_shown() if s.id not in taken]}
+            "link_sources": [s for s in sso.linkable_sources(user) if s.id not in taken]}
 
 
 @bp.route("/account/identities/<int:connection_id>/unlink", methods=["POST"])

@@ -7,7 +7,7 @@ back into every url_for("admin....") of the page, so views never pass it themsel
 
 from functools import wraps
 
-from flask import Blueprint, abort, g, make_response, request, session
+from flask import Blueprint, abort, g, make_response, request, session, url_for
 from flask_login import current_user, login_required
 
 from .. import tenants
@@ -116,10 +116,18 @@ def admins_only(view):
     return wrapped
 
 
+def scoped_url(endpoint: str, **values) -> str:
+    """The address of an admin page that also serves the instance (invitations, audit log:
+    portal/admin/instance.py mounts the same views under /instance/...): the instance's when
+    acting on the instance, else the current tenant's."""
+    return url_for(("instance." if tenants.in_instance() else "admin.") + endpoint, **values)
+
+
 @bp.app_context_processor
 def _inject_grants():
     return {"admin_grants": grants, "admin_tenant": admin_tenant,
-            "tenant_choices": _tenant_choices}
+            "tenant_choices": _tenant_choices, "scoped_url": scoped_url,
+            "in_instance": tenants.in_instance}
 
 
 def _tenant_choices():

@@ -1,13 +1,13 @@
-"""Access: groups and the roles bound to them (named sets of permissions, maybe per namespace)."""
+"""Access: groups and the roles bound to them (named sets of permissions, maybe per namespace).
+The rules (ceiling, names, audit) live in portal.access.service, which the API calls too."""
 
 from flask import flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from ..access import ACCESS_MANAGE, PERMISSIONS, group_change_refusal, role_change_refusal
-from ..audit import Action, record_event
+from ..access import ACCESS_MANAGE, PERMISSIONS
+from ..access import service as access_service
 from ..extensions import db
 from ..models import Group, Role
 from ..tenants import visible
@@ -47,34 +47,17 @@ def role_edit(role_id: int | None = None):
         form.namespaces.data = ", ".join(role.namespaces)
         form.groups.data = [g.id for g in role.groups]
     if form.validate_on_submit():
-        permissions = [p for p in form.permissions.data if p in PERMISSIONS]
-        namespaces = split_addresses(form.namespaces.data or "")
-        chosen = [g for g in groups if g.id in set(form.groups.data)]
-        # Nobody hands out, or takes away, access they do not hold (the privilege ceiling).
-        refusal = role_change_refusal(grants(), role, permissions=permissions,
-                                      namespaces=namespaces, groups=chosen)
-        if refusal:
-            form.permissions.errors.append(refusal)
+        try:
+            role = access_service.save_role(
+                grants(), role, name=form.name.data, description=form.description.data or "",
+                permissions=form.permissions.data, namespaces=split_addresses(form.namespaces.data or ""),
+                groups=[g for g in groups if g.id in set(form.groups.data)],
+                actor=current_user, ip=client_ip())
+        except access_service.AccessError as exc:
+            getattr(form, exc.field).errors.append(str(exc))
         else:
-            role = role or Role()
-            role.name = form.name.data.strip()
-            role.description = (form.description.data or "").strip()
-            role.permissions = permissions
-            role.namespaces = namespaces
-            role.groups = chosen
-            db.session.add(role)
-            try:
-                db.session.flush()
-            except IntegrityError:
-                db.session.rollback()
-                form.name.errors.append("A role with this name exists.")
-            else:
-                record_event(Action.ROLE_SAVED, actor=current_user, ip=client_ip(), obj=role,
-                             detail={"permissions": role.permissions, "namespaces": role.namespaces,
-                                     "groups": [g.name for g in role.groups]})
-                db.session.commit()
-                flash(f"Role “{role.name}” saved.", "success")
-                return redirect(url_for("admin.access"))
+            flash(f"Role “{role.name}” saved.", "success")
+            return redirect(url_for("admin.access"))
     return render_template("admin/access/form.html", form=form, what="role", obj=role)
 
 
@@ -85,23 +68,13 @@ def group_edit(group_id: int | None = None):
     group = tenant_get_or_404(Group, group_id) if group_id else None
     form = GroupForm(obj=group)
     if form.validate_on_submit():
-        # The same rule the blueprint importer applies to groups.
-        refusal = group_change_refusal(grants(), group, make_superuser=form.is_superuser.data)
-        if refusal:
-            form.is_superuser.errors.append(refusal[0].upper() + refusal[1:] + ".")
+        try:
+            group = access_service.save_group(grants(), group, name=form.name.data,
+                                              is_superuser=form.is_superuser.data,
+                                              actor=current_user, ip=client_ip())
+        except access_service.AccessError as exc:
+            getattr(form, exc.field).errors.append(str(exc))
         else:
-            group = group or Group(attributes={})
-            group.name = form.name.data.strip()
-            group.is_superuser = form.is_superuser.data
-            db.session.add(group)
-            try:
-                db.session.flush()
-            except IntegrityError:
-                db.session.rollback()
-                form.name.errors.append("A group with this name exists.")
-            else:
-                record_event(Action.GROUP_SAVED, actor=current_user, ip=client_ip(), obj=group)
-                db.session.commit()
-                flash(f"Group “{group.name}” saved.", "success")
-                return redirect(url_for("admin.access"))
+            flash(f"Group “{group.name}” saved.", "success")
+            return redirect(url_for("admin.access"))
     return render_template("admin/access/form.html", form=form, what="group", obj=group)

@@ -247,6 +247,11 @@ class NewInvitationForm(InvitationForm):
                                    "Each gets their own invitation, usable only with that address.")
     cc = StringField("CC", validators=[Length(max=2000), AddressList(10)])
     bcc = StringField("BCC", validators=[Length(max=2000), AddressList(10)])
+    # Only on the instance's pages (/instance/invitations/): the views remove it elsewhere.
+    grants_superuser = BooleanField(
+        "Make them instance superadmins",
+        description="Whoever enrolls with (or accepts) this invitation may do everything on "
+                    "every tenant, as you may.")
     submit = SubmitField("Create invitation")
 
     def __init__(self, *args, **kwargs):
@@ -282,6 +287,11 @@ class BulkInvitationForm(DirectRoleFields, FlaskForm):
                                  validators=[InputRequired("Choose when the invitations expire.")])
     groups = MultiCheckboxField("Groups for everyone", coerce=int)
     message = TextAreaField("Personal message", validators=[Length(max=2000)], render_kw={"rows": 3})
+    # Only on the instance's pages (/instance/invitations/): the views remove it elsewhere.
+    grants_superuser = BooleanField(
+        "Make them instance superadmins",
+        description="Whoever enrolls with (or accepts) this invitation may do everything on "
+                    "every tenant, as you may.")
     preview = SubmitField("Preview")
     confirm = SubmitField("Create invitations")
 
@@ -425,8 +435,16 @@ class SourceForm(FlaskForm):
     claim_email = StringField("Email claim", default="email", validators=[Length(max=100)])
     claim_name = StringField("Name claim", default="name", validators=[Length(max=100)])
     claim_groups = StringField("Groups claim", validators=[Length(max=100)],
-                               description="Read and kept with the identity; it assigns no "
-                                           "groups (invitations do).")
+                               description="The claim holding the person's groups at the "
+                                           "provider (e.g. groups); the group map below uses it.")
+    group_map = TextAreaField(
+        "Group map", validators=[Length(max=10000)],
+        description="One line per group: provider group → portal group (-> works too), e.g. "
+                    "“engineering → Staff”. The portal groups named here follow the provider: "
+                    "added at enrollment and at each sign-in, taken away at sign-in when the "
+                    "provider stops sending them. Other groups are never touched. A tenant's "
+                    "source names that tenant's groups; an instance-wide one, groups of the "
+                    "tenant the sign-in or invitation acts in.")
     use_userinfo = BooleanField("Read the userinfo endpoint", default=True)
     matching_mode = SelectField("Returning identities", choices=[])
     enrollment_flow_id = SelectField("Enrollment flow for new identities", coerce=_optional_int,

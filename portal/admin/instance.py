@@ -1,8 +1,13 @@
-"""Instance pages: the tenants themselves (superadmins only), and the old /admin/... addresses.
+"""Instance pages: the tenants themselves, the instance's invitations and audit log
+(superadmins only), and the old /admin/... addresses.
 
-These URLs name no tenant: they act on the instance. /admin/... (links and bookmarks from
-before tenants) lead to the same page in the person's home tenant.
+These URLs name no tenant: they act on the instance. /instance/invitations/ and /instance/audit/
+are the tenant pages' very views (portal/admin/invitations.py, audit.py) acting on the instance
+(tenants.use_instance): what they list and make is of no tenant. /admin/... (links and bookmarks
+from before tenants) lead to the same page in the person's home tenant.
 """
+
+from functools import wraps
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
@@ -11,7 +16,7 @@ from wtforms import BooleanField, StringField
 from wtforms.validators import Length
 
 from .. import tenants
-from ..access import grants_for
+from ..access import CeilingError, grants_for
 from ..extensions import csrf, db
 from ..models import Tenant
 from .forms import ConfirmForm
@@ -33,8 +38,6 @@ def legacy_admin(rest: str):
 
 
 def superadmins_only(view):
-    from functools import wraps
-
     @wraps(view)
     @login_required
     def wrapped(*args, **kwargs):
@@ -105,3 +108,53 @@ def tenant_delete(tenant_id: int):
         return redirect(url_for("instance.tenant_list"))
     return render_template("admin/tenants/delete.html", form=form, tenant=tenant, summary=summary,
                            refusal=refusal)
+
+
+# -- the instance's invitations and audit log: the tenant pages' views, on the instance --------
+
+
+def _on_instance(view):
+    """A tenant admin view served for the instance: superadmins only (anyone else: 403, before
+    anything is read), acting on no tenant."""
+    @wraps(view)
+    @superadmins_only
+    def wrapped(*args, **kwargs):
+        tenants.use_instance()
+        return view(*args, **kwargs)
+
+    return wrapped
+
+
+def _mount_instance_pages() -> None:
+    from . import audit, invitations
+
+    get, both, post = ["GET"], ["GET", "POST"], ["POST"]
+    pages = [
+        ("/instance/invitations/", invitations.invitations, get),
+        ("/instance/invitations/links.csv", invitations.invitations_links_csv, get),
+        ("/instance/invitations/new", invitations.invitation_create, both),
+        ("/instance/invitations/<int:invitation_id>", invitations.invitation_detail, get),
+        ("/instance/invitations/<int:invitation_id>/edit", invitations.invitation_edit, both),
+        ("/instance/invitations/<int:invitation_id>/delete", invitations.invitation_delete, both),
+        ("/instance/invitations/<int:invitation_id>/revoke", invitations.invitation_revoke, post),
+        ("/instance/invitations/<int:invitation_id>/<any(resend, extend):action>",
+         invitations.invitation_expiry_action, both),
+        ("/instance/invitations/<int:invitation_id>/emails/<int:message_id>/retry",
+         invitations.invitation_email_retry, post),
+        ("/instance/invitations/bulk-action", invitations.invitations_bulk_action, post),
+        ("/instance/invitations/bulk", invitations.invitations_bulk, both),
+        ("/instance/audit/", audit.audit_log, get),
+        ("/instance/audit/export.csv", audit.audit_export, get),
+    ]
+    for rule, view, methods in pages:
+        bp.add_url_rule(rule, view.__name__, _on_instance(view), methods=methods)
+
+
+_mount_instance_pages()
+
+
+@bp.errorhandler(CeilingError)
+def _beyond_ceiling(error: CeilingError):
+    from . import _beyond_ceiling as tenant_answer
+
+    return tenant_answer(error)

@@ -4,6 +4,9 @@ The privilege ceiling (portal.access.ceiling) holds on every action: an admin ma
 link of, resend, extend, edit, duplicate, revoke or delete an invitation only if every group it
 can lead to (its own, and every group its flow can assign) is one they may give. Lists still show
 the other invitations of their namespaces, read-only: no link, no actions, and the reason.
+
+The same views serve the instance's invitations (/instance/invitations/, portal/admin/instance.py)
+when acting on no tenant; their links go through scoped_url so each stays on its own side.
 """
 
 from datetime import UTC, timedelta
@@ -19,7 +22,6 @@ from flask import (
     request,
     session,
     stream_with_context,
-    url_for,
 )
 from flask_login import current_user
 from sqlalchemy import select
@@ -42,14 +44,13 @@ from ..models import (
     Invitation,
     OutboxMessage,
     OutboxStatus,
-    User,
     utcnow,
 )
 from ..numbers import db_int
 from ..pagination import KeysetPage, keyset_arg, paginate
-from ..tenants import grants_summary, tenant_get, visible
+from ..tenants import grants_summary, in_instance, tenant_get
 from ..urls import base_url
-from . import bp, client_ip, grants, permission_required
+from . import bp, client_ip, grants, permission_required, scoped_url
 from .forms import (
     INVITATION_KINDS,
     MODE_OF_KIND,
@@ -104,6 +105,16 @@ def _groups_by_id(ids) -> list[Group]:
     return scope.groups_by_id(grants(), ids)
 
 
+def _superuser_choice(form) -> bool:
+    """The "instance superadmin" box: offered only on the instance's pages (elsewhere the field
+    is removed, so a forged one is ignored); whether it may be ticked is the service's rule
+    (access.check_instance_invitation)."""
+    if not in_instance():
+        del form.grants_superuser
+        return False
+    return bool(form.grants_superuser.data)
+
+
 def _default_expiry():
     expire_after: timedelta = current_app.config["INVITATION_EXPIRE_AFTER_DELTA"]
     return (utcnow() + expire_after).replace(tzinfo=None, second=0, microsecond=0)
@@ -128,12 +139,7 @@ def invitations():
                           descending=filters["sort"].startswith("-"))
     else:
         page = paginate(query, per_page=PER_PAGE)
-    # An index probe per user, not a DISTINCT over every invitation; only creators of invitations
-    # this admin may see (other namespaces' admins are not theirs to learn about).
-    created = select(Invitation.id).where(Invitation.created_by_id == User.id, visible(Invitation))
-    if flow_ids is not None:
-        created = created.where(Invitation.flow_id.in_(flow_ids))
-    creators = db.session.scalars(select(User).where(created.exists()).order_by(User.username)).all()
+    creators = db.session.scalars(service.creators_query(flow_ids)).all()
     return render_template(
         "admin/invitations/list.html", page=page, status_of=service.status_of, filters=filters,
         flows=_enrollment_flows(), creators=creators, statuses=list(service.InvitationStatus),
@@ -200,6 +206,7 @@ def invitation_create():
     groups = assignable_groups(grants())
     form = NewInvitationForm(flows=_invitable_flows(), groups=groups, roles=givable_roles(grants()),
                              grants=grants())
+    superuser = _superuser_choice(form)
     _check_posted_flow()
     source = request.args.get("from", type=db_int)
     if request.method == "GET":
@@ -216,9 +223,11 @@ def invitation_create():
             message=(form.message.data or "").strip(),
             groups=_groups_by_id(form.groups.data),
             roles=form.direct_roles,
+            grants_superuser=superuser,
         )
         # The one ceiling, direct roles included (a forged role id is refused, not dropped).
         check_invitation(grants(), flow=options["flow"], groups=options["groups"], roles=options["roles"])
+        options["grants"] = grants()
         if form.kind.data == "recipients":
             created, emailed = service.invite_recipients(
                 form.to.addresses, name=(form.name.data or "").strip(), cc=form.cc.addresses,
@@ -229,7 +238,7 @@ def invitation_create():
             _flash_created(len(created), emailed)
             _note_existing_accounts(i.email for i in created)
             if len(created) > 1:
-                return redirect(url_for("admin.invitations", sort="-created"))
+                return redirect(scoped_url("invitations", sort="-created"))
             invitation = created[0]
         else:
             invitation = service.create_invitation(
@@ -239,8 +248,8 @@ def invitation_create():
             )
             flash("Invitation created. Copy the link below and share it with the people you invite.",
                   "success")
-        return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
-    tabs = [(kind, label, url_for("admin.invitation_create", mode=MODE_OF_KIND[kind],
+        return redirect(scoped_url("invitation_detail", invitation_id=invitation.id))
+    tabs = [(kind, label, scoped_url("invitation_create", mode=MODE_OF_KIND[kind],
                                   **({"from": source} if source else {})))
             for kind, label in INVITATION_KINDS.items()]
     return render_template("admin/invitations/form.html", form=form, invitation=None, tabs=tabs,
@@ -258,6 +267,8 @@ def _fill_from(form: NewInvitationForm, source: Invitation, *, keep_kind: bool =
     form.fill_direct_roles([(d.role, d.namespaces) for d in source.direct_roles])
     form.single_use.data = source.single_use
     form.max_uses.data = source.max_uses
+    if form.grants_superuser:  # on the instance's pages only
+        form.grants_superuser.data = source.grants_superuser
     form.allowed_domains.data = ", ".join(source.allowed_domains or [])
     if source.email:
         form.to.data = source.email
@@ -358,7 +369,7 @@ def invitation_edit(invitation_id: int):
                            allowed_domains=form.allowed_domains.domains)
         service.update_invitation(invitation, actor=current_user, ip=client_ip(), **changes)
         flash("Invitation saved.", "success")
-        return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
+        return redirect(scoped_url("invitation_detail", invitation_id=invitation.id))
     return render_template("admin/invitations/form.html", form=form, invitation=invitation,
                            mail_configured=mail_configured())
 
@@ -372,12 +383,12 @@ def invitation_delete(invitation_id: int):
         name = invitation.name
         service.delete_invitation(invitation, actor=current_user, ip=client_ip())
         flash(f"Invitation “{name}” deleted; its link no longer works.", "success")
-        return redirect(url_for("admin.invitations"))
+        return redirect(scoped_url("invitations"))
     return render_template("admin/confirm_delete.html", form=form, what="invitation",
                            name=invitation.name,
                            consequence="Its link stops working at once. Accounts created with "
                                        "it are kept.",
-                           cancel=url_for("admin.invitation_detail", invitation_id=invitation.id))
+                           cancel=scoped_url("invitation_detail", invitation_id=invitation.id))
 
 
 @bp.route("/invitations/<int:invitation_id>/revoke", methods=["POST"])
@@ -387,7 +398,7 @@ def invitation_revoke(invitation_id: int):
     if ConfirmForm().validate_on_submit():
         service.revoke_many([invitation], actor=current_user, ip=client_ip())
         flash("Invitation revoked; its link no longer works.", "success")
-    return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
+    return redirect(scoped_url("invitation_detail", invitation_id=invitation.id))
 
 
 @bp.route("/invitations/<int:invitation_id>/<any(resend, extend):action>", methods=["GET", "POST"])
@@ -411,7 +422,7 @@ def invitation_expiry_action(invitation_id: int, action: str):
                 service.extend(invitation, expires_at=form.expires_at, actor=current_user,
                                ip=client_ip())
                 flash("The invitation's expiry was extended; the link is unchanged.", "success")
-            return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
+            return redirect(scoped_url("invitation_detail", invitation_id=invitation.id))
         except service.ActionRefused as exc:
             form.expires.errors = [str(exc)]
     return render_template("admin/invitations/expiry.html", form=form, invitation=invitation,
@@ -432,7 +443,7 @@ def invitation_email_retry(invitation_id: int, message_id: int):
             db.session.rollback()
             flash("Nothing was retried: only an email that failed can be sent again, and this "
                   f"one is {message.status.lower()}.", "info")
-    return redirect(url_for("admin.invitation_detail", invitation_id=invitation.id))
+    return redirect(scoped_url("invitation_detail", invitation_id=invitation.id))
 
 
 @bp.route("/invitations/bulk-action", methods=["POST"])
@@ -441,7 +452,7 @@ def invitations_bulk_action():
     form = BulkActionForm()
     if not form.validate_on_submit() or not form.ids.data:
         flash("Select at least one invitation.", "error")
-        return redirect(url_for("admin.invitations"))
+        return redirect(scoped_url("invitations"))
     chosen, locked = scope.actionable(grants(), form.ids.data)
     if locked:  # read-only to this admin (the privilege ceiling): left as they are
         flash(f"{len(locked)} invitation(s) left unchanged: {next(iter(locked.values()))}",
@@ -452,7 +463,7 @@ def invitations_bulk_action():
     else:
         count = service.revoke_many(chosen, actor=current_user, ip=client_ip())
         flash(f"{count} invitation(s) revoked.", "success")
-    return redirect(url_for("admin.invitations"))
+    return redirect(scoped_url("invitations"))
 
 
 @bp.route("/invitations/bulk", methods=["GET", "POST"])
@@ -461,6 +472,7 @@ def invitations_bulk():
     groups = assignable_groups(grants())
     form = BulkInvitationForm(flows=_invitable_flows(), groups=groups, roles=givable_roles(grants()),
                               grants=grants())
+    _superuser_choice(form)
     _check_posted_flow()
     rows, error = None, None
     if request.method == "GET":
@@ -511,6 +523,8 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
                    roles=form.direct_roles)
     # The one ceiling, as on the create form (each row's own groups are checked by bulk.check).
     check_invitation(grants(), **options)
+    options.update(grants=grants(), grants_superuser=bool(getattr(form, "grants_superuser", None)
+                                                          and form.grants_superuser.data))
     created = bulk.create(
         part, base_url=base_url(), email=emailed, created_by=current_user, ip=client_ip(),
         expires_at=form.expires.data.replace(tzinfo=UTC), message=(form.message.data or "").strip(),
@@ -528,4 +542,4 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
     if _wants_json():
         return jsonify(created=len(created), skipped=skipped,
                        processed=min(len(rows), start + len(part)), total=len(rows))
-    return redirect(url_for("admin.invitations", sort="-created"))
+    return redirect(scoped_url("invitations", sort="-created"))

@@ -47,18 +47,19 @@ def source_edit(source_id: int | None = None):
         form.instance_wide.data = source.tenant_id is None
     if source is not None and not form.is_submitted():
         form.client_secret.data = ""  # write-only
+        form.group_map.data = service.format_group_map(source.group_map)
     if form.validate_on_submit():
-        values = {key: form[key].data for key in (*service.FIELDS, "client_secret")
+        values = {key: form[key].data for key in (*service.FIELDS, "client_secret", "group_map")
                   if key != "tenant_id"}
         values["scopes"] = " ".join(str(values["scopes"] or "").split())
         wide = superadmin and form.instance_wide.data
         values["tenant_id"] = None if wide else g.tenant.id
-        problems = service.source_problems(values, source=source)
+        problems = service.source_problems(values, source=source, grants=grants())
         for key, messages in problems.items():
             form[key].errors = [*form[key].errors, *messages]
         if not problems:
             saved = service.save_source(source, values, actor=current_user._get_current_object(),
-                                        ip=client_ip())
+                                        ip=client_ip(), grants=grants())
             flash(f"Source {saved.name} saved. Register {redirect_uri(saved)} as its redirect "
                   "URI at the provider.", "success")
             return redirect(url_for("admin.source_edit", source_id=saved.id))

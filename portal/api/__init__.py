@@ -15,8 +15,20 @@ from flask import Flask, render_template
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
+from ..models import DEFAULT_TENANT_SLUG
 from .problems import API_PREFIX, PROBLEM_TYPE
 from .schemas import ProblemSchema
+
+# Kestra's /api/v1/{tenant}/...: the tenant-scoped resources answer under a second prefix too,
+# the very same views (flask-smorest registers each blueprint twice, under another name).
+TENANT_SCOPED = ("api_invitations", "api_users", "api_access", "api_flows", "api_audit")
+TENANT_PARAMETER = {
+    "name": "tenant", "in": "path", "required": True, "example": DEFAULT_TENANT_SLUG,
+    "description": "The tenant's slug. A token acts only in its own tenant (any other is a "
+                   "404); an instance superadmin's token acts in any.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 63,
+               "pattern": "^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$"},
+}
 
 SECURITY_SCHEMES = {"bearerAuth": {"type": "http", "scheme": "bearer",
                                    "description": "An API token from your account page or "
@@ -72,11 +84,18 @@ def init_app(app: Flask) -> None:
     for module in (invitations, users, access, flows, audit, tenants, me):
         blueprint = module.blp
         if not getattr(blueprint, "_portal_ready", False):  # module-level: prepare once
+            blueprint.url_value_preprocessor(auth.take_path_tenant)
             blueprint.before_request(auth.authenticate)
             blueprint.teardown_request(auth.end_request)
+            # Both registrations: the limiter and CSRF find the blueprint object, whose name
+            # is the first one (tests/api/test_auth.py checks the shared budget).
             limiter.shared_limit(auth.rate_limit, scope="api", key_func=auth.rate_limit_key)(blueprint)
             csrf.exempt(blueprint)  # a token, never a cookie, authorises a change (auth.py)
             blueprint._portal_ready = True
         api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)
+        if blueprint.name in TENANT_SCOPED:
+            api.register_blueprint(blueprint, name=blueprint.name + "_in_tenant",
+                                   parameters=[TENANT_PARAMETER],
+                                   url_prefix=f"{API_PREFIX}/<tenant>{blueprint.url_prefix}")
     app.register_blueprint(docs_bp)
     app.extensions["portal_api"] = api

@@ -1,6 +1,9 @@
 """Who calls the API, and with what: a Bearer token (its scopes within its owner's grants), or
 for reads only, the browser's signed-in session.
 
+/api/v1/{tenant}/... names the tenant: a token acts only in its own (another is a 404, as if
+it did not exist), an instance superadmin's token in any; without it the token decides.
+
 Decision: a cookie session may READ (GET/HEAD), so the documentation page can try reads, but is
 never accepted for a state change: those need `Authorization: Bearer`, which a browser never
 sends by itself, so the API needs no CSRF token and a forged cross-site form gets 401.
@@ -17,7 +20,7 @@ from .. import apitokens
 from ..access import Grants, request_grants
 from ..audit import acting_through
 from ..models import ApiToken, Tenant, User
-from ..tenants import use_tenant
+from ..tenants import by_slug, tenants_for, use_tenant
 from .problems import ApiError
 from .tenancy import current_tenant
 
@@ -39,8 +42,29 @@ class Caller:
         return request.remote_addr
 
 
+def take_path_tenant(_endpoint, values) -> None:
+    """url_value_preprocessor: /api/v1/{tenant}/... names the tenant; authenticate() decides
+    whether the caller may act in it (the views never see the slug)."""
+    g.api_path_tenant = values.pop("tenant", None) if values else None
+
+
+def _path_tenant() -> Tenant | None:
+    """The tenant the path names (None: the path names none); an unknown slug is a 404."""
+    slug = g.get("api_path_tenant")
+    if slug is None:
+        return None
+    tenant = by_slug(slug)
+    if tenant is None:
+        raise ApiError(404, NOT_YOUR_TENANT)
+    return tenant
+
+
+NOT_YOUR_TENANT = "No such tenant (or not one you may act in)."
+
+
 def authenticate() -> None:
-    """before_request of every API blueprint: set g.caller or refuse with 401."""
+    """before_request of every API blueprint: set g.caller or refuse with 401; with a tenant
+    in the path, act there if the caller may (else 404, as for anything of another tenant)."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, secret = header.partition(" ")
@@ -51,9 +75,14 @@ def authenticate() -> None:
         if token is None:
             raise ApiError(401, "The token is unknown, expired or revoked, or its owner is "
                                 "deactivated.", headers=CHALLENGE)
-        use_tenant(apitokens.tenant_of(token))  # every query below is scoped to it
-        g.caller = Caller(user=token.user, token=token, grants=apitokens.grants_of(token),
-                          tenant=current_tenant())
+        grants, tenant = apitokens.grants_of(token), apitokens.tenant_of(token)
+        named = _path_tenant()
+        if named is not None and named.id != tenant.id:
+            if not grants.superuser:  # a token is limited to its tenant
+                raise ApiError(404, NOT_YOUR_TENANT)
+            tenant = named  # an instance superadmin's token acts in any tenant
+        use_tenant(tenant)  # every query below is scoped to it
+        g.caller = Caller(user=token.user, token=token, grants=grants, tenant=current_tenant())
         manager = acting_through(token.id, token.name)
         manager.__enter__()
         g.audit_token_context = manager
@@ -63,8 +92,14 @@ def authenticate() -> None:
             raise ApiError(401, "A signed-in browser session may only read the API; changes "
                                 "need an API token (`Authorization: Bearer`).", headers=CHALLENGE)
         user = current_user._get_current_object()
-        g.caller = Caller(user=user, token=None, grants=request_grants(user),
-                          tenant=current_tenant())
+        named = _path_tenant()
+        if named is not None:
+            use_tenant(named)
+        grants = request_grants(user)
+        if named is not None and not grants.superuser and \
+                named.id not in {t.id for t in tenants_for(user)}:
+            raise ApiError(404, NOT_YOUR_TENANT)
+        g.caller = Caller(user=user, token=None, grants=grants, tenant=current_tenant())
         return
     raise ApiError(401, "Authentication required: send an API token as "
                         "`Authorization: Bearer <token>`.", headers=CHALLENGE)

@@ -14,15 +14,25 @@ from ..access import (
     INVITATIONS_MANAGE,
     CeilingError,
     assignable_groups,
+    check_invitation,
     invitation_refusals,
 )
 from ..extensions import db
 from ..invitations import bulk, scope, service
 from ..invitations.attributes import parse_attributes
+from ..invitations.roles import direct_role_problems
 from ..mail import mail_configured
 from ..mail import retry as retry_email
 from ..mail.web import deliver_on_close
-from ..models import Flow, FlowDesignation, Invitation, InvitationUse, OutboxMessage, utcnow
+from ..models import (
+    Flow,
+    FlowDesignation,
+    Invitation,
+    InvitationRole,
+    InvitationUse,
+    OutboxMessage,
+    utcnow,
+)
 from ..tenants import visible
 from ..urls import base_url
 from . import schemas as s
@@ -84,6 +94,44 @@ def _groups(who: Caller, names, field: str = "groups") -> list:
     return chosen
 
 
+def _roles(who: Caller, entries, field: str = "roles") -> list:
+    """Roles attached directly, as [(Role, namespaces)]: unknown roles, namespaces outside a
+    role and roles beyond the ceiling are field errors (422) on their own entry, through
+    invitations.roles (the rule check_invitation applies on the pages too)."""
+    if not entries:
+        return []
+    from ..models import Role
+
+    found = {r.name.lower(): r for r in db.session.scalars(select(Role).where(visible(Role)))}
+    chosen, errors = [], []
+    for index, entry in enumerate(entries):
+        role = found.get(entry["role"].strip().lower())
+        if role is None:
+            errors.append({"field": f"{field}.{index}.role", "location": "json",
+                           "message": f"There is no role {entry['role']!r}."})
+        elif any(r is role for r, _ in chosen):
+            errors.append({"field": f"{field}.{index}.role", "location": "json",
+                           "message": f"The role {role.name!r} is given twice."})
+        else:
+            chosen.append((role, list(dict.fromkeys(n.strip() for n in entry["namespaces"]))))
+    if not errors:
+        problems = direct_role_problems(who.grants, chosen)
+        errors = [{"field": f"{field}.{i}", "location": "json", "message": m}
+                  for i, m in sorted(problems.items())]
+    if errors:
+        raise ApiError(422, "Some roles cannot be given; see errors.", title="Invalid request",
+                       errors=errors)
+    return chosen
+
+
+def _check(who: Caller, invitation=None, **about) -> None:
+    """The pages' one ceiling for the invitation as it is about to be (check_invitation)."""
+    try:
+        check_invitation(who.grants, invitation, **about)
+    except CeilingError as exc:
+        raise ApiError(403, str(exc), title="Beyond what you may give") from None
+
+
 def _expiry(value, *, field: str = "expires_at", unchanged_from=None):
     if value is None:
         return (utcnow() + current_app.config["INVITATION_EXPIRE_AFTER_DELTA"]).replace(microsecond=0)
@@ -136,6 +184,8 @@ def shape(invitation: Invitation, *, locked: CeilingError | None = None) -> dict
         "bcc": invitation.bcc or [], "single_use": invitation.single_use,
         "max_uses": invitation.max_uses, "use_count": invitation.use_count,
         "allowed_domains": invitation.allowed_domains or [], "groups": invitation.groups,
+        "roles": [{"id": d.role.id, "name": d.role.name, "namespaces": d.namespaces or []}
+                  for d in sorted(invitation.direct_roles, key=lambda d: d.role.name)],
         "attributes": invitation.attributes or {}, "message": invitation.message or "",
         "created_at": invitation.created_at, "expires_at": invitation.expires_at,
         "revoked_at": invitation.revoked_at, "created_by": invitation.created_by,
@@ -178,7 +228,8 @@ def _filters(args: dict, who: Caller) -> dict:
 def list_invitations(args):
     """The invitations you may see, filtered and sorted as on the admin list."""
     who = _manager()
-    query = service.list_query(**_filters(args, who))
+    query = service.list_query(**_filters(args, who)).options(
+        selectinload(Invitation.direct_roles).selectinload(InvitationRole.role))
     page, per_page = args["page"], args["per_page"]
     from ..pagination import LastPageKnowsTheTotal
 
@@ -214,9 +265,11 @@ def create_invitation(data):
     who = _manager()
     flow = _flow(who, data["flow"])
     groups = _groups(who, data.get("groups"))
+    roles = _roles(who, data.get("roles"))
+    _check(who, flow=flow, groups=groups, roles=roles)
     options = dict(flow=flow, expires_at=_expiry(data.get("expires_at")),
                    attributes=_attributes(data.get("attributes")),
-                   message=(data.get("message") or "").strip(), groups=groups)
+                   message=(data.get("message") or "").strip(), groups=groups, roles=roles)
     name = (data.get("name") or "").strip()
     if data.get("email"):
         if data.get("single_use") is False or data.get("max_uses") or data.get("allowed_domains"):
@@ -264,6 +317,8 @@ def bulk_create(data):
     who = _manager()
     flow = _flow(who, data["flow"])
     shared = _groups(who, data.get("groups"))
+    roles = _roles(who, data["roles"])
+    _check(who, flow=flow, groups=shared, roles=roles)
     expires_at = _expiry(data.get("expires_at"))
     rows = [bulk.Row(line=n, email=r["email"], name=r.get("name", ""), groups=r.get("groups", []))
             for n, r in enumerate(data["rows"], start=1)]
@@ -279,7 +334,8 @@ def bulk_create(data):
     if not data["dry_run"]:
         created = bulk.create(rows, base_url=base_url(), email=emailed, created_by=who.user,
                               ip=who.ip, flow=flow, expires_at=expires_at,
-                              message=data.get("message", "").strip(), groups=shared)
+                              message=data.get("message", "").strip(), groups=shared,
+                              roles=roles)
         _deliver(_queued(created))
     by_email = {i.email.lower(): i.id for i in created}
     return {"created": len(created), "skipped": sum(1 for r in rows if not r.ok),
@@ -338,6 +394,9 @@ def update_invitation(data, invitation_id: int):
         changes["message"] = data["message"].strip()
     if "groups" in data:
         changes["groups"] = scope.kept_groups(who.grants, invitation, _groups(who, data["groups"]))
+    if "roles" in data:  # replaces the list; the invitation's own roles passed _get's ceiling
+        changes["roles"] = _roles(who, data["roles"])
+        _check(who, roles=changes["roles"])
     for key in ("single_use", "max_uses", "allowed_domains"):
         if key in data:
             if invitation.email:

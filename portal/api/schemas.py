@@ -7,6 +7,7 @@ from datetime import UTC
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from ..access import PERMISSIONS
 from ..apitokens import SCOPES
 from ..numbers import DB_INT_MAX
 
@@ -31,6 +32,13 @@ def When(**kwargs) -> fields.AwareDateTime:  # noqa: N802
 
 def Id(**kwargs) -> fields.Integer:  # noqa: N802
     return fields.Integer(strict=True, validate=DB_ID, **kwargs)
+
+
+def Namespaces(**kwargs) -> fields.List:  # noqa: N802
+    """Namespaces (flow-slug prefixes), each a word without spaces."""
+    return fields.List(fields.String(validate=[validate.Length(min=1, max=100), _no_nul,
+                                               validate.Regexp(r"^\S+$", error="No spaces.")]),
+                       validate=validate.Length(max=50), **kwargs)
 
 
 class Strict(Schema):
@@ -107,6 +115,13 @@ class InvitationListArgs(PageArgs):
     sort = fields.String(load_default="-created", validate=validate.OneOf(SORT_KEYS))
 
 
+class AttachedRoleSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    namespaces = fields.List(fields.String(), required=True, metadata={
+        "description": "What the role is limited to on this invitation; empty: its own."})
+
+
 class InvitationSchema(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
@@ -120,6 +135,8 @@ class InvitationSchema(Schema):
     use_count = fields.Integer(required=True)
     allowed_domains = fields.List(fields.String(), required=True)
     groups = fields.List(fields.Nested(GroupRef), required=True)
+    roles = fields.List(fields.Nested(AttachedRoleSchema), required=True, metadata={
+        "description": "Roles attached directly, each with the namespaces it is limited to."})
     attributes = fields.Dict(required=True)
     message = fields.String(required=True)
     created_at = fields.AwareDateTime(required=True)
@@ -146,6 +163,20 @@ class InvitationDetailSchema(InvitationSchema):
 InvitationPage = page_of(InvitationSchema, "InvitationPage")
 
 
+class RoleGrant(Strict):
+    """A role attached directly (Kestra's "attach a role"), maybe limited to namespaces."""
+
+    role = Text(max_length=150, min_length=1, required=True, metadata={"description": "Role name."})
+    namespaces = Namespaces(load_default=list, metadata={
+        "description": "Limit the role to these namespaces (within its own); empty: its own."})
+
+
+def RoleGrants(**kwargs) -> fields.List:  # noqa: N802
+    return fields.List(fields.Nested(RoleGrant), validate=validate.Length(max=50), metadata={
+        "description": "Roles given directly to whoever enrolls, each maybe limited to "
+                       "namespaces."}, **kwargs)
+
+
 class InvitationFields(Strict):
     """What an invitation is made of, as create and update take it."""
 
@@ -157,6 +188,7 @@ class InvitationFields(Strict):
     message = Text(max_length=2000)
     groups = fields.List(Text(max_length=150), validate=validate.Length(max=100),
                          metadata={"description": "Group names, given to whoever enrolls."})
+    roles = RoleGrants()
     single_use = fields.Boolean()
     max_uses = fields.Integer(allow_none=True, strict=True,
                               validate=validate.Range(min=1, max=1_000_000))
@@ -199,6 +231,7 @@ class BulkCreate(Strict):
     flow = Text(max_length=255, load_default="default-enrollment-flow")
     expires_at = When()
     groups = fields.List(Text(max_length=150), load_default=list, validate=validate.Length(max=100))
+    roles = RoleGrants(load_default=list)
     message = Text(max_length=2000, load_default="")
     rows = fields.List(fields.Nested(BulkRow), required=True,
                        validate=validate.Length(min=1, max=5000))
@@ -305,6 +338,13 @@ class UserCreate(Strict):
     groups = fields.List(Text(max_length=150), load_default=list, validate=validate.Length(max=100))
 
 
+class UserUpdate(Strict):
+    name = Text(max_length=255)
+    email = fields.Email(validate=validate.Length(max=320))
+    groups = fields.List(Text(max_length=150), validate=validate.Length(max=100), metadata={
+        "description": "Group names in this tenant (replaces them)."})
+
+
 class UserCreated(UserSchema):
     set_password_link = fields.String(required=True, allow_none=True, metadata={
         "description": "The one-time link to set a password when no mail server is set "
@@ -337,6 +377,38 @@ class RoleSchema(Schema):
     permissions = fields.List(fields.String(), required=True)
     namespaces = fields.List(fields.String(), required=True)
     groups = fields.List(fields.Nested(GroupRef), required=True)
+
+
+class GroupWrite(Strict):
+    """A group's fields for a change: what is left out stays."""
+
+    name = Text(max_length=150, min_length=1)
+    superuser = fields.Boolean(metadata={"description": "Members may do everything (only a "
+                                                        "superuser makes one)."})
+    roles = fields.List(Text(max_length=150), validate=validate.Length(max=100), metadata={
+        "description": "Role names bound to the group (replaces the list)."})
+
+
+class GroupCreate(GroupWrite):
+    name = Text(max_length=150, min_length=1, required=True)
+
+
+class RoleWrite(Strict):
+    name = Text(max_length=150, min_length=1)
+    description = Text(max_length=500)
+    permissions = fields.List(fields.String(validate=validate.OneOf(sorted(PERMISSIONS))),
+                              validate=validate.Length(min=1, max=len(PERMISSIONS)))
+    namespaces = Namespaces(metadata={"description": "Flow-slug namespaces the role is limited "
+                                                     "to (\"sales\" covers sales.emea); empty: "
+                                                     "every flow."})
+    groups = fields.List(Text(max_length=150), validate=validate.Length(max=100), metadata={
+        "description": "Group names the role is bound to (replaces the list)."})
+
+
+class RoleCreate(RoleWrite):
+    name = Text(max_length=150, min_length=1, required=True)
+    permissions = fields.List(fields.String(validate=validate.OneOf(sorted(PERMISSIONS))),
+                              required=True, validate=validate.Length(min=1, max=len(PERMISSIONS)))
 
 
 # -- flows -------------------------------------------------------------------------------------
@@ -421,7 +493,8 @@ class TenantRef(Schema):
 class PendingInvitationSchema(Schema):
     id = fields.Integer(required=True)
     name = fields.String(required=True)
-    tenant = fields.Nested(TenantRef, required=True)
+    tenant = fields.Nested(TenantRef, required=True, allow_none=True, metadata={
+        "description": "null: an invitation to the whole instance (an account in no tenant)."})
     flow = fields.Nested(FlowRef, required=True)
     expires_at = fields.AwareDateTime(required=True, allow_none=True)
     groups = fields.List(fields.Nested(GroupRef), required=True)
@@ -431,7 +504,8 @@ class PendingInvitationSchema(Schema):
 class AcceptedSchema(Schema):
     invitation_id = fields.Integer(required=True)
     accepted = fields.Boolean(required=True)
-    tenant = fields.Nested(TenantRef, required=True)
+    tenant = fields.Nested(TenantRef, required=True, allow_none=True, metadata={
+        "description": "null: an invitation to the whole instance (an account in no tenant)."})
     groups = fields.List(fields.Nested(GroupRef), required=True,
                          metadata={"description": "The groups joined now."})
 

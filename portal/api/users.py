@@ -1,5 +1,7 @@
-"""Users over the API: list, get, create directly (Kestra's "skip invitation"), deactivate and
-activate, memberships. The same services and the same ceiling as the admin's user pages."""
+"""Users over the API: list, get, create directly (Kestra's "skip invitation"), change (name,
+address, groups in this tenant), remove from this tenant, deactivate and activate, memberships.
+The same services (auth.service) and the same ceiling (account_change_refusal) as the admin's
+user pages."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ from ..urls import base_url
 from . import schemas as s
 from .auth import require
 from .invitations import _deliver, _groups
-from .problems import ApiError
+from .problems import ApiError, field_error
 
 blp = Blueprint("api_users", __name__, url_prefix="/users",
                 description="Users: list, create directly, deactivate, memberships.")
@@ -113,6 +115,39 @@ def deactivate_user(user_id: int):
 @blp.response(200, s.UserSchema)
 def activate_user(user_id: int):
     return _set_active(user_id, True)
+
+
+@blp.route("/<int:user_id>", methods=["PATCH"])
+@blp.arguments(s.UserUpdate)
+@blp.response(200, s.UserSchema)
+def update_user(data, user_id: int):
+    """Change the name, the address (it is no longer verified) or the groups in this tenant
+    (replaces them; other tenants' groups stay); what is left out stays."""
+    who = _manager()
+    user = _get(user_id)
+    groups = _groups(who, data["groups"]) if "groups" in data else None
+    try:
+        accounts.update_account(user, actor=who.user, grants=who.grants, ip=who.ip,
+                                name=data.get("name"), email=data.get("email"), groups=groups)
+    except accounts.AccountError as exc:
+        db.session.rollback()
+        if exc.field:
+            raise field_error(exc.field, str(exc)) from None
+        raise ApiError(403, str(exc)) from None
+    return shape(user)
+
+
+@blp.route("/<int:user_id>", methods=["DELETE"])
+@blp.response(204)
+def remove_user(user_id: int):
+    """Remove the person from this tenant: membership, groups and roles held here. The account
+    itself stays (it may belong to other tenants)."""
+    who = _manager()
+    try:
+        accounts.remove_from_tenant(_get(user_id), actor=who.user, grants=who.grants, ip=who.ip)
+    except accounts.AccountError as exc:
+        db.session.rollback()
+        raise ApiError(403, str(exc)) from None
 
 
 @blp.route("/<int:user_id>/memberships")

@@ -34,12 +34,13 @@ class Action:
     EMAIL_SENT = "email.sent"
     EMAIL_SEND_FAILED = "email.send_failed"
     USER_CREATED = "user.created"
-    USER_UPDATED = "user.updated"  # a flow's user write changed an existing account
+    USER_UPDATED = "user.updated"  # a flow's user write, or an admin, changed an existing account
     USER_DELETED = "user.deleted"  # the person deleted their own account (an unenrollment flow)
     PASSWORD_SET = "user.password_set"  # noqa: S105 (an action name)
     PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 (an action name)
     USER_DEACTIVATED = "user.deactivated"
     USER_ACTIVATED = "user.activated"
+    USER_REMOVED = "user.removed_from_tenant"  # membership, groups and direct roles there
     SESSIONS_ENDED = "user.sessions_ended"
     SIGN_IN_SUCCEEDED = "sign_in.succeeded"
     SIGN_IN_FAILED = "sign_in.failed"
@@ -52,6 +53,8 @@ class Action:
     MFA_VERIFICATION_FAILED = "mfa.verification_failed"
     ROLE_SAVED = "role.saved"
     GROUP_SAVED = "group.saved"
+    ROLE_DELETED = "role.deleted"
+    GROUP_DELETED = "group.deleted"
     API_TOKEN_CREATED = "api_token.created"  # noqa: S105 (an action name)
     API_TOKEN_REVOKED = "api_token.revoked"  # noqa: S105 (an action name)
     SOURCE_SAVED = "source.saved"
@@ -60,6 +63,7 @@ class Action:
     SSO_FAILED = "sso.failed"  # the round trip ended without result; detail.reason says why
     SSO_LINKED = "sso.linked"
     SSO_UNLINKED = "sso.unlinked"
+    SSO_GROUPS = "sso.groups"  # a source's group map added or removed groups (detail says which)
     TENANT_CREATED = "tenant.created"
     TENANT_UPDATED = "tenant.updated"
     TENANT_DELETED = "tenant.deleted"

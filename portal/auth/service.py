@@ -6,7 +6,7 @@ import hashlib
 import unicodedata
 from datetime import timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from .. import tenants
 from ..extensions import db
@@ -16,7 +16,12 @@ from ..security.passwords import hash_password, needs_rehash, verify_password
 
 
 class AccountError(ValueError):
-    """A rule about accounts was broken; the message is meant for the person."""
+    """A rule about accounts was broken; the message is meant for the person. `field`: the
+    field it is about when it is about what was typed (None: about the account itself)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        self.field = field
+        super().__init__(message)
 
 
 # -- sessions: when a sign-in stops being valid ---------------------------------------------
@@ -395,4 +400,71 @@ def delete_account(user: User, *, ip: str | None = None, detail: dict | None = N
                  detail={"username": user.username, "email": user.email, **(detail or {})})
     db.session.flush()
     db.session.delete(user)
+    db.session.commit()
+
+
+def update_account(user: User, *, actor: User, grants, ip: str | None = None,
+                   name: str | None = None, email: str | None = None,
+                   groups=None) -> dict:
+    """Change someone's name, address or groups in the current tenant (None: unchanged);
+    returns what changed, as recorded in the user.updated event.
+
+    The ceiling first (access.account_change_refusal), then every group given must be one the
+    actor may give; the account's groups of other tenants are kept. A new address is no longer
+    verified (verified_email compares it) and must suit the username (username_problem).
+    """
+    from ..access import account_change_refusal, assignable_groups
+    from ..audit import Action, record_event
+
+    refusal = account_change_refusal(grants, user)
+    if refusal:
+        raise AccountError(refusal)
+    changed: dict = {}
+    if name is not None and name.strip() != (user.name or ""):
+        changed["name"] = user.name = name.strip()
+    if email is not None and email.strip() != (user.email or ""):
+        problem = username_problem(user.username, email, account=user)
+        if problem:
+            raise AccountError(problem, field="email")
+        changed["email"] = user.email = email.strip()
+    if groups is not None:
+        here = tenants.current_tenant().id
+        allowed = {g.id for g in assignable_groups(grants)}
+        for group in groups:
+            if group.id not in allowed:
+                raise AccountError(f"The group “{group.name}” grants more than you may give.")
+        others = [g for g in user.groups if g.tenant_id != here]
+        before = sorted(g.name for g in user.groups if g.tenant_id == here)
+        user.groups = others + list(dict.fromkeys(groups))
+        after = sorted(g.name for g in groups)
+        if after != before:
+            changed["groups"] = after
+    if changed:
+        record_event(Action.USER_UPDATED, actor=actor, ip=ip, obj=user, detail=changed)
+    db.session.commit()
+    return changed
+
+
+def remove_from_tenant(user: User, *, actor: User, grants, ip: str | None = None) -> None:
+    """Take someone out of the current tenant: its membership, its groups and the roles they
+    hold directly there. The account stays (accounts are instance-wide); nobody removes
+    themselves, and the ceiling holds as for deactivating (account_change_refusal)."""
+    from ..access import account_change_refusal
+    from ..audit import Action, record_event
+    from ..models import MemberRole, tenant_members
+
+    if user.id == actor.id:
+        raise AccountError("You cannot remove your own account from the tenant.")
+    refusal = account_change_refusal(grants, user)
+    if refusal:
+        raise AccountError(refusal)
+    tenant = tenants.current_tenant()
+    groups = sorted(g.name for g in user.groups if g.tenant_id == tenant.id)
+    user.groups = [g for g in user.groups if g.tenant_id != tenant.id]
+    db.session.execute(tenant_members.delete().where(tenant_members.c.user_id == user.id,
+                                                     tenant_members.c.tenant_id == tenant.id))
+    db.session.execute(delete(MemberRole).where(MemberRole.user_id == user.id,
+                                                MemberRole.tenant_id == tenant.id))
+    record_event(Action.USER_REMOVED, actor=actor, ip=ip, obj=user,
+                 detail={"tenant": tenant.slug, "groups": groups})
     db.session.commit()

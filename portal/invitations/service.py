@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import yaml
-from sqlalchemy import and_, bindparam, case, delete, exists, func, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, exists, func, null, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import aliased, joinedload, selectinload
 
@@ -144,8 +144,23 @@ def create_invitation(
     ip: str | None = None,
     commit: bool = True,
     audit: bool = True,
+    instance: bool | None = None,
+    grants_superuser: bool = False,
+    grants=None,
 ) -> Invitation:
-    """One invitation. With `email` it is recipient-bound: single use, for that address only."""
+    """One invitation. With `email` it is recipient-bound: single use, for that address only.
+
+    `instance` (default: when acting on an instance page) makes it an invitation to the whole
+    instance (no tenant); `grants_superuser` makes its invitee a superadmin. Both pass
+    access.check_instance_invitation with `grants` (default: those of `created_by`) first."""
+    from ..access import check_instance_invitation, grants_for
+    from ..tenants import in_instance
+
+    instance = in_instance() if instance is None else instance
+    if instance or grants_superuser:
+        check_instance_invitation(grants if grants is not None else grants_for(created_by),
+                                  instance=instance, superuser=grants_superuser, flow=flow,
+                                  groups=groups, roles=roles)
     invitation = Invitation(
         name=name,
         flow=flow,
@@ -161,7 +176,11 @@ def create_invitation(
         allowed_domains=[] if email else normalise_domains(allowed_domains),
         groups=list(groups),
         direct_roles=[InvitationRole(role=role, namespaces=list(namespaces)) for role, namespaces in roles],
+        grants_superuser=bool(grants_superuser),
     )
+    if instance:
+        # An explicit SQL NULL: a plain None would let the column default pick a tenant.
+        invitation.tenant_id = null()
     _assign_token(invitation)
     db.session.add(invitation)
     if audit:
@@ -175,7 +194,8 @@ def record_created(invitation: Invitation, *, ip: str | None) -> None:
     """Log the creation; bulk creation calls it after one flush for all rows."""
     record_event(Action.INVITATION_CREATED, actor=invitation.created_by, ip=ip, obj=invitation,
                  detail={"flow": invitation.flow.slug,
-                         **({"email": invitation.email} if invitation.email else {})})
+                         **({"email": invitation.email} if invitation.email else {}),
+                         **({"superuser": True} if invitation.grants_superuser else {})})
 
 
 def invite_recipients(
@@ -235,7 +255,8 @@ def update_invitation(invitation: Invitation, *, roles: Sequence[tuple[Role, Seq
     """Save an edit (the caller checked the ceiling on the old and the new grants) and record
     what changed, the grants before and after. An invitation grants at each use, so a change
     applies to future uses only: people who used it already keep what they were given.
-    `roles`: the direct roles as they are to be, each with its namespaces (None: unchanged)."""
+    `roles`: the direct roles as they are to be, each with its namespaces (None: unchanged);
+    a role kept keeps its row, so its key is never deleted and inserted at once."""
     before = _grants_of(invitation)
     changed = sorted(key for key, value in changes.items()
                      if key != "groups" and not _same(getattr(invitation, key), value))
@@ -499,7 +520,7 @@ def refusal_for(invitation: Invitation | None, flow: Flow, *, token_supplied: bo
         return REFUSALS["unknown" if token_supplied else "required"]
     if invitation.flow_id != flow.id or flow.tenant_id not in (None, invitation.tenant_id):
         return REFUSALS["wrong_flow"]  # never a flow owned by another tenant
-    if not invitation.tenant.active:
+    if invitation.tenant is not None and not invitation.tenant.active:
         return REFUSALS["tenant_inactive"]
     status = status_of(invitation)
     if status is not InvitationStatus.VALID:
@@ -528,11 +549,13 @@ def redeem(invitation_id: int, flow_id: int) -> bool:
 
 def _usable_clause(now):
     """Valid, and usable where it is used: its tenant is active and its flow is instance-wide
-    or the tenant's own (the list pages' status filters need only _valid_clause)."""
+    or the tenant's own (an instance invitation: instance-wide flows only, as NULL equals no
+    tenant's id) (the list pages' status filters need only _valid_clause)."""
     owner = aliased(Flow)  # not the outer query's Flow: only Invitation is correlated
     return (
         *_valid_clause(now),
-        Invitation.tenant_id.in_(select(Tenant.id).where(Tenant.active.is_(True))),
+        or_(Invitation.tenant_id.is_(None),  # an instance invitation: no tenant to be paused
+            Invitation.tenant_id.in_(select(Tenant.id).where(Tenant.active.is_(True)))),
         Invitation.flow_id.in_(select(owner.id).where(or_(owner.tenant_id.is_(None),
                                                           owner.tenant_id == Invitation.tenant_id))),
     )
@@ -630,6 +653,17 @@ def list_query(*, search: str = "", status: str = "", flow_id: int | None = None
     column = SORTS.get(sort.lstrip("-"), Invitation.created_at)
     order = column.desc() if sort.startswith("-") else column.asc()
     return query.order_by(order, Invitation.id.desc())
+
+
+def creators_query(flow_ids: set[int] | None = None, tenant=None):
+    """The accounts that created an invitation this admin may see (the list's "created by"
+    choices): other namespaces' admins are not theirs to learn about. One probe of
+    ix_invitations_creator per account, not a DISTINCT over every invitation."""
+    created = select(Invitation.id).where(Invitation.created_by_id == User.id,
+                                          visible(Invitation, tenant))
+    if flow_ids is not None:
+        created = created.where(Invitation.flow_id.in_(flow_ids))
+    return select(User).where(created.exists()).order_by(User.username)
 
 
 def latest_emails(invitation_ids: Sequence[int]) -> dict[int, OutboxMessage]:
@@ -804,7 +838,7 @@ def account_notes(addresses: Iterable[str], grants) -> dict[str, str]:
     only the tenant's own members to a tenant admin (other tenants' accounts are not theirs to
     learn), everything to an instance superadmin."""
     from ..access import may_see_accounts
-    from ..tenants import current_tenant
+    from ..tenants import current_tenant, in_instance
 
     if not may_see_accounts(grants):
         return {}
@@ -812,7 +846,9 @@ def account_notes(addresses: Iterable[str], grants) -> dict[str, str]:
     if not wanted:
         return {}
     lowered = {a.strip().lower() for a in wanted.values()} | set(wanted)
-    members = select(tenant_members.c.user_id).where(tenant_members.c.tenant_id == current_tenant().id)
+    # On an instance page there is no tenant to be a member of: every account is ACCOUNT.
+    here = None if in_instance() else current_tenant().id
+    members = select(tenant_members.c.user_id).where(tenant_members.c.tenant_id == here)
     found = {normalise_email(email): MEMBER if member else ACCOUNT
              for email, member in db.session.execute(
                  select(User.email, User.id.in_(members)).where(func.lower(User.email).in_(lowered)))}

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import pyotp
-import segno
 from flask import current_app
 from sqlalchemy import delete, exists, or_, select, update
 
@@ -138,6 +137,8 @@ def _enrolment(device: TOTPDevice, secret: str) -> Enrolment:
     user = device.user if device.user is not None else db.session.get(User, device.user_id)
     uri = _totp(device, secret).provisioning_uri(
         name=user.username, issuer_name=current_app.config["SITE_NAME"])
+    import segno  # on the MFA set-up page only: about 1 MiB a worker need not keep
+
     qr = segno.make(uri, error="m")
     svg = qr.svg_inline(scale=4, border=4, title="QR code for your authenticator app")
     return Enrolment(device=device, secret=secret, provisioning_uri=uri, qr_svg=svg)

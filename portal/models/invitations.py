@@ -36,8 +36,11 @@ class Invitation(db.Model):
     __tablename__ = "invitations"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(
+    # NULL: an invitation to the whole instance (an account, no tenant), made by a superadmin.
+    tenant_id: Mapped[int | None] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), index=True, default=current_tenant_id)
+    # The invitee becomes an instance superadmin (instance invitations only).
+    grants_superuser: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     name: Mapped[str] = mapped_column(String(255), index=True)
     # The link's token is HMAC(SECRET_KEY, token_salt); only its digest is searchable.
     # A copy of the database alone therefore never yields a working link.
@@ -51,9 +54,9 @@ class Invitation(db.Model):
     max_uses: Mapped[int | None] = mapped_column(Integer)
     use_count: Mapped[int] = mapped_column(Integer, default=0)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    created_by_id: Mapped[int | None] = mapped_column(
-        ForeignKey("users.id", ondelete="SET NULL"), index=True  # the list's "created by" filter
-    )
+    # Indexed with tenant and flow (ix_invitations_creator, below): the list's "created by"
+    # choices probe it once per account, which a tenant_id index alone turns into a scan.
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     # Recipient-bound invitations: the address the link was sent to, which enrollment must use.
     email: Mapped[str | None] = mapped_column(String(320), index=True)
@@ -64,7 +67,7 @@ class Invitation(db.Model):
     allowed_domains: Mapped[list] = mapped_column(JSON, default=list)
 
     flow: Mapped[Flow] = relationship()  # noqa: F821
-    tenant: Mapped[Tenant] = relationship()  # noqa: F821
+    tenant: Mapped[Tenant | None] = relationship()  # noqa: F821
     # Roles attached directly (Kestra's form), each optionally limited to namespaces.
     direct_roles: Mapped[list[InvitationRole]] = relationship(  # noqa: F821
         cascade="all, delete-orphan", passive_deletes=True)
@@ -90,6 +93,9 @@ class Invitation(db.Model):
         # The same search also matches the recipient's address.
         Index("ix_invitations_email_trgm", email, postgresql_using="gin",
               postgresql_ops={"email": "gin_trgm_ops"}).ddl_if(dialect="postgresql"),
+        # Who created what, in which tenant and flow: the list's "created by" choices (one
+        # EXISTS probe per account, also with the admin's flows) and ON DELETE SET NULL.
+        Index("ix_invitations_creator", created_by_id, tenant_id, flow_id),
     )
 
     @property

@@ -48,6 +48,10 @@ class OIDCSource(db.Model):
     claim_email: Mapped[str] = mapped_column(String(100), default="email")
     claim_name: Mapped[str] = mapped_column(String(100), default="name")
     claim_groups: Mapped[str] = mapped_column(String(100), default="")
+    # [provider group, portal group name] pairs: the portal groups named here follow the
+    # provider's groups claim (portal.sources.service.sync_groups). Names, not ids: an
+    # instance-wide source's names are looked up in the tenant each sign-in acts in.
+    group_map: Mapped[list] = mapped_column(JSON, default=list)
     use_userinfo: Mapped[bool] = mapped_column(Boolean, default=True)
     matching_mode: Mapped[str] = mapped_column(String(20), default=MatchingMode.EMAIL_LINK)
     # The flow a new identity enrolls through (its prompts pre-filled from the claims).

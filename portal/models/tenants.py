@@ -88,15 +88,29 @@ event.listen(Tenant.__table__, "after_create", DDL(
     "VALUES ('Default', 'default', TRUE, CURRENT_TIMESTAMP)"))  # DEFAULT_TENANT_SLUG
 
 
-def current_tenant_id(context=None) -> int:
+def current_tenant_id(context=None) -> int | None:
     """The column default of every tenant-owned row: the tenant of the admin URL being served
-    (portal.tenants.current_tenant), else the default tenant (CLI, services without a request)."""
+    (portal.tenants.current_tenant), None on an instance page (portal.tenants.use_instance),
+    else the default tenant (CLI, services without a request)."""
     from flask import g, has_app_context
 
     if has_app_context() and g.get("tenant_id") is not None:
         return g.tenant_id
+    if has_app_context() and g.get("instance_scope"):
+        return None
     query = select(Tenant.id).where(Tenant.slug == DEFAULT_TENANT_SLUG)
     found = context.connection.execute(query).scalar() if context is not None else db.session.scalar(query)
     if found is None:
         raise LookupError("no default tenant: run the migrations (flask db upgrade)")
     return found
+
+
+def event_tenant_id(context=None) -> int | None:
+    """The column default of an audit event: the tenant of the admin URL (or API token) being
+    served, else none: an event outside every tenant (a sign-in, an account's own change, an
+    instance page) belongs to the instance, which only superadmins see."""
+    from flask import g, has_app_context
+
+    if has_app_context():
+        return g.get("tenant_id")
+    return None

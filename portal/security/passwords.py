@@ -38,9 +38,27 @@ def needs_rehash(password_hash: str) -> bool:
     return _hasher.check_needs_rehash(password_hash)
 
 
+_PASSWORDS_LINE = '    "passwords": "'
+
+
 @lru_cache(maxsize=1)
 def _common_passwords() -> frozenset[str]:
-    """The 30,000 most common passwords, from zxcvbn's frequency lists."""
+    """The 30,000 most common passwords, from zxcvbn's frequency lists.
+
+    Read as text from the one line of zxcvbn/frequency_lists.py that holds them: importing the
+    package builds ranked dictionaries of all its lists (about 11 MiB kept by every worker that
+    checks one password), of which only this list is used. Any other layout: the import."""
+    import ast
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    spec = find_spec("zxcvbn")
+    source = Path(next(iter(spec.submodule_search_locations or ())), "frequency_lists.py")
+    with open(source, encoding="utf-8") as lines:
+        for line in lines:
+            if line.startswith(_PASSWORDS_LINE) and line.rstrip().endswith('".split(","),'):
+                literal = line.rstrip()[len(_PASSWORDS_LINE) - 1:-len('.split(","),')]
+                return frozenset(ast.literal_eval(literal).split(","))  # its escapes, too
     from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
     return frozenset(FREQUENCY_LISTS["passwords"])

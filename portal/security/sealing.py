@@ -11,9 +11,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from typing import TYPE_CHECKING
 
-from cryptography.fernet import Fernet, InvalidToken
 from flask import current_app
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 
 class SealError(Exception):
@@ -21,6 +24,8 @@ class SealError(Exception):
 
 
 def _fernet(label: bytes) -> Fernet:
+    from cryptography.fernet import Fernet  # imported on first use: ~8 MiB a worker may not need
+
     secret = current_app.config["SECRET_KEY"].encode()
     key = hmac.new(secret, label, hashlib.sha256).digest()
     return Fernet(base64.urlsafe_b64encode(key))
@@ -33,6 +38,8 @@ def seal(label: bytes, text: str) -> str:
 
 def unseal(label: bytes, sealed: str) -> str:
     """Decrypt what `seal(label, ...)` made; raises SealError if it cannot."""
+    from cryptography.fernet import InvalidToken
+
     if not sealed:
         return ""
     try:

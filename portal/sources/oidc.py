@@ -4,6 +4,9 @@ Everything that talks to a provider lives here, and nothing here knows Flask's r
 verified always; OIDC_CA_BUNDLE (a file of PEM certificates) adds a private CA. The client secret,
 the code, the tokens and the code verifier are never logged: failures are reported by kind
 (ProviderError.reason), never with the provider's response.
+
+Authlib, requests and joserfc are imported when a provider is first talked to, not with the
+app: about 9 MiB that a worker serving no SSO sign-in never needs.
 """
 
 from __future__ import annotations
@@ -12,15 +15,13 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import requests
-from authlib.common.security import generate_token
-from authlib.integrations.requests_client import OAuth2Session
-from authlib.oidc.core import CodeIDToken
 from flask import current_app
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
+
+if TYPE_CHECKING:
+    from authlib.integrations.requests_client import OAuth2Session
+    from joserfc.jwk import KeySet
 
 DISCOVERY_TTL = 3600  # seconds a discovery document (and its keys) is reused
 TIMEOUT = 10  # seconds for any request to a provider
@@ -68,6 +69,8 @@ def _verify() -> str | bool:
 
 
 def _get(url: str) -> dict:
+    import requests
+
     try:
         response = requests.get(url, timeout=TIMEOUT, verify=_verify(),
                                 headers={"Accept": "application/json"})
@@ -103,6 +106,9 @@ def _keys(issuer: str, document: dict, *, refresh: bool = False) -> KeySet:
         cached = _cache.get(issuer)
     if cached and cached[2] is not None and not refresh:
         return cached[2]
+    from joserfc.errors import JoseError
+    from joserfc.jwk import KeySet
+
     try:
         keys = KeySet.import_key_set(_get(document["jwks_uri"]))
     except (JoseError, ValueError, TypeError):
@@ -126,6 +132,8 @@ def forget(issuer: str) -> None:
 
 
 def _client(source, secret: str, redirect_uri: str, **kwargs) -> OAuth2Session:
+    from authlib.integrations.requests_client import OAuth2Session
+
     client = OAuth2Session(source.client_id, secret, scope=source.scopes,
                            redirect_uri=redirect_uri, code_challenge_method="S256", **kwargs)
     client.verify = _verify()
@@ -134,6 +142,8 @@ def _client(source, secret: str, redirect_uri: str, **kwargs) -> OAuth2Session:
 
 def authorization(source, secret: str, redirect_uri: str) -> Authorization:
     """Where to send the browser: code flow with PKCE (S256), a fresh state and nonce."""
+    from authlib.common.security import generate_token
+
     document = discover(source.issuer)
     state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
     verifier = generate_token(64)
@@ -147,6 +157,8 @@ def complete(source, secret: str, redirect_uri: str, *, code: str, nonce: str,
              code_verifier: str) -> Identity:
     """Exchange the code, check the ID token (signature, iss, aud, exp, nonce, at_hash), read
     userinfo when the source says so, and map the claims. ProviderError on any failure."""
+    import requests
+
     document = discover(source.issuer)
     client = _client(source, secret, redirect_uri)
     auth_method = "client_secret_post" if "client_secret_basic" not in document.get(
@@ -179,6 +191,10 @@ def complete(source, secret: str, redirect_uri: str, *, code: str, nonce: str,
 
 
 def _checked_id_token(source, document, id_token: str, *, nonce: str, access_token) -> dict:
+    from authlib.oidc.core import CodeIDToken
+    from joserfc import jwt
+    from joserfc.errors import JoseError
+
     for refresh in (False, True):  # a key the cache does not know yet: fetch the keys again
         keys = _keys(source.issuer, document, refresh=refresh)
         try:

@@ -12,6 +12,12 @@ is the one rule of where a source may be used: an instance-wide one anywhere, a 
 only in flows and invitations of that tenant (`sources_shown` lists by it, `begin` refuses by
 it). A tenant-owned source links an existing account by email only when that account belongs
 to its tenant alone (`match`): a tenant's provider never vouches for anyone else.
+
+Groups: a source's group map ("provider group → portal group" pairs) makes the portal groups it
+names follow the provider's groups claim, in one tenant (`group_map_tenant_id`): added at
+enrollment, at accepting and at each sign-in, and taken away at each sign-in when the provider
+stops sending them (`sync_groups`). What a map may name is weighed against the privilege ceiling
+of the admin saving it (`group_map_refusal`), before and after the change.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from ..flows.context import note, noted
 from ..models import (
     FlowDesignation,
     FlowSession,
+    Group,
     MatchingMode,
     OIDCSource,
     SourceConnection,
@@ -92,8 +99,11 @@ def issuer_problem(issuer: str) -> str | None:
     return "Use the provider's https address, e.g. https://accounts.google.com."
 
 
-def source_problems(values: dict, *, source: OIDCSource | None = None) -> dict[str, list[str]]:
-    """Field errors for an admin's source form (the one home of these rules)."""
+def source_problems(values: dict, *, source: OIDCSource | None = None,
+                    grants=None) -> dict[str, list[str]]:
+    """Field errors for an admin's source form (the one home of these rules). `grants`: the
+    saving admin's, weighed against the group map (None only for trusted callers: tests, and
+    `save_source`'s own callers that checked already)."""
     errors: dict[str, list[str]] = {}
     slug = str(values.get("slug") or "")
     if not SLUG.match(slug):
@@ -111,7 +121,132 @@ def source_problems(values: dict, *, source: OIDCSource | None = None) -> dict[s
     unknown = set(values.get("authoritative_fields") or []) - set(PREFILLED)
     if unknown:
         errors["authoritative_fields"] = ["Choose among username, email and name."]
+    pairs, problems = parse_group_map(values.get("group_map"))
+    if pairs and not str(values.get("claim_groups") or "").strip():
+        problems.append("Name the groups claim first: without it every mapped group would be "
+                        "taken away at each sign-in.")
+    if not problems and grants is not None:
+        refusal = group_map_refusal(grants, pairs, values.get("tenant_id"), before=source)
+        problems += [refusal] if refusal else []
+    if problems:
+        errors["group_map"] = problems
     return errors
+
+
+# -- the group map (provider groups -> portal groups) ------------------------------------------
+
+ARROW = re.compile(r"\s*(?:→|->|=>)\s*")
+
+
+def parse_group_map(value) -> tuple[list[list[str]], list[str]]:
+    """The [provider group, portal group] pairs of an admin's lines ("staff → Staff"; "->" and
+    "=>" work too), or of a stored list; and the problems found, by line."""
+    if isinstance(value, list):
+        return [[str(p), str(g)] for p, g in value], []
+    pairs: list[list[str]] = []
+    problems: list[str] = []
+    for number, line in enumerate(str(value or "").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = ARROW.split(line.strip(), maxsplit=1)
+        if len(parts) != 2 or not parts[0].strip() or not parts[1].strip():
+            problems.append(f"Line {number}: write “provider group → portal group”.")
+        elif len(parts[0]) > 200 or len(parts[1]) > 100:
+            problems.append(f"Line {number}: a group name is too long.")
+        elif [parts[0].strip(), parts[1].strip()] not in pairs:
+            pairs.append([parts[0].strip(), parts[1].strip()])
+    return pairs, problems
+
+
+def format_group_map(pairs) -> str:
+    """The admin form's lines for stored pairs."""
+    return "\n".join(f"{provider} → {group}" for provider, group in pairs or [])
+
+
+def _groups_named(names, tenant_id: int) -> dict[str, Group]:
+    names = set(names)
+    if not names:
+        return {}
+    return {g.name: g for g in db.session.scalars(select(Group).where(
+        Group.tenant_id == tenant_id, Group.name.in_(names)))}
+
+
+def group_map_refusal(grants, pairs, tenant_id: int | None, *,
+                      before: OIDCSource | None = None) -> str | None:
+    """Why this admin may not save a source whose map names these groups; None if they may.
+
+    The privilege ceiling (portal.access.ceiling): every portal group the map names, before and
+    after the change, must be one they may assign (so a map beyond them is read-only to them,
+    like a flow). A tenant's source names groups of that tenant, which must exist. An
+    instance-wide source (superadmins only) names groups looked up in the tenant each sign-in
+    acts in: nothing to look up on save."""
+    from ..access import CeilingError, ensure_within_ceiling
+
+    weighed: list[tuple[str, Group]] = []
+    if before is not None and before.tenant_id is not None and before.group_map:
+        found = _groups_named((g for _, g in before.group_map), before.tenant_id)
+        weighed += [("This source's group map", g) for g in found.values()]
+    if tenant_id is not None and pairs:
+        found = _groups_named((g for _, g in pairs), tenant_id)
+        missing = sorted({g for _, g in pairs} - set(found))
+        if missing:
+            return f"No group named “{missing[0]}” in this tenant."
+        weighed += [("This source's group map", found[g]) for _, g in pairs]
+    elif tenant_id is None and pairs and not grants.superuser:
+        return "Only a superadmin may map groups for an instance-wide source."
+    try:
+        ensure_within_ceiling(grants, weighed)
+    except CeilingError as error:
+        return str(error)
+    return None
+
+
+def group_map_tenant_id(source: OIDCSource, flow_session: FlowSession | None) -> int:
+    """The tenant whose groups a source's map names: the source's own; for an instance-wide
+    source, the tenant the flow acts in (its invitation's, else its flow's), else the default
+    one (where an instance-wide flow's new accounts land too)."""
+    if source.tenant_id is not None:
+        return source.tenant_id
+    tenant_id = flow_session_tenant_id(flow_session)
+    if tenant_id is not None:
+        return tenant_id
+    from ..tenants import default_tenant
+
+    return default_tenant().id
+
+
+def sync_groups(user: User, source: OIDCSource, provider_groups, tenant_id: int, *,
+                ip: str | None, remove: bool) -> tuple[list[str], list[str]]:
+    """Make the groups `source`'s map names (in tenant `tenant_id`) follow the provider's
+    groups: add those it sends; with `remove`, take away those it no longer sends. Groups the
+    map does not name are never touched. In the caller's transaction; audited when anything
+    changed. Returns the names (added, removed).
+
+    Enrollment and accepting an invitation only add (`remove` False): the invitation's own
+    groups are not taken away in the step that gives them; each sign-in then follows the
+    provider."""
+    from ..models import Tenant
+    from ..tenants import add_member
+
+    pairs = source.group_map or []
+    if not pairs:
+        return [], []
+    managed = _groups_named((g for _, g in pairs), tenant_id)
+    sent = {str(g) for g in provider_groups or []}
+    wanted = {name for provider, name in pairs if provider in sent and name in managed}
+    held = {g.name for g in user.groups if g.tenant_id == tenant_id}
+    added = sorted(n for n in wanted if n not in held)
+    removed = sorted(n for n in managed if n not in wanted and n in held) if remove else []
+    for name in added:
+        user.groups.append(managed[name])
+    for name in removed:
+        user.groups.remove(managed[name])
+    if added:
+        add_member(user, db.session.get(Tenant, tenant_id))
+    if added or removed:
+        record_event(Action.SSO_GROUPS, actor=user, ip=ip, obj=user, detail={
+            "source": source.slug, "tenant_id": tenant_id, "added": added, "removed": removed})
+    return added, removed
 
 
 FIELDS = ("name", "slug", "enabled", "issuer", "client_id", "scopes", "claim_username",
@@ -120,19 +255,35 @@ FIELDS = ("name", "slug", "enabled", "issuer", "client_id", "scopes", "claim_use
 
 
 def save_source(source: OIDCSource | None, values: dict, *, actor: User | None,
-                ip: str | None) -> OIDCSource:
-    """Create or change a source. A blank client secret on a change keeps the stored one."""
+                ip: str | None, grants=None) -> OIDCSource:
+    """Create or change a source. A blank client secret on a change keeps the stored one.
+    With `grants`, the group map is weighed against the admin's ceiling here too (CeilingError):
+    no caller saves a map beyond the admin who saves it."""
+    from ..access import CeilingError
+
+    if "group_map" in values:
+        pairs, problems = parse_group_map(values["group_map"])
+        if problems:
+            raise ValueError(problems[0])
+        tenant_id = values.get("tenant_id", source.tenant_id if source else None)
+        refusal = grants is not None and group_map_refusal(grants, pairs, tenant_id,
+                                                           before=source)
+        if refusal:
+            raise CeilingError(None, "This source", refusal)
     source = source or OIDCSource()
     for key in FIELDS:
         if key in values:
             setattr(source, key, values[key])
+    if "group_map" in values:
+        source.group_map = pairs
     if values.get("client_secret"):
         source.client_secret_sealed = sealing.seal(SECRET_LABEL, values["client_secret"])
     db.session.add(source)
     db.session.flush()
     oidc.forget(source.issuer)
     record_event(Action.SOURCE_SAVED, actor=actor, ip=ip, obj=source,
-                 detail={"slug": source.slug, "issuer": source.issuer})  # never the secret
+                 detail={"slug": source.slug, "issuer": source.issuer,  # never the secret
+                         "group_map": source.group_map or []})
     db.session.commit()
     return source
 
@@ -175,6 +326,13 @@ def offered_in(source: OIDCSource, tenant_id: int | None) -> bool:
     return source.tenant_id is None or source.tenant_id == tenant_id
 
 
+def only_offered(sources, tenant_id: int | None) -> list[OIDCSource]:
+    """Of the sources a stage lists, those `offered_in` a flow of this tenant: an instance-wide
+    flow's page never shows a tenant's source, even when its stage names one (its button would
+    only be refused)."""
+    return [s for s in sources if s is not None and offered_in(s, tenant_id)]
+
+
 def flow_session_tenant_id(flow_session: FlowSession | None) -> int | None:
     """The tenant a flow session acts in: its invitation's, else its flow's (None when the
     flow is instance-wide)."""
@@ -214,6 +372,31 @@ def sources_shown(tenant=None) -> list[OIDCSource]:
         _offered_clause(tenant_id)).order_by(OIDCSource.name)))
 
 
+def may_link(user: User, source: OIDCSource) -> bool:
+    """May this person link an identity at `source` to their account? An enabled source that is
+    instance-wide, or owned by a tenant they are a member of (the account page's choices, and
+    the check of a "Link" press, whatever source id it names)."""
+    if not source.enabled:
+        return False
+    return source.tenant_id is None or source.tenant_id in _member_tenant_ids(user)
+
+
+def linkable_sources(user: User) -> list[OIDCSource]:
+    """The sources the account page offers to link: shown ones `may_link` allows."""
+    member_of = _member_tenant_ids(user)
+    return list(db.session.scalars(select(OIDCSource).where(
+        OIDCSource.enabled.is_(True), OIDCSource.show_on_login.is_(True),
+        or_(OIDCSource.tenant_id.is_(None), OIDCSource.tenant_id.in_(member_of or {0})))
+        .order_by(OIDCSource.name)))
+
+
+def _member_tenant_ids(user: User) -> set[int]:
+    from ..models import tenant_members
+
+    return set(db.session.scalars(select(tenant_members.c.tenant_id).where(
+        tenant_members.c.user_id == user.id)))
+
+
 def sources_by_ids(ids) -> list[OIDCSource]:
     wanted = [int(i) for i in ids or [] if str(i).isdigit()]
     if not wanted:
@@ -230,7 +413,10 @@ def begin(source: OIDCSource, *, redirect_uri: str, purpose: str,
           flow_session: FlowSession | None = None, user: User | None = None,
           binding_id: int | None = None) -> tuple[str, str]:
     """Record the attempt and return (the provider's authorization URL, the state)."""
-    if flow_session is not None and not offered_in(source, flow_session_tenant_id(flow_session)):
+    elsewhere = (flow_session is not None and not offered_in(
+        source, flow_session_tenant_id(flow_session))) or (
+        purpose == "link" and (user is None or not may_link(user, source)))
+    if elsewhere:
         raise SourceError("source_elsewhere", "This sign-in option does not exist",
                           "Go back and choose another way to sign in.", 404)
     try:
@@ -519,7 +705,8 @@ def accept_as_existing(found: Match, flow_session, source, identity, *, ip) -> O
     groups itself. An account found only by email is linked after the person confirms."""
     if found.how == "email":
         note(flow_session, CONFIRM_NOTE, {"source_id": source.id, "subject": identity.subject,
-                                          "user_id": found.user.id, "email": identity.email})
+                                          "user_id": found.user.id, "email": identity.email,
+                                          "groups": identity.groups})
         db.session.commit()
         return Outcome("confirm", flow_session.flow.slug)
     return _grant(found.user, flow_session, source, identity, ip=ip)
@@ -534,6 +721,8 @@ def _grant(user: User, flow_session, source, identity, *, ip) -> Outcome:
         raise SourceError(f"accept_{result.reason}", result.title, result.message,
                           result.status)
     link(user, source, identity, ip=ip, commit=False)
+    sync_groups(user, source, identity.groups, group_map_tenant_id(source, flow_session), ip=ip,
+                remove=False)
     flow_session.finished_at = utcnow()  # the invitation is used: this flow has nothing left
     record_event(Action.SSO_SIGNED_IN, actor=user, ip=ip, obj=user,
                  detail={"source": source.slug, "flow": flow_session.flow.slug,
@@ -559,7 +748,7 @@ def _prefill(flow_session: FlowSession, source: OIDCSource, identity: oidc.Ident
     flow_session.prompt_data = data
     flow_session.fixed_fields = sorted(fixed)
     note(flow_session, SSO_NOTE, {"source_id": source.id, "subject": identity.subject,
-                                  "email": identity.email})
+                                  "email": identity.email, "groups": identity.groups})
     note(flow_session, VERIFIED, identity.email)  # the provider verified it: no email link
 
 
@@ -567,7 +756,8 @@ def sign_in(found: Match, flow_session, source, identity, *, ip) -> Outcome:
     flow = flow_session.flow
     if found.how == "email":
         note(flow_session, CONFIRM_NOTE, {"source_id": source.id, "subject": identity.subject,
-                                          "user_id": found.user.id, "email": identity.email})
+                                          "user_id": found.user.id, "email": identity.email,
+                                          "groups": identity.groups})
         db.session.commit()
         return Outcome("confirm", flow.slug)
     if found.user is None:
@@ -585,6 +775,8 @@ def authenticate(flow_session, source, identity, user: User, *, ip) -> None:
     note(flow_session, "shown_as", user.username)
     note(flow_session, SSO_NOTE, {"source_id": source.id, "subject": identity.subject,
                                   "user_id": user.id})
+    sync_groups(user, source, identity.groups, group_map_tenant_id(source, flow_session), ip=ip,
+                remove=True)
     record_event(Action.SSO_SIGNED_IN, actor=user, ip=ip, obj=user,
                  detail={"source": source.slug, "flow": flow_session.flow.slug})
     db.session.commit()
@@ -600,7 +792,7 @@ def confirm_link(flow_session: FlowSession, *, ip: str | None) -> Outcome:
         raise SourceError("confirm_expired", "Nothing to confirm",
                           "Start the sign-in again.", 400)
     identity = oidc.Identity(subject=pending["subject"], email=pending.get("email", ""),
-                             email_verified=True)
+                             email_verified=True, groups=list(pending.get("groups") or []))
     note(flow_session, CONFIRM_NOTE, None)
     if flow_session.invitation_id is not None:
         return _grant(user, flow_session, source, identity, ip=ip)
@@ -643,3 +835,5 @@ def link_new_user(ctx, user: User) -> None:
                                     subject=identity["subject"], last_used_at=utcnow()))
     record_event(Action.SSO_LINKED, actor=user, ip=ctx.client_ip, obj=user,
                  detail={"source": source.slug, "enrolled": True})
+    sync_groups(user, source, identity.get("groups"), group_map_tenant_id(source, ctx.session),
+                ip=ctx.client_ip, remove=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, inspect, or_, select
+from sqlalchemy import func, inspect, or_, select, true
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
@@ -36,6 +36,9 @@ OWNED = (Group, Role, Invitation, AuditEvent)
 SHARED = (Flow, Stage, Prompt)
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+# /api/v1/<slug>/... sits beside /api/v1/me/ and /api/v1/tenants/: a tenant named so would be
+# shadowed there.
+RESERVED_SLUGS = frozenset({"me", "tenants", "docs"})
 
 
 class TenantError(ValueError):
@@ -84,6 +87,25 @@ def use_tenant(tenant: Tenant | None) -> None:
 
     g.tenant = tenant
     g.tenant_id = tenant.id if tenant is not None else None
+    g.instance_scope = False
+
+
+def use_instance() -> None:
+    """Act on the instance itself for the rest of this request (the /instance/... pages of
+    superadmins): rows made are of no tenant (invitations, audit events: tenant_id NULL), and
+    `visible` shows only those (and the instance-wide flows)."""
+    from flask import g
+
+    g.tenant = None
+    g.tenant_id = None
+    g.instance_scope = True
+
+
+def in_instance() -> bool:
+    """Is this request acting on the instance (use_instance) rather than a tenant?"""
+    from flask import g, has_app_context
+
+    return has_app_context() and bool(g.get("instance_scope"))
 
 
 def current_tenant() -> Tenant:
@@ -155,7 +177,14 @@ def acting_tenant(user: User | None) -> Tenant:
 
 def visible(model, tenant: Tenant | None = None):
     """The WHERE clause for the rows of `model` a tenant sees: its own, and for flows, stages
-    and prompts the instance-wide ones too."""
+    and prompts the instance-wide ones too. On an instance page (use_instance, no `tenant`
+    given): the rows of no tenant, and every account."""
+    if tenant is None and in_instance():
+        if model is User:
+            return true()
+        if model in SHARED or model in OWNED:
+            return model.tenant_id.is_(None)
+        raise TypeError(f"{model.__name__} is not tenant-scoped")
     tenant_id = (tenant or current_tenant()).id
     if model is User:  # its members, and whoever holds one of its groups
         members = select(tenant_members.c.user_id).where(tenant_members.c.tenant_id == tenant_id)
@@ -224,7 +253,9 @@ def grant_invitation_access(user: User, invitation: Invitation | None, *, flow: 
                             new_account: bool = False) -> None:
     """What an invitation gives, in the caller's transaction (enrollment's user write, or an
     existing account accepting): membership of the invitation's tenant, its groups, and the
-    roles it attaches directly with their namespaces. Without an invitation (an open flow) the
+    roles it attaches directly with their namespaces; an instance invitation (no tenant) gives
+    no membership, only the account, and makes it a superadmin if it says so. Without an
+    invitation (an open flow) the
     person joins the flow's tenant, or the default one for an instance-wide flow. A group of
     any tenant also makes its holder a member there.
 
@@ -236,8 +267,13 @@ def grant_invitation_access(user: User, invitation: Invitation | None, *, flow: 
     if new_account and "groups" in inspect(user).unloaded:
         # Flushed with no groups given: a new account's collection is empty, nothing to read.
         set_committed_value(user, "groups", [])
-    if invitation is not None:
+    tenant_ids: set[int] = set()
+    if invitation is not None and invitation.tenant_id is None:
+        if invitation.grants_superuser:
+            user.is_superuser = True
+    elif invitation is not None:
         tenant = invitation.tenant  # loaded with the invitation (invitations.grant_loads)
+        tenant_ids.add(tenant.id)
         for group in invitation.groups:
             if group not in user.groups:
                 user.groups.append(group)
@@ -246,16 +282,19 @@ def grant_invitation_access(user: User, invitation: Invitation | None, *, flow: 
                               new_account=new_account)
     else:
         owner = db.session.get(Tenant, flow.tenant_id) if flow is not None and flow.tenant_id else None
-        tenant = owner or default_tenant()
-    _join(user, {tenant.id} | {g.tenant_id for g in user.groups}, new_account=new_account)
+        tenant_ids.add((owner or default_tenant()).id)
+    _join(user, tenant_ids | {g.tenant_id for g in user.groups}, new_account=new_account)
 
 
 def grants_summary(invitation: Invitation) -> dict:
-    """What an invitation will grant, for the invitation page and the invitee's first page."""
+    """What an invitation will grant, for the invitation page and the invitee's first page.
+    An instance invitation (no tenant) grants an account on the instance, perhaps superadmin."""
     from ..access import shown_namespaces
 
     return {
-        "tenant": invitation.tenant.name,
+        "instance": invitation.tenant_id is None,
+        "superuser": bool(invitation.grants_superuser),
+        "tenant": invitation.tenant.name if invitation.tenant is not None else "",
         "groups": [g.name for g in invitation.groups],
         "roles": [(d.role.name, shown_namespaces(d.role, d.namespaces)) for d in invitation.direct_roles],
         "invited_by": invitation.created_by.display_name if invitation.created_by else "",
@@ -269,6 +308,8 @@ def check_slug(slug: str, *, tenant: Tenant | None = None) -> str:
     slug = (slug or "").strip().lower()
     if not SLUG_RE.match(slug):
         raise TenantError("Use lower-case letters, digits and hyphens (at most 63), like “team-a”.")
+    if slug in RESERVED_SLUGS and (tenant is None or tenant.slug != slug):
+        raise TenantError(f"“{slug}” is reserved (the API uses it); choose another slug.")
     clash = db.session.scalar(select(Tenant).where(Tenant.slug == slug))
     if clash is not None and clash is not tenant:
         raise TenantError(f"A tenant with the slug “{slug}” exists already.")

@@ -413,8 +413,19 @@ def _render(flow: Flow, step: Step):
     return render_template(step.stage.template, flow=flow, step=step, form=step.form,
                            stage=step.stage, display_types=DISPLAY_TYPES,
                            sso_sources=_sso_offered(step),
+                           offered_sources=_offered_here(flow),
                            invitation_grants=(tenants.grants_summary(invitation)
                                               if invitation else None))
+
+
+def _offered_here(flow: Flow):
+    """For a page's own SSO buttons (identification, source stage): the listed sources this
+    flow may use (portal.sources.service.offered_in, in the tenant the flow session acts in)."""
+    from ..sources.service import flow_session_tenant_id, only_offered
+
+    ctx = g.get("flow_ctx")
+    tenant_id = flow_session_tenant_id(ctx.session) if ctx is not None else flow.tenant_id
+    return lambda sources: only_offered(sources, tenant_id)
 
 
 def _sso_offered(step: Step) -> list:

@@ -444,3 +444,58 @@ def test_a_blueprint_of_a_tenant_admin_cannot_change_an_instance_wide_flow(world
     with app.app_context():
         flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
         assert flow.name != "Taken over" and flow.tenant_id is None
+
+
+def test_instance_invitations_and_events_are_no_tenants_and_instance_pages_refuse_tenant_admins(world):
+    """What belongs to no tenant (an instance invitation, an instance event) is as absent to a
+    tenant admin as another tenant's: 404 by id on every invitation route, nowhere in lists,
+    searches or exports, untouched by forged bulk ids; every /instance/ page answers 403."""
+    from collections import namedtuple
+
+    from portal.audit import Action, record_event
+
+    Rule = namedtuple("Rule", "rule arguments defaults")
+    app, ids = world
+    secret = "instance-secret-invite"
+    with app.app_context():
+        root = db.session.scalar(select(User).filter_by(username="root"))
+        flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+        invitation = service.create_invitation(name=secret, flow=flow, expires_at=None,
+                                               created_by=root, instance=True, email="dan@example.com")
+        record_event(Action.SIGN_IN_FAILED, object_type="user", object_repr="instance-secret-login",
+                     commit=True)
+        instance_id = invitation.id
+    client = _alpha_admin(app)
+    token = _token(client)
+    tried = 0
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint.startswith("admin.") and "invitation_id" in rule.arguments:
+            url = _url(rule, {**ids, "invitation": instance_id})
+            for method in sorted(rule.methods & {"GET", "POST"}):
+                data = {"csrf_token": token, "name": "hijacked"} if method == "POST" else None
+                response = client.open(url, method=method, data=data)
+                assert response.status_code in (403, 404), (method, url, response.status_code)
+                assert secret not in response.get_data(as_text=True)
+                tried += 1
+        elif rule.rule.startswith("/instance/"):
+            url = re.sub(r"<int:tenant_id>", str(ids["beta"]), rule.rule)
+            url = _url(Rule(url, rule.arguments - {"tenant_id"}, rule.defaults),
+                       {**ids, "invitation": instance_id})
+            for method in sorted(rule.methods & {"GET", "POST"}):
+                response = client.open(url, method=method, data={"csrf_token": token, "name": "x"}
+                                       if method == "POST" else None)
+                assert response.status_code == 403, (method, url, response.status_code)
+                tried += 1
+    assert tried >= 25
+    for url in ("/t/alpha/admin/invitations/", "/t/alpha/admin/invitations/?q=instance",
+                "/t/alpha/admin/invitations/links.csv", "/t/alpha/admin/audit/",
+                "/t/alpha/admin/audit/?q=instance", "/t/alpha/admin/audit/export.csv",
+                "/t/alpha/admin/"):
+        page = html.unescape(client.get(url).get_data(as_text=True))
+        assert secret not in page and "instance-secret-login" not in page, url
+    for action in ("revoke", "delete"):
+        client.post("/t/alpha/admin/invitations/bulk-action",
+                    data={"csrf_token": token, "action": action, "ids": [str(instance_id)]})
+    with app.app_context():
+        kept = db.session.get(Invitation, instance_id)
+        assert (kept.tenant_id, kept.revoked_at) == (None, None)

@@ -123,6 +123,11 @@ def test_rate_limited_per_token(app_factory):
     limited = client.get("/api/v1/me/", headers=bearer(one))
     assert limited.mimetype == "application/problem+json" and "Retry-After" in limited.headers
     assert client.get("/api/v1/me/", headers=bearer(two)).status_code == 200
+    # The tenant path shares the token's budget: no second allowance by naming the tenant.
+    assert client.get("/api/v1/default/groups/", headers=bearer(one)).status_code == 429
+    statuses = [client.get(path, headers=bearer(two)).status_code
+                for path in ("/api/v1/default/groups/", "/api/v1/groups/")]
+    assert statuses == [200, 429]
 
 
 def test_bad_bodies_are_4xx_problems(client, app, admin):

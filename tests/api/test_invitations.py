@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal.audit import Action
 from portal.extensions import db
@@ -167,3 +167,111 @@ def test_read_only_invitation_shows_why_and_no_link(client, app, admin, make_inv
     assert client.delete(f"{API}{invitation_id}", headers=token).status_code == 403
     with app.app_context():
         assert service.status_of(db.session.get(Invitation, invitation_id)).key == "pending"
+
+
+# -- roles attached directly (Kestra's invitation body) ------------------------------------------
+
+
+@pytest.fixture
+def roles(app, token):
+    """A role limited to namespace "sales", one for every flow, and a token that may give both
+    (the ceiling counts the token's scopes: invitations:manage alone may not give audit:view)."""
+    from portal.models import Role
+
+    with app.app_context():
+        db.session.add_all([Role(name="sales-inviter", permissions=["invitations:manage"],
+                                 namespaces=["sales"]),
+                            Role(name="auditor", permissions=["audit:view"], namespaces=[])])
+        db.session.commit()
+    return bearer(api_token(app, "admin", ("invitations:manage", "audit:view"), name="giver"))
+
+
+def test_create_with_a_group_and_a_namespace_limited_role(client, roles, app):
+    token = roles
+    made = create(client, token, groups=["staff"], roles=[
+        {"role": "sales-inviter", "namespaces": ["sales.emea"]}, {"role": "Auditor"}])
+    assert made.status_code == 201, made.get_json()
+    data = made.get_json()
+    assert [(r["name"], r["namespaces"]) for r in data["roles"]] == [
+        ("auditor", []), ("sales-inviter", ["sales.emea"])]
+    got = client.get(f"{API}{data['id']}", headers=token).get_json()
+    assert got["roles"] == data["roles"] and [g["name"] for g in got["groups"]] == ["staff"]
+    listed = client.get(API, headers=token).get_json()["items"]
+    assert [r["name"] for r in listed[0]["roles"]] == ["auditor", "sales-inviter"]
+    with app.app_context():
+        invitation = db.session.get(Invitation, data["id"])
+        assert sorted((d.role.name, d.namespaces) for d in invitation.direct_roles) == [
+            ("auditor", []), ("sales-inviter", ["sales.emea"])]
+
+
+def test_update_replaces_the_roles_and_keeps_them_when_left_out(client, roles, app):
+    token = roles
+    made = create(client, token, roles=[{"role": "sales-inviter"}]).get_json()
+    renamed = client.patch(f"{API}{made['id']}", json={"name": "Renamed"}, headers=token)
+    assert [r["name"] for r in renamed.get_json()["roles"]] == ["sales-inviter"]
+    changed = client.patch(f"{API}{made['id']}", json={"roles": [
+        {"role": "sales-inviter", "namespaces": ["sales-eu"]}, {"role": "auditor"}]}, headers=token)
+    assert changed.status_code == 200, changed.get_json()
+    assert [(r["name"], r["namespaces"]) for r in changed.get_json()["roles"]] == [
+        ("auditor", []), ("sales-inviter", ["sales-eu"])]
+    cleared = client.patch(f"{API}{made['id']}", json={"roles": []}, headers=token)
+    assert cleared.get_json()["roles"] == []
+
+
+def test_bad_roles_are_field_errors_on_their_own_entry(client, roles, app):
+    token = roles
+    refused = create(client, token, roles=[{"role": "auditor"}, {"role": "nope"}])
+    assert refused.status_code == 422
+    assert refused.mimetype == "application/problem+json"
+    assert refused.get_json()["errors"] == [
+        {"field": "roles.1.role", "location": "json", "message": "There is no role 'nope'."}]
+    outside = create(client, token, roles=[{"role": "sales-inviter", "namespaces": ["hr"]}])
+    assert outside.status_code == 422
+    assert [e["field"] for e in outside.get_json()["errors"]] == ["roles.0"]
+    assert "outside it" in outside.get_json()["errors"][0]["message"]
+    twice = create(client, token, roles=[{"role": "auditor"}, {"role": "AUDITOR"}])
+    assert [e["field"] for e in twice.get_json()["errors"]] == ["roles.1.role"]
+    with app.app_context():
+        assert db.session.scalar(select(Invitation.id)) is None
+
+
+def test_a_role_beyond_the_ceiling_is_a_422_as_the_form_refuses_it(client, app, roles):
+    """A sales inviter may give the sales role for sales.emea, not the auditor role (they do
+    not hold audit:view) and not the sales role for a namespace beyond theirs."""
+    from portal.models import Flow
+
+    make_member(app, "nina", permissions=["invitations:manage"], namespaces=["sales"])
+    with app.app_context():
+        db.session.add(Flow(name="Sales EMEA", slug="sales.emea", designation="enrollment"))
+        db.session.commit()
+    nina = bearer(api_token(app, "nina", ("invitations:manage",)))
+    body = {"name": "emea", "flow": "sales.emea"}
+    refused = create(client, nina, **body, roles=[{"role": "auditor"}])
+    assert refused.status_code == 422
+    assert [e["field"] for e in refused.get_json()["errors"]] == ["roles.0"]
+    assert "grants more than you hold" in refused.get_json()["errors"][0]["message"]
+    made = create(client, nina, **body, roles=[{"role": "sales-inviter", "namespaces": ["sales.emea"]}])
+    assert made.status_code == 201, made.get_json()
+    widened = client.patch(f"{API}{made.get_json()['id']}", json={"roles": [{"role": "auditor"}]},
+                           headers=nina)
+    assert widened.status_code == 422
+    bulk = client.post(f"{API}bulk", json={"flow": "sales.emea", "rows": [{"email": "x@example.com"}],
+                                           "roles": [{"role": "auditor"}]}, headers=nina)
+    assert bulk.status_code == 422 and bulk.get_json()["errors"][0]["field"] == "roles.0"
+    with app.app_context():
+        assert db.session.scalar(select(func.count(Invitation.id))) == 1
+
+
+def test_bulk_create_attaches_the_roles_to_every_row(client, roles, app):
+    token = roles
+    done = client.post(f"{API}bulk", json={"rows": [{"email": "a@example.com"},
+                                                    {"email": "b@example.com"}],
+                                           "groups": ["staff"],
+                                           "roles": [{"role": "sales-inviter",
+                                                      "namespaces": ["sales"]}]}, headers=token)
+    assert done.get_json()["created"] == 2
+    with app.app_context():
+        attached = sorted((i.email, [(d.role.name, d.namespaces) for d in i.direct_roles])
+                          for i in db.session.scalars(select(Invitation)))
+    assert attached == [("a@example.com", [("sales-inviter", ["sales"])]),
+                        ("b@example.com", [("sales-inviter", ["sales"])])]

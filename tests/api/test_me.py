@@ -110,3 +110,20 @@ def test_a_browser_session_may_not_accept(app, admin):
     sign_in(browser, "sam")
     assert [i["id"] for i in browser.get("/api/v1/me/invitations").get_json()] == [invitation]
     assert browser.post(f"/api/v1/me/invitations/{invitation}/accept").status_code == 401
+
+
+def test_an_instance_invitation_is_listed_with_no_tenant_and_accepted_once(client, app, admin):
+    sam = existing_user(app, "sam")
+    instance = _invite(app, admin, "sam@example.com", name="the instance", instance=True,
+                       grants_superuser=True)
+    token = bearer(api_token(app, "sam", ()))
+    mine = client.get("/api/v1/me/invitations", headers=token).get_json()
+    assert [(i["id"], i["tenant"]) for i in mine] == [(instance, None)]
+    accepted = client.post(f"/api/v1/me/invitations/{instance}/accept", headers=token)
+    assert accepted.status_code == 200 and accepted.get_json()["tenant"] is None
+    again = client.post(f"/api/v1/me/invitations/{instance}/accept", headers=token)
+    assert again.status_code in (404, 409, 410)
+    with app.app_context():
+        assert db.session.get(User, sam).is_superuser is True
+        assert db.session.get(Invitation, instance).use_count == 1
+        assert len(db.session.scalars(select(InvitationUse).filter_by(user_id=sam)).all()) == 1

@@ -148,3 +148,62 @@ def test_owner_losing_grants_in_the_tenant_loses_them_on_the_token(client, app, 
         assert db.session.scalar(select(ApiToken.tenant_id).filter_by(user_id=lead.id)) == \
             two_tenants["beta"]
     assert client.get("/api/v1/audit-events/", headers=token).status_code == 403
+
+
+# -- the tenant in the path (Kestra's /api/v1/{tenant}/...) ---------------------------------------
+
+
+def test_a_token_acts_under_its_own_tenants_path_and_gets_404_under_another(client, app,
+                                                                            two_tenants):
+    token = bearer(api_token(app, "lead", LEAD_PERMISSIONS, tenant="beta"))
+    ids = two_tenants
+    listed = client.get("/api/v1/beta/invitations/", headers=token).get_json()
+    assert [i["name"] for i in listed["items"]] == ["beta link"] and listed["total"] == 1
+    made = client.post("/api/v1/beta/invitations/", json={"name": "by path"}, headers=token)
+    assert made.status_code == 201
+    for path in ("invitations/", f"invitations/{ids['home_invitation']}", "users/", "groups/",
+                 "roles/", "flows/", "audit-events/"):
+        refused = client.get(f"/api/v1/default/{path}", headers=token)
+        assert refused.status_code == 404, path
+        assert refused.mimetype == "application/problem+json"
+    assert client.post("/api/v1/default/invitations/", json={"name": "sneaky"},
+                       headers=token).status_code == 404
+    assert client.delete(f"/api/v1/default/invitations/{ids['home_invitation']}",
+                         headers=token).status_code == 404
+    assert client.get("/api/v1/nowhere/invitations/", headers=token).status_code == 404
+    with app.app_context():
+        assert db.session.get(Invitation, ids["home_invitation"]) is not None
+        names = sorted(db.session.scalars(select(Invitation.name).where(
+            Invitation.tenant_id == ids["beta"])))
+    assert names == ["beta link", "by path"]
+
+
+def test_a_superadmin_token_acts_in_any_tenant_by_path(client, app, two_tenants):
+    home = bearer(api_token(app, "admin", name="home"))
+    assert [i["name"] for i in client.get("/api/v1/beta/invitations/", headers=home)
+            .get_json()["items"]] == ["beta link"]
+    assert [i["name"] for i in client.get("/api/v1/invitations/", headers=home)
+            .get_json()["items"]] == ["home link"]
+    made = client.post("/api/v1/beta/groups/", json={"name": "beta-new"}, headers=home)
+    assert made.status_code == 201
+    assert [g["name"] for g in client.get("/api/v1/beta/groups/", headers=home).get_json()] == [
+        "beta-new", "leads"]
+    with app.app_context():
+        group = db.session.get(Group, made.get_json()["id"])
+        event = db.session.scalar(select(AuditEvent).filter_by(action="group.saved",
+                                                               object_id=group.id))
+        assert (group.tenant_id, event.tenant_id, event.detail["api_token"]["name"]) == (
+            two_tenants["beta"], two_tenants["beta"], "home")
+    # Scoped to a permission, a superuser's token is not a superadmin's: its tenant only.
+    scoped = bearer(api_token(app, "admin", ("invitations:manage",), name="scoped"))
+    assert client.get("/api/v1/beta/invitations/", headers=scoped).status_code == 404
+    assert client.get("/api/v1/default/invitations/", headers=scoped).status_code == 200
+
+
+def test_a_browser_session_reads_by_path_only_in_its_tenants(app, two_tenants):
+    from ..conftest import sign_in
+
+    client = app.test_client()
+    sign_in(client, "lead")
+    assert client.get("/api/v1/beta/groups/").status_code == 200
+    assert client.get("/api/v1/default/groups/").status_code == 404

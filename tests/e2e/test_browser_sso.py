@@ -178,3 +178,69 @@ def test_tampered_state_and_replayed_callback_are_refused(app, page, invitation_
         assert db.session.get(Invitation, invitation_id).use_count == 0
         assert db.session.scalar(select(func.count()).select_from(SourceConnection)) == 0
         assert db.session.scalar(select(func.count()).select_from(User)) == 1  # the admin
+
+
+def test_an_existing_account_accepts_an_invitation_through_sso_and_joins_the_tenant(
+        app, page, invitation_link, sso_source, screenshot):
+    """bob has an account (of the default tenant, not linked yet). Signed out, he opens a
+    single-use invitation of alpha, continues with the provider, confirms the link to his
+    account found by the verified address, and is signed in as himself: a member of alpha with
+    the invitation's group and role, no second account, the invitation used once (its link
+    now says so)."""
+    from portal.auth.service import create_user
+
+    with app.app_context():
+        create_user(username="bob", email="bob@example.com", password=TEST_PASSWORD)
+    invitation_id, link = _invitation(app, invitation_link, tenant="alpha", single_use=True)
+    with app.app_context():
+        users = db.session.scalar(select(func.count()).select_from(User))  # bob, the admin
+    page.goto(link)
+    page.get_by_role("button", name="Continue with Test IdP").click()
+    _provider_login(page, "bob")
+    expect(page.get_by_role("heading", name="Link your Test IdP account?")).to_be_visible()
+    screenshot(page, "sso-02-existing-account-confirms")
+    page.get_by_role("button", name="Link and sign in").click()
+    expect(page).to_have_url(re.compile(r"/account/$"))
+    expect(page.get_by_role("status")).to_contain_text("The invitation is accepted")
+    expect(page.locator("#identities")).to_contain_text("Test IdP")
+    with app.app_context():
+        bob = db.session.scalar(select(User).filter_by(username="bob"))
+        assert db.session.scalar(select(func.count()).select_from(User)) == users == 2
+        assert [t.slug for t in tenants_of(bob)] == ["alpha", "default"]
+        assert [(db.session.get(Tenant, g.tenant_id).slug, g.name) for g in bob.groups] == [
+            ("alpha", "staff")]
+        assert [(r.role.name, r.namespaces) for r in db.session.scalars(
+            select(MemberRole).filter_by(user_id=bob.id))] == [("editors", ["eng"])]
+        assert db.session.get(Invitation, invitation_id).use_count == 1
+        assert [c.subject for c in db.session.scalars(
+            select(SourceConnection).filter_by(user_id=bob.id))] == ["bob"]
+    page.goto(link)  # used once: the link is spent
+    expect(page.get_by_role("heading", name="This invitation has already been used")
+           ).to_be_visible()
+    with app.app_context():
+        assert db.session.get(Invitation, invitation_id).use_count == 1
+
+
+def test_a_linked_account_accepts_an_invitation_through_sso_directly(
+        app, page, invitation_link, sso_source):
+    """Linked already, nothing to confirm: back from the provider, bob has joined alpha."""
+    from portal.auth.service import create_user
+    from portal.sources import service
+
+    with app.app_context():
+        bob = create_user(username="bob", email="bob@example.com", password=TEST_PASSWORD)
+        service.link(bob, db.session.get(service.OIDCSource, sso_source),
+                     service.oidc.Identity(subject="bob"), ip=None)
+    invitation_id, link = _invitation(app, invitation_link, tenant="alpha", single_use=True)
+    with app.app_context():
+        users = db.session.scalar(select(func.count()).select_from(User))  # bob, the admin
+    page.goto(link)
+    page.get_by_role("button", name="Continue with Test IdP").click()
+    _provider_login(page, "bob")
+    expect(page.get_by_role("status")).to_contain_text("The invitation is accepted")
+    with app.app_context():
+        bob = db.session.scalar(select(User).filter_by(username="bob"))
+        assert [t.slug for t in tenants_of(bob)] == ["alpha", "default"]
+        assert [g.name for g in bob.groups] == ["staff"]
+        assert db.session.scalar(select(func.count()).select_from(User)) == users == 2
+        assert db.session.get(Invitation, invitation_id).use_count == 1

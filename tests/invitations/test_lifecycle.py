@@ -297,15 +297,17 @@ def test_purge_removes_long_expired_invitations(app, runner, make_invitation):
 
 
 def test_audit_log_records_sign_ins_and_exports_csv(app, client, auth, admin):
+    """Sign-ins belong to no tenant: the instance's audit log (superadmins) has them."""
     sign_in(client, "admin", "wrong-password-here")
     auth.login()
-    page = client.get("/admin/audit/?action=sign_in").get_data(as_text=True)
+    assert "<code>sign_in." not in client.get("/admin/audit/?action=sign_in").get_data(as_text=True)
+    page = client.get("/instance/audit/?action=sign_in").get_data(as_text=True)
     assert "<code>sign_in.failed</code>" in page and "<code>sign_in.succeeded</code>" in page
     assert "127.0.0.1" in page
-    only_failed = client.get("/admin/audit/?action=sign_in.failed").get_data(as_text=True)
+    only_failed = client.get("/instance/audit/?action=sign_in.failed").get_data(as_text=True)
     assert "<code>sign_in.failed</code>" in only_failed
     assert "<code>sign_in.succeeded</code>" not in only_failed
-    export = client.get("/admin/audit/export.csv?action=sign_in")
+    export = client.get("/instance/audit/export.csv?action=sign_in")
     assert export.mimetype == "text/csv"
     lines = export.get_data(as_text=True).splitlines()
     assert lines[0].startswith("time,action,actor,ip_address")
@@ -316,7 +318,7 @@ def test_audit_log_records_sign_ins_and_exports_csv(app, client, auth, admin):
 def test_audit_csv_defuses_spreadsheet_formulas(app, client, auth, admin):
     sign_in(client, "=HYPERLINK(1)", "whatever-password")
     auth.login()
-    body = client.get("/admin/audit/export.csv").get_data(as_text=True)
+    body = client.get("/instance/audit/export.csv").get_data(as_text=True)
     assert "'=HYPERLINK(1)" in body
 
 

@@ -10,6 +10,7 @@ from portal.extensions import db
 from portal.invitations import service
 from portal.invitations.search import FTS_TABLE
 from portal.models import Flow, Invitation, User
+from tests.helpers import existing_user
 
 
 def _names(html: str) -> list[str]:
@@ -72,3 +73,26 @@ def test_keyset_pages_walk_the_whole_list_both_ways(app, client, auth, admin):
     oldest = client.get("/admin/invitations/?sort=created").get_data(as_text=True)
     assert _names(oldest)[:2] == ["page-00", "page-01"]
     assert client.get("/admin/invitations/?after=-5&before=x").status_code == 200
+
+
+def test_created_by_choices_probe_the_creator_index(app, admin):
+    """The list's "created by" choices ask, per account, whether it created a visible invitation.
+    With only the tenant's index, SQLite's planner scanned every invitation of the tenant for
+    each account that created none (minutes at a million rows): the probe must use
+    ix_invitations_creator, with and without the admin's flows."""
+    from bench.seed import seed_invitations
+
+    for n in range(3):
+        existing_user(app, f"member{n}")
+    with app.app_context():
+        seed_invitations(500)
+        flow_id = db.session.scalar(select(Flow.id).order_by(Flow.id))
+        for flow_ids in (None, {flow_id}):
+            query = service.creators_query(flow_ids)
+            assert [u.id for u in db.session.scalars(query)] == [admin]
+            if db.engine.dialect.name != "sqlite":
+                continue
+            db.session.execute(text("ANALYZE"))
+            compiled = query.compile(db.engine, compile_kwargs={"literal_binds": True})
+            plan = " / ".join(row[3] for row in db.session.execute(text(f"EXPLAIN QUERY PLAN {compiled}")))
+            assert "ix_invitations_creator" in plan and "SCAN invitations" not in plan, plan

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from flask_migrate import downgrade, upgrade
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
@@ -18,6 +17,7 @@ from portal.models import InvitationUse, User
 from portal.security.passwords import hash_password
 
 from ..conftest import TEST_PASSWORD, database_url, sign_in
+from ..helpers import downgrade, upgrade
 
 # SQLite's batch copies in earlier revisions reflect the users table (see 0007).
 pytestmark = pytest.mark.filterwarnings(

@@ -3,14 +3,19 @@
 //
 // Configured by one JSON document in the environment (OIDC_TEST_CONFIG):
 //   {"clients": [{"client_id", "client_secret", "redirect_uris": [...]}],
-//    "accounts": {"<sub>": {"email", "email_verified", "name", "preferred_username", "groups"}}}
+//    "accounts": {"<sub>": {"email", "email_verified", "name", "preferred_username", "groups"}},
+//    "accounts_file": "<path>" (optional: the accounts read from this JSON file at each login,
+//                     so a test can change someone's groups between two sign-ins),
+//    "code_ttl": <seconds an authorization code lives; 60 when absent>}
 // On the login screen any password is accepted; the login is the account's `sub`.
 // When ready it prints "LISTENING <issuer>" on stdout.
+import fs from 'node:fs';
 import http from 'node:http';
 import Provider from 'oidc-provider';
 
 const config = JSON.parse(process.env.OIDC_TEST_CONFIG || '{}');
-const accounts = config.accounts || {};
+const accountsNow = () => (config.accounts_file
+  ? JSON.parse(fs.readFileSync(config.accounts_file, 'utf8')) : config.accounts || {});
 
 const server = http.createServer();
 server.listen(0, '127.0.0.1', () => {
@@ -37,7 +42,7 @@ server.listen(0, '127.0.0.1', () => {
     features: { devInteractions: { enabled: true } },
     ttl: { AuthorizationCode: Number(config.code_ttl || 60) },
     async findAccount(ctx, sub) {
-      const account = accounts[sub];
+      const account = accountsNow()[sub];
       if (!account) return undefined;
       return {
         accountId: sub,

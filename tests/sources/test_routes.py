@@ -3,8 +3,10 @@ portal.sources.routes and the flow pieces it drives."""
 
 from __future__ import annotations
 
+import json
 import re
 
+import pytest
 from sqlalchemy import func, select
 
 from portal.extensions import db
@@ -291,10 +293,10 @@ def test_no_secret_code_or_token_reaches_the_logs(app, client, make_invitation, 
     client secret nor the code, the state, the nonce or any token appears."""
     import logging
 
-    from portal.sources import oidc
+    from authlib.integrations.requests_client import OAuth2Session  # what oidc uses
 
     seen: dict[str, str] = {}
-    original = oidc.OAuth2Session.fetch_token
+    original = OAuth2Session.fetch_token
 
     def spy(self, *args, **kwargs):
         token = original(self, *args, **kwargs)
@@ -303,7 +305,7 @@ def test_no_secret_code_or_token_reaches_the_logs(app, client, make_invitation, 
         seen["code_verifier"] = kwargs["code_verifier"]
         return token
 
-    monkeypatch.setattr(oidc.OAuth2Session, "fetch_token", spy)
+    monkeypatch.setattr(OAuth2Session, "fetch_token", spy)
     caplog.set_level(logging.DEBUG)
     _, link = _invite(app, make_invitation)
     client.get(path_of(link))
@@ -510,3 +512,243 @@ def test_a_tenant_owned_source_is_offered_only_on_its_tenants_invitations(
     client.get(path_of(alpha_link))
     assert "Continue with Test IdP" in client.get(ENROLL).get_data(as_text=True)
     assert _sso(client, ENROLL, "alice").status_code == 302
+
+
+# -- the group map: provider groups -> portal groups --------------------------------------------
+
+
+@pytest.fixture
+def changing_provider(tmp_path):
+    """A provider of its own that reads its accounts from a file at each login: a test changes
+    someone's groups there between two sign-ins, as a directory admin would."""
+    from .. import oidc_provider as op
+
+    op.skip_or_fail_if_missing()
+    accounts = tmp_path / "accounts.json"
+    accounts.write_text(json.dumps(op.ACCOUNTS))
+    provider = op.start(accounts_file=accounts)
+    yield provider, accounts
+    provider.stop()
+
+
+def _groups_at_provider(accounts_file, login: str, groups: list[str]) -> None:
+    from ..oidc_provider import ACCOUNTS
+
+    accounts_file.write_text(json.dumps({**ACCOUNTS, login: {**ACCOUNTS[login],
+                                                             "groups": groups}}))
+
+
+def _mapped_source(issuer: str, group_map, tenant_id=None) -> int:
+    from portal.sources import service
+
+    from .. import oidc_provider as op
+
+    return service.save_source(None, {
+        "name": "Test IdP", "slug": op.SLUG, "issuer": issuer, "client_id": op.CLIENT_ID,
+        "client_secret": op.CLIENT_SECRET, "scopes": "openid email profile groups",
+        "claim_groups": "groups", "authoritative_fields": ["email"], "group_map": group_map,
+        "tenant_id": tenant_id}, actor=None, ip=None).id
+
+
+def _sign_out(client) -> None:
+    client.post("/auth/logout", data={"csrf_token": csrf_from(
+        client.get("/account/").get_data(as_text=True))})
+
+
+def _groups_of(username: str) -> list[str]:
+    user = db.session.scalar(select(User).filter_by(username=username))
+    return sorted(g.name for g in user.groups)
+
+
+def test_the_group_map_follows_the_providers_groups_at_enrollment_and_each_sign_in(
+        app, client, make_invitation, changing_provider):
+    """alice enrolls with the invitation's group "keep" and, through the map, "Staff" (the
+    provider says "staff"); the directory moves her to "ops": at her next sign-in "Ops" is
+    added and "Staff" taken away; then no group at all: "Ops" goes too. "keep" is not in the
+    map: never touched. Each change is audited."""
+    provider, accounts = changing_provider
+    with app.app_context():
+        db.session.add_all([Group(name="Staff"), Group(name="Ops"), Group(name="keep")])
+        db.session.commit()
+        source_id = _mapped_source(provider.issuer, "staff → Staff\nops -> Ops")
+        _offer_on_sign_in(source_id)
+        keep = db.session.scalar(select(Group).filter_by(name="keep")).id
+    invitation_id, link = make_invitation(single_use=True)
+    with app.app_context():
+        invitation = db.session.get(Invitation, invitation_id)
+        invitation.groups.append(db.session.get(Group, keep))
+        db.session.commit()
+    client.get(path_of(link))
+    assert _sso(client, ENROLL, "alice").status_code == 302
+    assert _fill(client, ENROLL, {"username": "alice"}).status_code == 302
+    assert _fill(client, ENROLL, {"name": "Alice"}).status_code == 302
+    with app.app_context():
+        assert _groups_of("alice") == ["Staff", "keep"]
+    _sign_out(client)
+    _groups_at_provider(accounts, "alice", ["ops", "unmapped"])
+    assert _sso(client, SIGN_IN, "alice").status_code == 302
+    assert client.get(SIGN_IN).status_code == 302  # signed in
+    with app.app_context():
+        assert _groups_of("alice") == ["Ops", "keep"]
+    _sign_out(client)
+    _groups_at_provider(accounts, "alice", [])
+    assert _sso(client, SIGN_IN, "alice").status_code == 302
+    assert client.get(SIGN_IN).status_code == 302
+    with app.app_context():
+        assert _groups_of("alice") == ["keep"]
+    events = _events(app, "sso.groups")
+    assert [(e["added"], e["removed"]) for e in events] == [
+        (["Staff"], []), (["Ops"], ["Staff"]), ([], ["Ops"])]
+    # the same groups again: nothing changes, nothing is audited
+    _sign_out(client)
+    assert _sso(client, SIGN_IN, "alice").status_code == 302
+    assert len(_events(app, "sso.groups")) == 3
+
+
+def test_an_instance_wide_sources_map_names_groups_of_the_invitations_tenant(
+        app, client, make_invitation, oidc_provider):
+    """Both the default tenant and alpha have a group "Staff": alice, invited to alpha, gets
+    alpha's (with the invitation's own group), not the default tenant's."""
+    with app.app_context():
+        db.session.add(Group(name="Staff"))
+        db.session.commit()
+        _mapped_source(oidc_provider.issuer, "staff → Staff")
+    invitation_id, link = _tenant_invitation(app, make_invitation, single_use=True)
+    with app.app_context():
+        from portal import tenants
+
+        db.session.add(Group(name="Staff", tenant_id=tenants.by_slug("alpha").id))
+        db.session.commit()
+    client.get(path_of(link))
+    assert _sso(client, ENROLL, "alice").status_code == 302
+    assert _fill(client, ENROLL, {"username": "alice"}).status_code == 302
+    assert _fill(client, ENROLL, {"name": "Alice"}).status_code == 302
+    with app.app_context():
+        alice = db.session.scalar(select(User).filter_by(username="alice"))
+        assert sorted((g.tenant_id, g.name) for g in alice.groups) == [
+            (tenants.by_slug("alpha").id, "Staff"), (tenants.by_slug("alpha").id, "alpha-crew")]
+        assert _access_of("alice")["tenants"] == ["alpha"]
+
+
+def test_an_existing_account_accepting_through_sso_gets_the_mapped_groups(
+        app, client, make_invitation, oidc_provider):
+    """bob, linked already (the provider's "alice", in its group "staff"), accepts alpha's
+    invitation through alpha's own source: the invitation's group and, through the source's
+    map, alpha's "Staff"; no second account."""
+    from portal import tenants
+    from portal.auth.service import create_user
+    from portal.sources import service
+
+    invitation_id, link = _tenant_invitation(app, make_invitation, single_use=True)
+    with app.app_context():
+        alpha = tenants.by_slug("alpha")
+        tenants.use_tenant(alpha)
+        db.session.add(Group(name="Staff"))
+        db.session.commit()
+        source_id = _mapped_source(oidc_provider.issuer, "staff → Staff", tenant_id=alpha.id)
+        bob = create_user(username="bob", email="bob@example.com", password=TEST_PASSWORD)
+        service.link(bob, db.session.get(service.OIDCSource, source_id),
+                     service.oidc.Identity(subject="alice"), ip=None)
+        users = db.session.scalar(select(func.count()).select_from(User))
+    client.get(path_of(link))
+    response = _sso(client, ENROLL, "alice")
+    assert response.status_code == 302 and response.headers["Location"].endswith("/account/")
+    with app.app_context():
+        assert _access_of("bob")["groups"] == ["Staff", "alpha-crew"]
+        assert db.session.scalar(select(func.count()).select_from(User)) == users
+        assert db.session.get(Invitation, invitation_id).use_count == 1
+        alpha_id = tenants.by_slug("alpha").id
+    assert _events(app, "sso.groups") == [
+        {"source": SLUG, "tenant_id": alpha_id, "added": ["Staff"], "removed": []}]
+
+
+# -- an authorization code that expired at the provider -----------------------------------------
+
+
+@pytest.fixture
+def short_code_provider(app):
+    """A provider of its own whose authorization codes live 3 seconds, and the source for it."""
+    from .. import oidc_provider as op
+
+    op.skip_or_fail_if_missing()
+    provider = op.start(code_ttl=3)
+    with app.app_context():
+        source_id = _mapped_source(provider.issuer, "")
+    yield source_id
+    provider.stop()
+
+
+def test_a_code_that_expired_at_the_provider_ends_on_a_clear_page_with_nothing_written(
+        app, client, make_invitation, short_code_provider):
+    """The person takes longer than the code lives (3 s here) between the provider's answer and
+    the portal's exchange: the provider refuses the expired code; the page says to start again,
+    the refusal is audited, and nothing was written (no account, no link, the invitation
+    unused, nothing pre-filled). Starting again then works."""
+    import time
+
+    invitation_id, link = _invite(app, make_invitation, single_use=True)
+    client.get(path_of(link))
+    with app.app_context():
+        users = db.session.scalar(select(func.count()).select_from(User))
+    back = path_of(log_in(_start_sso(client, ENROLL), "alice"))
+    time.sleep(4.2)
+    response = client.get(back)
+    assert response.status_code == 400
+    assert "it may have expired or been used already" in response.get_data(as_text=True)
+    assert _events(app, "sso.failed") == [{"reason": "code_refused"}]
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(User)) == users
+        assert db.session.scalar(select(func.count()).select_from(SourceConnection)) == 0
+        assert db.session.get(Invitation, invitation_id).use_count == 0
+    first = client.get(ENROLL).get_data(as_text=True)
+    assert 'value="alice"' not in first and "Continue with Test IdP" in first
+    response = _sso(client, ENROLL, "alice")  # in good time
+    assert response.status_code == 302 and response.headers["Location"].endswith(ENROLL)
+    assert 'value="alice"' in client.get(ENROLL).get_data(as_text=True)
+
+
+# -- where a tenant's own source is offered -----------------------------------------------------
+
+
+def test_a_tenant_owned_source_is_offered_on_its_tenants_flows_not_on_instance_wide_ones(
+        app, client, sso_source):
+    """The provider's source owned by alpha, and listed by the (shared) identification stage:
+    the instance-wide sign-in page does not show it and refuses a forged start (audited); a
+    sign-in flow owned by alpha, binding the same stages, shows it and signs bob in."""
+    from portal import tenants
+    from portal.models import Flow, FlowDesignation, FlowStageBinding, Stage
+    from portal.sources import service
+
+    with app.app_context():
+        alpha = tenants.create_tenant(name="Alpha", slug="alpha")
+        db.session.get(service.OIDCSource, sso_source).tenant_id = alpha.id
+        _offer_on_sign_in(sso_source)
+        flow = Flow(slug="alpha-sign-in", name="Alpha sign-in", title="Sign in to Alpha",
+                    designation=FlowDesignation.AUTHENTICATION, tenant_id=alpha.id)
+        db.session.add(flow)
+        for order, name in ((10, "default-authentication-identification"),
+                            (100, "default-authentication-login")):
+            flow.bindings.append(FlowStageBinding(order=order, stage=db.session.scalar(
+                select(Stage).filter_by(name=name))))
+        db.session.commit()
+        from portal.auth.service import create_user
+
+        bob = create_user(username="bob", email="bob@example.com", password=TEST_PASSWORD)
+        tenants.add_member(bob, alpha)
+        service.link(bob, db.session.get(service.OIDCSource, sso_source),
+                     service.oidc.Identity(subject="bob"), ip=None)
+    page = client.get(SIGN_IN).get_data(as_text=True)
+    assert "Sign in with Test IdP" not in page
+    binding = re.search(r'name="binding" value="(\d+)"', page).group(1)
+    response = client.post(f"/source/oidc/{SLUG}/start", data={
+        "csrf_token": csrf_from(page), "flow": "default-authentication-flow",
+        "binding": binding})
+    assert response.status_code == 404
+    assert _events(app, "sso.failed") == [{"reason": "source_elsewhere"}]
+    alpha_sign_in = "/if/flow/alpha-sign-in/"
+    assert "Sign in with Test IdP" in client.get(alpha_sign_in).get_data(as_text=True)
+    response = _sso(client, alpha_sign_in, "bob")
+    assert response.status_code == 302 and response.headers["Location"].endswith(alpha_sign_in)
+    client.get(alpha_sign_in)
+    assert client.get("/account/").status_code == 200  # signed in as bob
+    assert [e["flow"] for e in _events(app, "sso.signed_in")] == ["alpha-sign-in"]

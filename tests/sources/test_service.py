@@ -42,6 +42,8 @@ def test_discovery_is_cached_and_checks_its_issuer(app, oidc_provider):
 
 
 def test_a_private_ca_bundle_is_what_requests_verify_with(app_factory, tmp_path, monkeypatch):
+    import requests
+
     bundle = tmp_path / "ca.pem"
     bundle.write_text("-----BEGIN CERTIFICATE-----\n")
     app = app_factory(OIDC_CA_BUNDLE=str(bundle))
@@ -49,9 +51,9 @@ def test_a_private_ca_bundle_is_what_requests_verify_with(app_factory, tmp_path,
 
     def fake_get(url, **kwargs):
         seen.update(kwargs)
-        raise oidc.requests.ConnectionError("offline")
+        raise requests.ConnectionError("offline")
 
-    monkeypatch.setattr(oidc.requests, "get", fake_get)
+    monkeypatch.setattr(requests, "get", fake_get)  # oidc imports requests when first used
     with app.app_context(), pytest.raises(oidc.ProviderError):
         oidc.discover("https://idp.example.com", refresh=True)
     assert seen["verify"] == str(bundle)
@@ -225,3 +227,59 @@ def test_a_tenant_owned_source_matches_by_email_only_accounts_of_its_tenant_alon
         assert found(made["alpha-idp"], "root@example.com") == "none"
         assert found(made["beta-idp"], "ann@example.com") == "none"
         assert found(made["wide"], "bo@example.com") == "email"  # instance-wide: as before
+
+
+# -- the group map -------------------------------------------------------------------------------
+
+
+def test_group_map_lines_are_read_and_their_problems_named_by_line():
+    pairs, problems = service.parse_group_map(
+        "staff → Staff\n\n  eng -> Engineering  \nops => Ops\nstaff → Staff\nno arrow\n→ Staff")
+    assert pairs == [["staff", "Staff"], ["eng", "Engineering"], ["ops", "Ops"]]
+    assert problems == ["Line 6: write “provider group → portal group”.",
+                        "Line 7: write “provider group → portal group”."]
+    assert service.format_group_map(pairs) == "staff → Staff\neng → Engineering\nops → Ops"
+    assert service.parse_group_map(service.format_group_map(pairs)) == (pairs, [])
+
+
+def test_sync_touches_only_the_mapped_groups_of_its_tenant(app):
+    """alice holds "Staff" of the default tenant and of beta, and "keep" (unmapped). A sign-in
+    through a map of the default tenant, the provider sending nothing: only the default
+    tenant's "Staff" goes. Adding and removing are the same call's two halves."""
+    from portal import tenants
+    from portal.auth.service import create_user
+    from portal.models import Group
+
+    with app.app_context():
+        default = tenants.default_tenant()
+        beta = tenants.create_tenant(name="Beta", slug="beta")
+        staff, keep = Group(name="Staff", tenant_id=default.id), Group(name="keep",
+                                                                       tenant_id=default.id)
+        beta_staff = Group(name="Staff", tenant_id=beta.id)
+        alice = create_user(username="alice", email="alice@example.com", password=TEST_PASSWORD)
+        alice.groups.extend([staff, keep, beta_staff])
+        source = OIDCSource(name="IdP", slug="idp", issuer="https://idp.example.com",
+                            client_id="c", group_map=[["staff", "Staff"], ["ops", "Ops"]])
+        db.session.add(source)
+        db.session.commit()
+        assert service.sync_groups(alice, source, ["staff"], default.id, ip=None,
+                                   remove=True) == ([], [])
+        assert service.sync_groups(alice, source, [], default.id, ip=None,
+                                   remove=False) == ([], [])  # only adds
+        assert service.sync_groups(alice, source, [], default.id, ip=None,
+                                   remove=True) == ([], ["Staff"])
+        db.session.commit()
+        assert sorted((g.tenant_id, g.name) for g in alice.groups) == [
+            (default.id, "keep"), (beta.id, "Staff")]
+        assert service.sync_groups(alice, source, ["staff", "ops"], default.id, ip=None,
+                                   remove=True) == (["Staff"], [])  # no "Ops" here: skipped
+
+
+def test_only_a_superadmin_maps_groups_for_an_instance_wide_source(app):
+    from portal.access import Grants
+
+    with app.app_context():
+        plain = Grants()
+        assert service.group_map_refusal(plain, [["a", "b"]], None) == (
+            "Only a superadmin may map groups for an instance-wide source.")
+        assert service.group_map_refusal(plain, [], None) is None

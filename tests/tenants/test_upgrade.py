@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from flask_migrate import downgrade, stamp, upgrade
 from sqlalchemy import inspect, select
 
 from portal import create_app
@@ -15,7 +14,7 @@ from portal.invitations import service
 from portal.models import AuditEvent, Flow, Group, Invitation, Role, Tenant, User, tenant_members, utcnow
 
 from ..conftest import TEST_PASSWORD, database_url, path_of, sign_in
-from ..helpers import complete_wizard, make_member
+from ..helpers import complete_wizard, downgrade, make_member, stamp, upgrade
 
 
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
