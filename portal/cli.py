@@ -106,6 +106,7 @@ def register(app: Flask) -> None:
 
     app.cli.add_command(blueprints_cli)
     app.cli.add_command(api_tokens_cli)
+    app.cli.add_command(tenants_cli)
 
     @app.cli.command("setup-link")
     def setup_link() -> None:
@@ -383,3 +384,84 @@ def blueprints_export(slug: str, output: str | None, tenant_slug: str | None) ->
         click.echo(f"Wrote {output}.")
     else:
         click.echo(text, nl=False)
+
+
+@click.group("tenants", cls=AppGroup)
+def tenants_cli() -> None:
+    """Tenant members: add an existing account to a tenant, or remove one."""
+
+
+def _account(identifier: str):
+    from . import tenants
+
+    user = tenants.find_account(identifier)
+    if user is None:
+        raise click.BadParameter(f"no account has the username or email {identifier!r}",
+                                 param_hint="ACCOUNT")
+    return user
+
+
+def _role_spec(spec: str):
+    """NAME or NAME:NS,NS -> (Role of the current tenant, namespaces)."""
+    from sqlalchemy import select
+
+    from .extensions import db
+    from .models import Role
+    from .tenants import visible
+
+    name, _, namespaces = spec.partition(":")
+    role = db.session.scalar(select(Role).where(Role.name == name.strip(), visible(Role)))
+    if role is None:
+        raise click.BadParameter(f"this tenant has no role {name.strip()!r}", param_hint="--role")
+    return role, [n.strip() for n in namespaces.split(",") if n.strip()]
+
+
+@tenants_cli.command("add-member")
+@click.argument("account")
+@tenant_option
+@click.option("--group", "group_names", multiple=True, metavar="NAME",
+              help="A group of the tenant to give (repeat for several).")
+@click.option("--role", "role_specs", multiple=True, metavar="NAME[:NS,NS]",
+              help="A role of the tenant held directly, optionally limited to namespaces "
+                   "(repeat for several), e.g. --role auditor:sales,hr.")
+def tenants_add_member(account: str, tenant_slug: str | None, group_names: tuple[str, ...],
+                       role_specs: tuple[str, ...]) -> None:
+    """Make the existing ACCOUNT (username or email) a member of the tenant."""
+    from sqlalchemy import select
+
+    from . import tenants
+    from .extensions import db
+    from .models import Group
+    from .tenants import visible
+
+    tenant = use_tenant_named(tenant_slug)
+    user = _account(account)
+    groups = []
+    for name in group_names:
+        group = db.session.scalar(select(Group).where(Group.name == name, visible(Group)))
+        if group is None:
+            raise click.BadParameter(f"this tenant has no group {name!r}", param_hint="--group")
+        groups.append(group)
+    roles = [_role_spec(spec) for spec in role_specs]
+    try:
+        tenants.add_existing_member(user, groups=groups, roles=roles)
+    except tenants.TenantError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{user.username} is now a member of {tenant.slug} with {len(groups)} group(s) and "
+               f"{len(roles)} direct role(s).")
+
+
+@tenants_cli.command("remove-member")
+@click.argument("account")
+@tenant_option
+def tenants_remove_member(account: str, tenant_slug: str | None) -> None:
+    """Take ACCOUNT (username or email) out of the tenant: membership, groups, direct roles."""
+    from . import tenants
+
+    tenant = use_tenant_named(tenant_slug)
+    user = _account(account)
+    try:
+        tenants.remove_member(user)
+    except tenants.TenantError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{user.username} is no longer a member of {tenant.slug}.")

@@ -49,14 +49,14 @@ def _amount(seconds: int, unit: str) -> str:
 
 
 def register(app: Flask) -> None:
-    from .access import direct_namespaces, is_admin, is_superuser
+    from .access import is_admin, is_superuser, shown_namespaces
     from .tenants import tenant_count
 
     # "Is this person an admin / a superuser" has one answer (portal.access); pages ask it too.
     app.add_template_global(is_admin, "is_admin")
     app.add_template_global(is_superuser, "is_superuser")
     # What a role attached directly covers (its own namespaces narrowed by the attachment's).
-    app.add_template_global(direct_namespaces, "direct_namespaces")
+    app.add_template_global(shown_namespaces, "direct_namespaces")
     # A single-tenant install looks as it did before tenants: pages name a tenant only when
     # there are several.
     app.add_template_global(lambda: tenant_count() > 1, "several_tenants")

@@ -279,3 +279,22 @@ def api_token(app, username: str = "admin", scopes=("superuser",), name: str = "
 
 def bearer(secret: str) -> dict:
     return {"Authorization": f"Bearer {secret}"}
+
+
+def limited_lead(app) -> int:
+    """Tenant Beta: "lead" may invite everywhere but read the audit log only in sales; roles
+    auditor (audit:view anywhere), sales-auditor (in sales), flows-boss (flows:manage)."""
+    with app.app_context():
+        from portal import tenants as _tenants
+
+        beta = _tenants.create_tenant(name="Beta", slug="beta")
+        _tenants.use_tenant(beta)
+        lead = accounts.create_user(username="lead", email="lead@example.com", password=TEST_PASSWORD)
+        lead.groups.append(Group(name="leads", attributes={}, roles=[
+            Role(name="inviter", permissions=["invitations:manage"]),
+            Role(name="sales-reader", permissions=["audit:view"], namespaces=["sales"])]))
+        db.session.add_all([Role(name="auditor", permissions=["audit:view"]),
+                            Role(name="sales-auditor", permissions=["audit:view"], namespaces=["sales"]),
+                            Role(name="flows-boss", permissions=["flows:manage"])])
+        db.session.commit()
+        return beta.id

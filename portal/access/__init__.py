@@ -11,6 +11,7 @@ followed by "." or "-" (namespace "sales" covers flows "sales", "sales.emea" and
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from sqlalchemy import func, or_, select
@@ -34,6 +35,7 @@ PERMISSIONS = {
 }
 
 ALL = None  # scope meaning "every namespace"
+NOWHERE = "\x00none"  # a namespace no flow slug can be in: a limit outside the role's own
 
 
 @dataclass
@@ -67,6 +69,18 @@ class Grants:
         if self.superuser:
             return ALL
         return self.scopes.get(permission, set())
+
+
+NAMESPACE_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+
+
+def namespace_problem(namespace: str) -> str | None:
+    """Why `namespace` cannot be a namespace (flow slugs are lower-case letters, digits, - and _;
+    a namespace may add dots, "sales.emea"), or None."""
+    if not NAMESPACE_RE.match(namespace):
+        return (f"“{namespace[:40]}” is not a namespace: use lower-case letters, digits and "
+                f". - _ (at most 100), like “sales” or “sales.emea”.")
+    return None
 
 
 def in_namespace(slug: str, namespace: str) -> bool:
@@ -123,7 +137,14 @@ def direct_namespaces(role: Role, limit) -> list[str]:
     if not own:
         return limit
     narrowed = [n for n in limit if any(in_namespace(n, o) for o in own)]
-    return narrowed or ["\x00none"]  # a namespace no flow slug can be in
+    return narrowed or [NOWHERE]
+
+
+def shown_namespaces(role: Role, limit) -> list[str]:
+    """direct_namespaces for a page: a limit outside the role's own (saved before the rule
+    refused it) reads as what it is rather than as the marker."""
+    covered = direct_namespaces(role, limit)
+    return ["none (limited outside the role's own)"] if covered == [NOWHERE] else covered
 
 
 def is_superuser(user: User, groups=None) -> bool:
@@ -204,12 +225,15 @@ def assignable_groups(grants: Grants) -> list[Group]:
 
 
 def givable_roles(grants: Grants) -> list[Role]:
-    """Roles of the current tenant this admin may attach directly to an invitation: any for a
-    superuser; else those granting nothing beyond their own permissions (the ceiling)."""
+    """Roles of the current tenant this admin may attach directly: any for a superuser; else
+    those whose every permission they hold somewhere, so that the role, at least narrowed to
+    the admin's own namespaces, grants nothing beyond them. Whether the namespaces chosen for
+    it keep within the ceiling is ceiling.direct_role_problem's to say."""
     from ..tenants import visible
 
     roles = db.session.scalars(select(Role).where(visible(Role)).order_by(Role.name)).all()
-    return [r for r in roles if grants.superuser or role_within(grants, r)]
+    return [r for r in roles if grants.superuser or role_within(grants, r) or all(
+        grants.namespaces(p) is ALL or grants.namespaces(p) for p in r.permissions or [])]
 
 
 def may_assign(grants: Grants, group: Group | None) -> bool:

@@ -228,19 +228,64 @@ def flows_within_ceiling(grants: Grants, flows: Iterable[Flow]) -> list[Flow]:
     return [f for f in flows if all(g.id in allowed for g in by_flow.get(f.id, []))]
 
 
-def direct_role_refusal(grants: Grants, roles: Iterable[tuple[Role, Iterable[str]]]) -> str | None:
-    """Why this admin may not attach these roles directly (each with the namespaces it is
-    limited to) to an invitation; None if they may. The same ceiling as for groups: a role of
-    the current tenant only, granting nothing beyond what the admin holds, in their namespaces."""
+def direct_role_problem(grants: Grants, role: Role, namespaces: Iterable[str]) -> str | None:
+    """Why this admin may not attach `role` directly, limited to `namespaces` (empty: the role's
+    own), to an invitation or a member; None if they may. The one rule for every form and
+    command: a role of the current tenant only; each namespace well-formed and inside the role's
+    own (a limit can only narrow a role); granting nothing beyond what the admin holds, in their
+    namespaces (the same ceiling as for groups)."""
     from ..tenants import current_tenant
-    from . import direct_namespaces
+    from . import direct_namespaces, in_namespace, namespace_problem
 
-    tenant_id = current_tenant().id
+    if role.tenant_id != current_tenant().id:
+        return "Only roles of this tenant can be given."
+    namespaces = list(namespaces)
+    for namespace in namespaces:
+        problem = namespace_problem(namespace)
+        if problem:
+            return problem
+        own = role.namespaces or []
+        if own and not any(in_namespace(namespace, o) for o in own):
+            return (f"“{namespace}” is outside the role's own namespaces ({', '.join(own)}); "
+                    f"a limit can only narrow the role.")
+    if not grants.superuser and not within(grants, role.permissions or [],
+                                           direct_namespaces(role, namespaces)):
+        return (f"The role “{role.name}” grants more than you hold there; you can only give "
+                f"permissions you hold yourself, in your own namespaces{_yours(grants, role)}.")
+    return None
+
+
+def _yours(grants: Grants, role: Role) -> str:
+    """ " (yours: sales, hr)": the admin's namespaces for the role's limited permissions."""
+    from . import ALL
+
+    mine = [grants.namespaces(p) for p in role.permissions or []]
+    if any(m is not ALL and not m for m in mine):  # a permission they do not hold at all
+        return ""
+    names = sorted({n for m in mine if m is not ALL for n in m})
+    return f" (limit it to yours: {', '.join(names)})" if names else ""
+
+
+def direct_role_refusal(grants: Grants, roles: Iterable[tuple[Role, Iterable[str]]], *,
+                        stored: Iterable[tuple[Role, Iterable[str]]] = ()) -> str | None:
+    """Why this admin may not attach these roles directly (each with the namespaces it is
+    limited to); None if they may. `stored`: roles an existing invitation already attaches,
+    weighed against the ceiling only (what was well-formed when saved stays so)."""
     for role, namespaces in roles:
-        if role.tenant_id != tenant_id:
+        problem = direct_role_problem(grants, role, namespaces)
+        if problem:
+            return problem if role.name in problem or problem.startswith("Only") else (
+                f"The role “{role.name}”: {problem}")
+    from ..tenants import current_tenant
+    from . import NOWHERE, direct_namespaces
+
+    for role, namespaces in stored:
+        if role.tenant_id != current_tenant().id:
             return "Only roles of this tenant can be given."
-        if not grants.superuser and not within(grants, role.permissions or [],
-                                               direct_namespaces(role, list(namespaces))):
+        covered = direct_namespaces(role, list(namespaces))
+        if covered == [NOWHERE]:  # limited outside its own: it grants nothing
+            continue
+        if not grants.superuser and not within(grants, role.permissions or [], covered):
             return (f"The role “{role.name}” grants more than you hold there; you can only give "
                     f"permissions you hold yourself, in your own namespaces.")
     return None
@@ -256,9 +301,9 @@ def check_invitation(grants: Grants, invitation: Invitation | None = None, *,
     to be (a new one, or an edit's new flow and groups): both are weighed when both are given.
     Roles attached directly (`roles`, and the invitation's own) are weighed too.
     """
-    direct = [*roles, *((d.role, d.namespaces or []) for d in
-                        (invitation.direct_roles if invitation is not None else []))]
-    refusal = direct_role_refusal(grants, direct)
+    stored = [(d.role, d.namespaces or []) for d in
+              (invitation.direct_roles if invitation is not None else [])]
+    refusal = direct_role_refusal(grants, roles, stored=stored)
     if refusal:
         raise CeilingError(None, "This invitation", refusal)
     if grants.superuser:

@@ -10,6 +10,7 @@ from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     DateTimeLocalField,
+    Field,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -19,6 +20,7 @@ from wtforms import (
     SubmitField,
     TextAreaField,
 )
+from wtforms.utils import unset_value
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -108,20 +110,78 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
+class PerRoleNamespacesField(Field):
+    """One namespaces input per role, posted as `<name>-<role id>` (keyed by the role, not by
+    its place in the list, so a role added meanwhile shifts nothing). `data`: {role id: text as
+    typed}; `role_errors`: {role id: [message]} for the inputs' own errors."""
+
+    def process(self, formdata, data=unset_value, extra_filters=None):
+        self.process_errors, self.role_errors = [], {}
+        self.data = dict(data) if isinstance(data, dict) else {}
+        if formdata is not None:
+            prefix = f"{self.name}-"
+            for key in formdata:
+                if key.startswith(prefix) and key[len(prefix):].isdigit():
+                    self.data[int(key[len(prefix):])] = formdata.get(key) or ""
+
+    def _value(self):  # not rendered as one input (see templates/admin/invitations/_roles.html)
+        return ""
+
+
+def namespace_list(text: str) -> list[str]:
+    """The namespaces typed in one input: separated by commas or spaces, each once."""
+    return list(dict.fromkeys(split_addresses(text)))
+
+
 class DirectRoleFields:
-    """Kestra's "attach a role": roles held directly, optionally limited to namespaces; on the
-    create form and on bulk invite (the views read them with the same helper)."""
+    """Kestra's "attach a role": roles held directly, each optionally limited to its own
+    namespaces (one input per role row); on the create, edit and bulk forms. The form checks
+    each ticked role with the one rule (portal.access.ceiling.direct_role_problem) and keeps
+    the result in `direct_roles`: [(Role, namespaces)]."""
 
     roles = MultiCheckboxField("Roles given directly", coerce=int,
                                description="Held in this tenant without a group (Kestra's "
-                                           "“attach a role”).")
-    role_namespaces = StringField(
-        "Limit those roles to namespaces", validators=[Length(max=2000)],
-        description="Optional, e.g. sales, hr: the roles then apply only to flows in these "
-                    "namespaces (within each role's own).")
+                                           "“attach a role”). Each can be limited to "
+                                           "namespaces within its own, e.g. sales, hr.")
+    role_namespaces = PerRoleNamespacesField("Namespaces of the roles")
+
+    def _init_roles(self, roles, grants) -> None:
+        self.roles.choices = [(r.id, r.name) for r in roles]
+        self.role_objects = {r.id: r for r in roles}
+        self._grants = grants
+        self.direct_roles: list = []
+
+    def fill_direct_roles(self, attached) -> None:
+        """Tick and fill the rows from stored (role, namespaces) pairs."""
+        self.roles.data = [role.id for role, _ in attached]
+        self.role_namespaces.data = {role.id: ", ".join(ns or []) for role, ns in attached}
+
+    def validate_role_namespaces(self, field):
+        from ..access import Grants
+        from ..access.ceiling import direct_role_problem
+
+        self.direct_roles = []
+        problems = []
+        for role_id, text in field.data.items():
+            if len(text) > 2000:
+                field.role_errors[role_id] = ["At most 2000 characters."]
+        for role_id in self.roles.data or []:
+            role = self.role_objects.get(role_id)
+            if role is None:  # not offered: the checkbox field says so
+                continue
+            namespaces = namespace_list(field.data.get(role_id, ""))
+            problem = field.role_errors.get(role_id, [None])[0] or direct_role_problem(
+                self._grants or Grants(), role, namespaces)
+            if problem:
+                field.role_errors[role_id] = [problem]
+                problems.append(problem if role.name in problem else f"{role.name}: {problem}")
+            else:
+                self.direct_roles.append((role, namespaces))
+        if problems:
+            raise ValidationError(" ".join(problems))
 
 
-class InvitationForm(FlaskForm):
+class InvitationForm(DirectRoleFields, FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=255)],
                        description="For you and other admins; the invitee does not see it.")
     expires = DateTimeLocalField(
@@ -149,18 +209,17 @@ class InvitationForm(FlaskForm):
     )
     groups = MultiCheckboxField("Groups", coerce=int,
                                 description="Given to each person who enrolls with this invitation.")
-    roles, role_namespaces = DirectRoleFields.roles, DirectRoleFields.role_namespaces
     message = TextAreaField("Personal message", validators=[Length(max=2000)],
                             render_kw={"rows": 3},
                             description="Optional; included in the email.")
     submit = SubmitField("Save")
 
-    def __init__(self, *args, flows=(), groups=(), roles=(), original_expiry: datetime | None = None,
-                 **kwargs):
+    def __init__(self, *args, flows=(), groups=(), roles=(), grants=None,
+                 original_expiry: datetime | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.flow.choices = [(f.id, f"{f.name} ({f.slug})") for f in flows]
         self.groups.choices = [(g.id, g.name) for g in groups]
-        self.roles.choices = [(r.id, r.name) for r in roles]
+        self._init_roles(roles, grants)
         self._original_expiry = original_expiry
 
     def validate_expires(self, field):
@@ -216,7 +275,7 @@ class NewInvitationForm(InvitationForm):
         return ok
 
 
-class BulkInvitationForm(FlaskForm):
+class BulkInvitationForm(DirectRoleFields, FlaskForm):
     text = TextAreaField(
         "Addresses or CSV", render_kw={"rows": 10, "spellcheck": "false"},
         description="Paste one address per line (\"Name <address>\" works too), or CSV with a header "
@@ -227,7 +286,6 @@ class BulkInvitationForm(FlaskForm):
     expires = DateTimeLocalField("Expires (UTC)", format="%Y-%m-%dT%H:%M",
                                  validators=[InputRequired("Choose when the invitations expire.")])
     groups = MultiCheckboxField("Groups for everyone", coerce=int)
-    roles, role_namespaces = DirectRoleFields.roles, DirectRoleFields.role_namespaces
     message = TextAreaField("Personal message", validators=[Length(max=2000)], render_kw={"rows": 3})
     # Only on the instance's pages (/instance/invitations/): the views remove it elsewhere.
     grants_superuser = BooleanField(
@@ -237,11 +295,11 @@ class BulkInvitationForm(FlaskForm):
     preview = SubmitField("Preview")
     confirm = SubmitField("Create invitations")
 
-    def __init__(self, *args, flows=(), groups=(), roles=(), **kwargs):
+    def __init__(self, *args, flows=(), groups=(), roles=(), grants=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.flow.choices = [(f.id, f"{f.name} ({f.slug})") for f in flows]
         self.groups.choices = [(g.id, g.name) for g in groups]
-        self.roles.choices = [(r.id, r.name) for r in roles]
+        self._init_roles(roles, grants)
 
     def validate_expires(self, field):
         _check_expiry(field)
@@ -303,6 +361,20 @@ class DirectUserForm(FlaskForm):
         self.groups.choices = [(g.id, g.name) for g in groups]
         self.sign_in_with.choices = {"": "A password (they get a link to set it)",
                                      **{str(s.id): f"{s.name} only (SSO)" for s in sources}}
+
+
+class AddMemberForm(DirectRoleFields, FlaskForm):
+    """A superadmin adds an existing account to this tenant (portal.tenants.add_existing_member)."""
+
+    account = StringField("Username or email", validators=[DataRequired(), Length(max=320)],
+                          description="An account that exists already (of any tenant).")
+    groups = MultiCheckboxField("Groups", coerce=int)
+    submit = SubmitField("Add to tenant")
+
+    def __init__(self, *args, groups=(), roles=(), grants=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.groups.choices = [(g.id, g.name) for g in groups]
+        self._init_roles(roles, grants)
 
 
 class RoleForm(FlaskForm):

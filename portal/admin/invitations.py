@@ -44,7 +44,6 @@ from ..models import (
     Invitation,
     OutboxMessage,
     OutboxStatus,
-    Role,
     utcnow,
 )
 from ..numbers import db_int
@@ -62,7 +61,6 @@ from .forms import (
     InvitationForm,
     NewInvitationForm,
     bulk_size_problem,
-    split_addresses,
 )
 
 PER_PAGE = 25
@@ -105,13 +103,6 @@ def _get_invitation(invitation_id: int, *, to_manage: bool = True) -> Invitation
 
 def _groups_by_id(ids) -> list[Group]:
     return scope.groups_by_id(grants(), ids)
-
-
-def _direct_roles(form) -> list[tuple[Role, list[str]]]:
-    """The roles ticked, each limited to the namespaces typed (the same for all of them)."""
-    namespaces = split_addresses(form.role_namespaces.data or "")
-    return [(role, namespaces) for role in (tenant_get(Role, i) for i in form.roles.data or [])
-            if role is not None]
 
 
 def _superuser_choice(form) -> bool:
@@ -213,7 +204,8 @@ def _opening_kind() -> str:
 @manage
 def invitation_create():
     groups = assignable_groups(grants())
-    form = NewInvitationForm(flows=_invitable_flows(), groups=groups, roles=givable_roles(grants()))
+    form = NewInvitationForm(flows=_invitable_flows(), groups=groups, roles=givable_roles(grants()),
+                             grants=grants())
     superuser = _superuser_choice(form)
     _check_posted_flow()
     source = request.args.get("from", type=db_int)
@@ -230,7 +222,7 @@ def invitation_create():
             attributes=form.attributes.parsed,
             message=(form.message.data or "").strip(),
             groups=_groups_by_id(form.groups.data),
-            roles=_direct_roles(form),
+            roles=form.direct_roles,
             grants_superuser=superuser,
         )
         # The one ceiling, direct roles included (a forged role id is refused, not dropped).
@@ -271,11 +263,8 @@ def _fill_from(form: NewInvitationForm, source: Invitation, *, keep_kind: bool =
     form.attributes.data = service.attributes_as_yaml(source.attributes)
     form.message.data = source.message
     form.groups.data = [g.id for g in source.groups]
-    # Its direct roles, with the namespaces they are limited to (the form has one list for all
-    # of them, as every form-made invitation does; posting goes through the ceiling again).
-    form.roles.data = [d.role_id for d in source.direct_roles]
-    first = source.direct_roles[0] if source.direct_roles else None
-    form.role_namespaces.data = ", ".join(first.namespaces or []) if first else ""
+    # Its direct roles, each with its namespaces (posting goes through the ceiling again).
+    form.fill_direct_roles([(d.role, d.namespaces) for d in source.direct_roles])
     form.single_use.data = source.single_use
     form.max_uses.data = source.max_uses
     if form.grants_superuser:  # on the instance's pages only
@@ -341,8 +330,9 @@ def invitation_detail(invitation_id: int):
 @bp.route("/invitations/<int:invitation_id>/edit", methods=["GET", "POST"])
 @manage
 def invitation_edit(invitation_id: int):
-    invitation = _get_invitation(invitation_id)
+    invitation = _get_invitation(invitation_id)  # its present grants within the ceiling (else 403)
     form = InvitationForm(flows=_invitable_flows(), groups=assignable_groups(grants()),
+                          roles=givable_roles(grants()), grants=grants(),
                           original_expiry=invitation.expires_at)
     _check_posted_flow()
     if invitation.email:  # recipient-bound: one use, one address
@@ -353,6 +343,7 @@ def invitation_edit(invitation_id: int):
         form.attributes.data = service.attributes_as_yaml(invitation.attributes)
         form.message.data = invitation.message
         form.groups.data = [g.id for g in invitation.groups]
+        form.fill_direct_roles([(d.role, d.namespaces) for d in invitation.direct_roles])
         if not invitation.email:
             form.single_use.data = invitation.single_use
             form.max_uses.data = invitation.max_uses
@@ -368,11 +359,15 @@ def invitation_edit(invitation_id: int):
             attributes=form.attributes.parsed,
             message=(form.message.data or "").strip(),
             groups=scope.kept_groups(grants(), invitation, chosen),
+            roles=form.direct_roles,
         )
+        # The new grants too (the old ones were weighed when the invitation was loaded).
+        check_invitation(grants(), flow=changes["flow"], groups=changes["groups"],
+                         roles=changes["roles"])
         if not invitation.email:
             changes.update(single_use=form.single_use.data, max_uses=form.max_uses.data,
                            allowed_domains=form.allowed_domains.domains)
-        service.update_invitation(invitation, **changes)
+        service.update_invitation(invitation, actor=current_user, ip=client_ip(), **changes)
         flash("Invitation saved.", "success")
         return redirect(scoped_url("invitation_detail", invitation_id=invitation.id))
     return render_template("admin/invitations/form.html", form=form, invitation=invitation,
@@ -475,7 +470,8 @@ def invitations_bulk_action():
 @manage
 def invitations_bulk():
     groups = assignable_groups(grants())
-    form = BulkInvitationForm(flows=_invitable_flows(), groups=groups, roles=givable_roles(grants()))
+    form = BulkInvitationForm(flows=_invitable_flows(), groups=groups, roles=givable_roles(grants()),
+                              grants=grants())
     _superuser_choice(form)
     _check_posted_flow()
     rows, error = None, None
@@ -524,7 +520,7 @@ def _bulk_create(form: BulkInvitationForm, rows: list[bulk.Row]):
     part = rows[start:start + count] if count else rows
     emailed = mail_configured()
     options = dict(flow=tenant_get(Flow, form.flow.data), groups=_groups_by_id(form.groups.data),
-                   roles=_direct_roles(form))
+                   roles=form.direct_roles)
     # The one ceiling, as on the create form (each row's own groups are checked by bulk.check).
     check_invitation(grants(), **options)
     options.update(grants=grants(), grants_superuser=bool(getattr(form, "grants_superuser", None)

@@ -5,18 +5,19 @@ from flask_login import current_user
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import selectinload
 
-from .. import mfa
-from ..access import USERS_MANAGE, assignable_groups, may_manage_account
+from .. import mfa, tenants
+from ..access import USERS_MANAGE, assignable_groups, givable_roles, may_manage_account
 from ..auth import service as accounts
 from ..extensions import db
 from ..mail.web import deliver_after_response
-from ..models import Invitation, InvitationUse, TOTPDevice, User
+from ..models import Invitation, InvitationUse, MemberRole, TOTPDevice, User
 from ..pagination import paginate
 from ..sources.service import all_sources
 from ..tenants import visible
 from ..urls import base_url
 from . import bp, client_ip, grants, permission_required, tenant_get_or_404
-from .forms import ConfirmForm, DirectUserForm
+from .forms import AddMemberForm, ConfirmForm, DirectUserForm
+from .instance import superadmins_only
 
 PER_PAGE = 25
 manage = permission_required(USERS_MANAGE, everywhere=True)
@@ -34,7 +35,8 @@ def users():
                                 func.lower(User.email).like(like),
                                 func.lower(User.name).like(like)))
     page = paginate(query, per_page=PER_PAGE)
-    return render_template("admin/users/list.html", page=page, search=search)
+    return render_template("admin/users/list.html", page=page, search=search,
+                           superadmin=grants().superuser)
 
 
 @bp.route("/users/<int:user_id>")
@@ -48,7 +50,54 @@ def user_detail(user_id: int):
     ).all()
     return render_template("admin/users/detail.html", user=user, uses=uses, action_form=ConfirmForm(),
                            devices=mfa.list_devices(user, confirmed_only=True),
-                           may_manage=may_manage_account(current_user, user))
+                           may_manage=may_manage_account(current_user, user),
+                           may_remove=grants().superuser, direct_roles=db.session.scalars(
+                               select(MemberRole).options(selectinload(MemberRole.role)).where(
+                                   MemberRole.user_id == user.id,
+                                   MemberRole.tenant_id == tenants.current_tenant().id)).all())
+
+
+@bp.route("/users/add-member", methods=["GET", "POST"])
+@superadmins_only
+def user_add_member():
+    """An existing account joins this tenant with groups and direct roles, without an
+    invitation. Superadmins only: picking by username or email tells whether an account
+    exists, which no tenant admin may learn of accounts outside their tenant."""
+    form = AddMemberForm(groups=assignable_groups(grants()), roles=givable_roles(grants()),
+                         grants=grants())
+    if form.validate_on_submit():
+        user = tenants.find_account(form.account.data)
+        if user is None:
+            form.account.errors.append("No account has this username or email.")
+        else:
+            chosen = set(form.groups.data or [])
+            try:
+                tenants.add_existing_member(
+                    user, groups=[g for g in assignable_groups(grants()) if g.id in chosen],
+                    roles=form.direct_roles, actor=current_user, ip=client_ip())
+            except tenants.TenantError as exc:
+                getattr(form, exc.field, form.account).errors.append(str(exc))
+            else:
+                flash(f"{user.username} is now a member of {tenants.current_tenant().name}.",
+                      "success")
+                return redirect(url_for("admin.user_detail", user_id=user.id))
+    return render_template("admin/users/add_member.html", form=form)
+
+
+@bp.route("/users/<int:user_id>/remove-member", methods=["POST"])
+@superadmins_only
+def user_remove_member(user_id: int):
+    """Out of this tenant: its membership, groups and direct roles here (the account stays)."""
+    user = tenant_get_or_404(User, user_id)
+    if ConfirmForm().validate_on_submit():
+        try:
+            tenants.remove_member(user, actor=current_user._get_current_object(), ip=client_ip())
+        except tenants.TenantError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("admin.user_detail", user_id=user.id))
+        flash(f"{user.username} is no longer a member of {tenants.current_tenant().name}.",
+              "success")
+    return redirect(url_for("admin.users"))
 
 
 @bp.route("/users/<int:user_id>/authenticators/<int:device_id>/remove", methods=["POST"])

@@ -30,6 +30,7 @@ class Action:
     INVITATION_RESENT = "invitation.resent"
     INVITATION_EXTENDED = "invitation.extended"
     INVITATION_DELETED = "invitation.deleted"
+    INVITATION_UPDATED = "invitation.updated"  # the edit form: what changed, grants before/after
     EMAIL_SENT = "email.sent"
     EMAIL_SEND_FAILED = "email.send_failed"
     USER_CREATED = "user.created"
@@ -66,6 +67,8 @@ class Action:
     TENANT_CREATED = "tenant.created"
     TENANT_UPDATED = "tenant.updated"
     TENANT_DELETED = "tenant.deleted"
+    MEMBER_ADDED = "tenant.member_added"  # an existing account made a member (superadmin, CLI)
+    MEMBER_REMOVED = "tenant.member_removed"
 
     @classmethod
     def all(cls) -> list[str]:

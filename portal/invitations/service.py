@@ -6,7 +6,7 @@ import enum
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import yaml
@@ -238,19 +238,47 @@ def queue_invitation_email(invitation: Invitation, base_url: str) -> OutboxMessa
                    bcc=invitation.bcc or (), invitation=invitation)
 
 
-def update_invitation(invitation: Invitation, **changes) -> Invitation:
-    """Set the fields given; `roles` as [(Role, namespaces)] replaces the roles attached
-    directly (a role kept keeps its row, so its key is never deleted and inserted at once)."""
-    if "roles" in changes:
-        kept = {d.role_id: d for d in invitation.direct_roles}
-        attached = []
-        for role, namespaces in changes.pop("roles"):
-            row = kept.pop(role.id, None) or InvitationRole(role=role)
-            row.namespaces = list(namespaces)
-            attached.append(row)
-        invitation.direct_roles = attached
+def _grants_of(invitation: Invitation) -> dict:
+    return {"groups": sorted(g.name for g in invitation.groups),
+            "roles": sorted([d.role.name, list(d.namespaces or [])] for d in invitation.direct_roles)}
+
+
+def _same(old, new) -> bool:
+    """Equal, reading a stored naive timestamp (SQLite) as the UTC it is."""
+    if isinstance(old, datetime) and isinstance(new, datetime):
+        return old.replace(tzinfo=old.tzinfo or UTC) == new.replace(tzinfo=new.tzinfo or UTC)
+    return old == new
+
+
+def update_invitation(invitation: Invitation, *, roles: Sequence[tuple[Role, Sequence[str]]] | None = None,
+                      actor: User | None = None, ip: str | None = None, **changes) -> Invitation:
+    """Save an edit (the caller checked the ceiling on the old and the new grants) and record
+    what changed, the grants before and after. An invitation grants at each use, so a change
+    applies to future uses only: people who used it already keep what they were given.
+    `roles`: the direct roles as they are to be, each with its namespaces (None: unchanged);
+    a role kept keeps its row, so its key is never deleted and inserted at once."""
+    before = _grants_of(invitation)
+    changed = sorted(key for key, value in changes.items()
+                     if key != "groups" and not _same(getattr(invitation, key), value))
     for key, value in changes.items():
         setattr(invitation, key, value)
+    if roles is not None:
+        kept = {d.role_id: d for d in invitation.direct_roles}
+        rows = []
+        for role, namespaces in roles:
+            row = kept.get(role.id) or InvitationRole(role=role)
+            row.namespaces = list(namespaces)
+            rows.append(row)
+        invitation.direct_roles = rows
+    after = _grants_of(invitation)
+    detail: dict = {"changed": changed}
+    for what in ("groups", "roles"):
+        if before[what] != after[what]:
+            detail[what] = {"before": before[what], "after": after[what]}
+            detail["changed"] = sorted({*detail["changed"], what})
+    if invitation.use_count:
+        detail["uses_so_far"] = invitation.use_count
+    record_event(Action.INVITATION_UPDATED, actor=actor, ip=ip, obj=invitation, detail=detail)
     db.session.commit()
     return invitation
 

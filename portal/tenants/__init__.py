@@ -289,14 +289,14 @@ def grant_invitation_access(user: User, invitation: Invitation | None, *, flow: 
 def grants_summary(invitation: Invitation) -> dict:
     """What an invitation will grant, for the invitation page and the invitee's first page.
     An instance invitation (no tenant) grants an account on the instance, perhaps superadmin."""
-    from ..access import direct_namespaces
+    from ..access import shown_namespaces
 
     return {
         "instance": invitation.tenant_id is None,
         "superuser": bool(invitation.grants_superuser),
         "tenant": invitation.tenant.name if invitation.tenant is not None else "",
         "groups": [g.name for g in invitation.groups],
-        "roles": [(d.role.name, direct_namespaces(d.role, d.namespaces)) for d in invitation.direct_roles],
+        "roles": [(d.role.name, shown_namespaces(d.role, d.namespaces)) for d in invitation.direct_roles],
         "invited_by": invitation.created_by.display_name if invitation.created_by else "",
     }
 
@@ -397,3 +397,86 @@ def _forget_count() -> None:
 
     if has_app_context():
         g.pop("tenant_count", None)
+
+
+# -- members (superadmins and the CLI: they may see every account) -----------------------------
+
+
+def find_account(identifier: str) -> User | None:
+    """The account with this username, else with this email (either case-insensitive)."""
+    identifier = (identifier or "").strip()
+    if not identifier or len(identifier) > 320:
+        return None
+    lowered = identifier.lower()
+    return (db.session.scalar(select(User).where(func.lower(User.username) == lowered))
+            or db.session.scalar(select(User).where(func.lower(User.email) == lowered)
+                                 .order_by(User.id).limit(1)))
+
+
+def add_existing_member(user: User, *, groups=(), roles=(), actor: User | None = None,
+                        ip: str | None = None) -> None:
+    """Make an existing account a member of the current tenant, with these of its groups and
+    these roles held directly, each limited to namespaces ([(Role, namespaces)]). One function
+    for the users page and `flask tenants add-member`; both are superadmins' (a tenant admin
+    must not learn which accounts exist elsewhere). A direct role passes the one rule
+    (access.ceiling.direct_role_problem: well-formed namespaces within the role's own)."""
+    from ..access import Grants
+    from ..access.ceiling import direct_role_problem
+    from ..audit import Action, record_event
+
+    tenant = current_tenant()
+    if is_member(user, tenant):
+        raise TenantError(f"{user.username} is already a member of {tenant.name}.", field="account")
+    for group in groups:
+        if group.tenant_id != tenant.id:
+            raise TenantError(f"The group “{group.name}” is not one of {tenant.name}'s.", field="groups")
+    for role, namespaces in roles:
+        problem = direct_role_problem(Grants(superuser=True), role, namespaces)
+        if problem:
+            raise TenantError(problem if role.name in problem else f"The role “{role.name}”: {problem}",
+                              field="roles")
+    add_member(user, tenant)
+    for group in groups:
+        if group not in user.groups:
+            user.groups.append(group)
+    for role, namespaces in roles:
+        grant_direct_role(user, tenant, role, list(namespaces))
+    record_event(Action.MEMBER_ADDED, actor=actor, ip=ip, obj=user, tenant_id=tenant.id,
+                 detail={"groups": sorted(g.name for g in groups),
+                         "roles": sorted([r.name, list(ns)] for r, ns in roles)})
+    db.session.commit()
+
+
+def remove_member(user: User, *, actor: User | None = None, ip: str | None = None) -> None:
+    """Take an account out of the current tenant: its membership, its groups there and the
+    roles it holds there directly (the account itself stays: it is instance-wide). Refused for
+    the last superadmin when this tenant's group is what makes them one, and for anyone
+    removing themselves out of admin."""
+    from ..access import is_last_superuser
+    from ..audit import Action, record_event
+
+    tenant = current_tenant()
+    here = [g for g in user.groups if g.tenant_id == tenant.id]
+    if not is_member(user, tenant) and not here:
+        raise TenantError(f"{user.username} is not a member of {tenant.name}.", field="account")
+    stays_superuser = bool(user.is_superuser) or any(
+        g.is_superuser for g in user.groups if g.tenant_id != tenant.id)
+    if not stays_superuser and any(g.is_superuser for g in here) and is_last_superuser(user):
+        raise TenantError(f"{user.username} is the last superadmin (through the group "
+                          f"“{next(g.name for g in here if g.is_superuser)}”); make another "
+                          "superadmin first.", field="account")
+    if actor is not None and actor.id == user.id and not stays_superuser:
+        raise TenantError("You cannot remove yourself from this tenant: you would lose the "
+                          "access you are using. Ask another superadmin.", field="account")
+    direct = list(db.session.scalars(select(MemberRole).where(
+        MemberRole.user_id == user.id, MemberRole.tenant_id == tenant.id)))
+    for group in here:
+        user.groups.remove(group)
+    for row in direct:
+        db.session.delete(row)
+    db.session.execute(tenant_members.delete().where(
+        tenant_members.c.user_id == user.id, tenant_members.c.tenant_id == tenant.id))
+    record_event(Action.MEMBER_REMOVED, actor=actor, ip=ip, obj=user, tenant_id=tenant.id,
+                 detail={"groups": sorted(g.name for g in here),
+                         "roles": sorted(r.role.name for r in direct)})
+    db.session.commit()

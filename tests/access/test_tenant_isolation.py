@@ -70,6 +70,8 @@ WITHOUT_IDS = {
     "admin.blueprint_apply": "find",
     # Sign-in sources: the tenant's own (instance-wide ones are superadmins' only: a test below).
     "admin.sources": "list", "admin.source_edit": "form",
+    # Adding an existing account: superadmins only (it tells which accounts exist; a test below).
+    "admin.user_add_member": "superadmin",
 }
 
 
@@ -216,7 +218,7 @@ def test_lists_counts_searches_and_exports_show_nothing_of_another_tenant(world)
     app, _ = world
     client = _alpha_admin(app)
     for rule in app.url_map.iter_rules():
-        if WITHOUT_IDS.get(rule.endpoint) is not None and "GET" in rule.methods \
+        if WITHOUT_IDS.get(rule.endpoint) not in (None, "superadmin") and "GET" in rule.methods \
                 and not rule.arguments & set(ARGUMENTS):
             # lists, counts, searches, exports, and the choices of every form
             for query in ("", "?q=beta", "?search=beta", "?status=pending"):
@@ -289,6 +291,31 @@ def test_forged_ids_in_bulk_actions_and_forms_touch_nothing_of_another_tenant(wo
         assert db.session.scalar(select(func.count(Invitation.id)).where(
             Invitation.name.in_(["forged"]))) == 0
     assert _beta_rows(app) == before
+
+
+def test_only_a_superadmin_adds_an_existing_account_and_only_with_the_tenants_own_grants(world):
+    """A tenant admin may not add accounts (nor learn whether one exists: the same 403 for any
+    name); a superadmin acting in alpha cannot give beta's group or role through forged ids."""
+    app, ids = world
+    before = _beta_rows(app)
+    url = "/t/alpha/admin/users/add-member"
+    client = _alpha_admin(app)
+    token = _token(client)
+    for account in ("bob-of-beta", "nobody"):
+        assert client.get(url).status_code == 403
+        assert client.post(url, data={"csrf_token": token, "account": account}).status_code == 403
+    root = app.test_client()
+    sign_in(root, "root", TEST_PASSWORD)
+    forged = root.post(url, data={"csrf_token": _token(root), "account": "bob-of-beta",
+                                  "groups": [str(ids["group"])], "roles": [str(ids["role"])]})
+    page = html.unescape(forged.get_data(as_text=True))
+    assert forged.status_code == 200
+    assert f"'{ids['group']}' is not a valid choice for this field." in page
+    assert f"'{ids['role']}' is not a valid choice for this field." in page
+    assert _beta_rows(app) == before
+    with app.app_context():
+        bob = db.session.scalar(select(User).filter_by(username="bob-of-beta"))
+        assert [t.slug for t in bob.tenants] == ["beta"]
 
 
 def test_a_blueprint_cannot_find_or_change_another_tenants_objects(world):

@@ -72,6 +72,10 @@ ACCESS_PARITY = {
                               "POST /api/v1/users/{user_id}/activate"],
     # Removing someone's lost authenticator is a help-desk step done by a person, on the page.
     "admin.user_remove_authenticator": [],
+    # A superadmin adding an existing account to a tenant, or removing a member: on the page and
+    # the CLI (`flask tenants add-member / remove-member`, one service); no API operation yet.
+    "admin.user_add_member": [],
+    "admin.user_remove_member": [],
 }
 # ... and what the API adds beyond the pages.
 API_ONLY = ["DELETE /api/v1/groups/{group_id}", "DELETE /api/v1/roles/{role_id}",

@@ -50,8 +50,10 @@ def _member_of_b(app, username: str) -> None:
         db.session.commit()
 
 
-def _invite(page, live_server, name: str) -> str:
-    """Tenant A's admin makes a link invitation with group crew and auditor limited to sales."""
+def _invite(page, live_server, name: str, *, mistype_first: bool = False) -> str:
+    """Tenant A's admin makes a link invitation with group crew and auditor limited to sales
+    (in auditor's own row). `mistype_first`: a bad namespace first, refused in its row with
+    everything typed kept."""
     page.goto("/t/team-a/admin/invitations/new?mode=link")
     expect(page.get_by_role("heading", name="Create invitation")).to_be_visible()
     page.get_by_label("Name", exact=True).fill(name)
@@ -59,7 +61,17 @@ def _invite(page, live_server, name: str) -> str:
     page.get_by_label("Single use").check()
     page.get_by_label("crew", exact=True).check()
     page.get_by_label("auditor", exact=True).check()
-    page.get_by_label("Limit those roles to namespaces").fill("sales")
+    namespaces = page.get_by_label("Namespaces for auditor")
+    if mistype_first:
+        namespaces.fill("Sales!")
+        page.get_by_role("button", name="Create invitation").click()
+        expect(page.get_by_role("alert")).to_contain_text("“Sales!” is not a namespace")
+        namespaces = page.get_by_label("Namespaces for auditor")
+        expect(namespaces).to_have_value("Sales!")
+        expect(namespaces).to_have_attribute("aria-invalid", "true")
+        expect(page.get_by_label("auditor", exact=True)).to_be_checked()
+        expect(page.get_by_label("Name", exact=True)).to_have_value(name)
+    namespaces.fill("sales")
     page.get_by_role("button", name="Create invitation").click()
     expect(page.get_by_role("status")).to_contain_text("Invitation created")
     grants = page.locator(".invitation-grants")
@@ -117,7 +129,8 @@ def test_tenant_admin_invites_a_new_person_and_existing_users_of_another_tenant(
 
     lead = new_context().new_page()
     sign_in(lead, "lead")
-    links = {name: _invite(lead, live_server, name) for name in ("for-nia", "for-bob", "for-bea")}
+    links = {name: _invite(lead, live_server, name, mistype_first=name == "for-nia")
+             for name in ("for-nia", "for-bob", "for-bea")}
     screenshot(lead, "tenant-invitation-detail")
 
     # (a) A new person: the first page shows what the invitation gives; they enroll into A.

@@ -193,3 +193,37 @@ def test_status_of(app, make_invitation):
         invitation.use_count = 0
         invitation.expires_at = invitation.created_at - timedelta(seconds=1)
         assert service.status_of(invitation) is service.InvitationStatus.EXPIRED
+
+
+def test_update_invitation_replaces_direct_roles_and_records_only_what_changed(app, admin):
+    """The edit's one service: the roles as they are to be (None: untouched); the event names
+    the fields that changed (a stored naive expiry read as UTC is no change) and the grants
+    before and after."""
+    from datetime import UTC, datetime
+
+    from portal.models import AuditEvent, Role
+
+    with app.app_context():
+        auditor = Role(name="auditor", permissions=["audit:view"])
+        editor = Role(name="editor", permissions=["flows:manage"], namespaces=["sales"])
+        db.session.add_all([auditor, editor])
+        flow = db.session.scalar(select(Flow).filter_by(slug="default-enrollment-flow"))
+        expiry = datetime(2099, 1, 1, tzinfo=UTC)
+        invitation = service.create_invitation(name="team", flow=flow, expires_at=expiry,
+                                               roles=[(auditor, ["hr"]), (editor, [])])
+        service.update_invitation(invitation, name="team", expires_at=expiry,
+                                  roles=[(editor, ["sales.emea"])])
+        db.session.expire_all()
+        invitation = db.session.get(Invitation, invitation.id)
+        assert [(d.role.name, d.namespaces) for d in invitation.direct_roles] == [
+            ("editor", ["sales.emea"])]
+        service.update_invitation(invitation, name="renamed")  # roles untouched
+        events = db.session.scalars(select(AuditEvent).filter_by(action="invitation.updated")
+                                    .order_by(AuditEvent.id)).all()
+        assert [e.detail for e in events] == [
+            {"changed": ["roles"], "roles": {"before": [["auditor", ["hr"]], ["editor", []]],
+                                             "after": [["editor", ["sales.emea"]]]}},
+            {"changed": ["name"]},
+        ]
+        assert [(d.role.name, d.namespaces) for d in
+                db.session.get(Invitation, invitation.id).direct_roles] == [("editor", ["sales.emea"])]

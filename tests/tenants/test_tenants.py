@@ -111,7 +111,7 @@ def test_a_tenant_admin_invites_with_a_group_and_a_namespace_limited_role(app, a
     made = client.post(form_url, data={
         "csrf_token": csrf_from(page), "kind": "link", "name": "crew link", "flow": flow_id,
         "expires": "2099-01-01T00:00", "groups": [str(crew)], "roles": [str(auditor)],
-        "role_namespaces": "sales"}, follow_redirects=True)
+        f"role_namespaces-{auditor}": "sales"}, follow_redirects=True)
     detail = _text(made)
     assert "crew link" in detail and "What this invitation gives" in detail
     assert "namespaces: sales" in detail and "Beta" in detail
@@ -184,7 +184,7 @@ def test_bulk_invite_attaches_direct_roles_within_the_ceiling(app, admin):
     flow_id = __import__("re").search(r'name="flow"[^>]*>\s*<option value="(\d+)"', page).group(1)
     base = {"csrf_token": csrf_from(page), "text": "ann@example.com\nbo@example.com",
             "flow": flow_id, "expires": "2099-01-01T00:00", "groups": [str(crew)],
-            "role_namespaces": "sales, hr", "confirm": "Create invitations"}
+            f"role_namespaces-{auditor}": "sales, hr", "confirm": "Create invitations"}
     forged = client.post(url, data={**base, "roles": [str(boss)]})
     assert forged.status_code in (200, 403) and _direct_roles_of(app) == {}
     made = client.post(url, data={**base, "roles": [str(auditor)]}, follow_redirects=True)
@@ -216,11 +216,11 @@ def test_duplicate_copies_the_direct_roles_and_their_namespaces(app, admin):
     boxes = re.findall(r'<input[^>]*name="roles"[^>]*>', page)
     ticked = [re.search(r'value="(\d+)"', box).group(1) for box in boxes if "checked" in box]
     assert ticked == [str(auditor)]
-    assert re.search(r'name="role_namespaces"[^>]*value="sales, hr"', page)
+    assert re.search(rf'name="role_namespaces-{auditor}"[^>]*value="sales, hr"', page)
     made = client.post(url, data={
         "csrf_token": csrf_from(page), "kind": "link", "name": "crew link (copy)",
         "flow": str(_flow_id(app)), "expires": "2099-01-01T00:00", "groups": [str(crew)],
-        "roles": ticked, "role_namespaces": "sales, hr"}, follow_redirects=True)
+        "roles": ticked, f"role_namespaces-{auditor}": "sales, hr"}, follow_redirects=True)
     assert made.status_code == 200
     assert _direct_roles_of(app) == {"crew link": [("auditor", ["sales", "hr"])],
                                      "crew link (copy)": [("auditor", ["sales", "hr"])]}
