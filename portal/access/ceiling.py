@@ -31,7 +31,7 @@ Accounts follow the same rule (`account_change_refusal`), and so do groups thems
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy import select
 
@@ -253,6 +253,15 @@ def direct_role_problem(grants: Grants, role: Role, namespaces: Iterable[str]) -
         return (f"The role “{role.name}” grants more than you hold there; you can only give "
                 f"permissions you hold yourself, in your own namespaces{_yours(grants, role)}.")
     return None
+
+
+def direct_role_problems(grants: Grants, roles: Sequence[tuple[Role, Sequence[str]]]
+                         ) -> dict[int, str]:
+    """direct_role_problem of each entry, by its position (empty when all may be given): so an
+    API can name the entry each problem belongs to, as a form shows it beside its row."""
+    problems = {index: direct_role_problem(grants, role, namespaces)
+                for index, (role, namespaces) in enumerate(roles)}
+    return {index: problem for index, problem in problems.items() if problem}
 
 
 def _yours(grants: Grants, role: Role) -> str:

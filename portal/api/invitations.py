@@ -17,10 +17,10 @@ from ..access import (
     check_invitation,
     invitation_refusals,
 )
+from ..access.ceiling import direct_role_problems
 from ..extensions import db
 from ..invitations import bulk, scope, service
 from ..invitations.attributes import parse_attributes
-from ..invitations.roles import direct_role_problems
 from ..mail import mail_configured
 from ..mail import retry as retry_email
 from ..mail.web import deliver_on_close

@@ -228,7 +228,8 @@ def test_bad_roles_are_field_errors_on_their_own_entry(client, roles, app):
     outside = create(client, token, roles=[{"role": "sales-inviter", "namespaces": ["hr"]}])
     assert outside.status_code == 422
     assert [e["field"] for e in outside.get_json()["errors"]] == ["roles.0"]
-    assert "outside it" in outside.get_json()["errors"][0]["message"]
+    assert outside.get_json()["errors"][0]["message"] == (
+        "“hr” is outside the role's own namespaces (sales); a limit can only narrow the role.")
     twice = create(client, token, roles=[{"role": "auditor"}, {"role": "AUDITOR"}])
     assert [e["field"] for e in twice.get_json()["errors"]] == ["roles.1.role"]
     with app.app_context():
