@@ -175,3 +175,29 @@ def test_the_invitation_is_used_exactly_once_when_two_browsers_finish_it(app, ma
         assert db.session.get(Invitation, invitation_id).use_count == 1
         assert db.session.scalar(select(func.count(InvitationUse.id))) == 1
         assert db.session.scalar(select(func.count(User.id)).where(User.username.like("twin%"))) == 1
+
+
+def test_the_landing_reads_the_link_outside_a_transaction(app, client, make_invitation):
+    """The landing's one SELECT runs in autocommit: on PostgreSQL a transaction around it cost
+    a BEGIN and, when the pool took the connection back, a ROLLBACK (two round trips more than
+    the query). The driver says, as the statement runs, whether a transaction is open."""
+    from sqlalchemy import event
+
+    _, link = make_invitation()
+    in_transaction = []
+
+    def note(conn, cursor, statement, parameters, context, executemany):
+        driver = conn.connection.driver_connection
+        in_transaction.append(
+            driver.in_transaction if conn.dialect.name == "sqlite"
+            else driver.info.transaction_status != driver.info.transaction_status.IDLE)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "after_cursor_execute", note)
+    try:
+        response = client.get(path_of(link))
+    finally:
+        event.remove(engine, "after_cursor_execute", note)
+    assert response.status_code == 302
+    assert in_transaction == [False]
