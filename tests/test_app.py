@@ -304,18 +304,23 @@ def test_a_serving_app_leaves_migrations_and_sso_libraries_unimported(tmp_path):
 
 @pytest.mark.filterwarnings("ignore:Skipped unsupported reflection of expression-based index")
 def test_flask_db_commands_bind_migrations_when_asked(tmp_path):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
-    assert "migrate" not in app.extensions
-    with app.app_context():
-        db.drop_all()
-    result = app.test_cli_runner().invoke(args=["db", "upgrade"])
-    assert result.exit_code == 0, result.output
-    assert app.extensions["migrate"].directory.endswith("migrations")
     from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory(app.extensions["migrate"].directory).get_current_head()
-    with app.app_context():
-        assert db.session.scalar(db.text("SELECT version_num FROM alembic_version")) == head
-        db.drop_all()
-        db.session.execute(db.text("DROP TABLE IF EXISTS alembic_version"))
-        db.session.commit()
+    from .helpers import _empty_database
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+    assert "migrate" not in app.extensions
+    try:
+        with app.app_context():
+            _empty_database()
+        result = app.test_cli_runner().invoke(args=["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        assert app.extensions["migrate"].directory.endswith("migrations")
+        head = ScriptDirectory(app.extensions["migrate"].directory).get_current_head()
+        with app.app_context():
+            assert db.session.scalar(db.text("SELECT version_num FROM alembic_version")) == head
+    finally:
+        with app.app_context():  # no connection left for the garbage collector to find open
+            db.session.remove()
+            _empty_database()
+            db.engine.dispose()
