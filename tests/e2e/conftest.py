@@ -18,6 +18,7 @@ import pytest
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from ..conftest import TEST_PASSWORD
+from ..helpers import NEW_PASSWORD
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -174,6 +175,23 @@ def sign_in():
         page.get_by_role("button", name="Sign in").click()
 
     return sign_in
+
+
+@pytest.fixture
+def sign_up():
+    """Walk the default enrollment flow's two pages (credentials, then name and email) on a page
+    that shows its first one."""
+
+    def sign_up(page, username, name, email, password=NEW_PASSWORD):
+        page.get_by_label("Username").fill(username)
+        page.get_by_label("Password", exact=True).fill(password)
+        page.get_by_label("Password (repeat)").fill(password)
+        page.get_by_role("button", name="Continue").click()
+        page.get_by_label("Name").fill(name)
+        page.get_by_label("Email").fill(email)
+        page.get_by_role("button", name="Finish").click()
+
+    return sign_up
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ def test_admin_invites_copies_the_link_and_invitee_enrolls(app, admin, page, new
 
 
 def test_a_new_admin_following_authentiks_steps_gets_a_link_on_the_first_try(
-        app, admin, page, new_context, live_server, sign_in):
+        app, admin, page, new_context, live_server, sign_in, sign_up):
     """authentik's documentation: Create, then Name, Expires, Flow, Attributes, Single use, Create.
     No mail server is configured (a new portal has none); nothing else is touched."""
     sign_in(page)
@@ -111,13 +111,7 @@ def test_a_new_admin_following_authentiks_steps_gets_a_link_on_the_first_try(
     invitee = new_context().new_page()
     invitee.goto(link)
     expect(invitee.get_by_text("Step 1 of 2", exact=True)).to_be_visible()
-    invitee.get_by_label("Username").fill("first.try")
-    invitee.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
-    invitee.get_by_label("Password (repeat)").fill(NEW_PASSWORD)
-    invitee.get_by_role("button", name="Continue").click()
-    invitee.get_by_label("Name").fill("First Try")
-    invitee.get_by_label("Email").fill("first@example.com")
-    invitee.get_by_role("button", name="Finish").click()
+    sign_up(invitee, "first.try", "First Try", "first@example.com")
     expect(invitee).to_have_url(f"{live_server}/account/")
     with app.app_context():
         user = db.session.scalar(select(User).filter_by(username="first.try"))

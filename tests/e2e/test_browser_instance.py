@@ -16,8 +16,6 @@ from ..conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.e2e
 
-NEW_PASSWORD = "violet-kettle-harbour-42"
-
 
 def _invite(page, name: str, *, superadmin: bool) -> str:
     page.goto("/instance/invitations/new?mode=link")
@@ -41,7 +39,7 @@ def _state(app, username: str) -> tuple[bool, list[str]]:
 
 
 def test_a_superadmin_invites_to_the_instance_and_both_kinds_of_invitee_join(
-        app, admin, new_context, live_server, sign_in, screenshot):
+        app, admin, new_context, live_server, sign_in, sign_up, screenshot):
     with app.app_context():
         accounts.create_user(username="sam", email="sam@example.com", password=TEST_PASSWORD,
                              name="Sam")
@@ -60,13 +58,7 @@ def test_a_superadmin_invites_to_the_instance_and_both_kinds_of_invitee_join(
     expect(invited.locator(".grants-instance")).to_have_text(
         "an account on this instance, as instance superadmin")
     expect(invited.locator(".grants-invited-by")).to_have_text("Ada Admin")
-    nia.get_by_label("Username").fill("nia")
-    nia.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
-    nia.get_by_label("Password (repeat)").fill(NEW_PASSWORD)
-    nia.get_by_role("button", name="Continue").click()
-    nia.get_by_label("Name").fill("Nia Newbie")
-    nia.get_by_label("Email").fill("nia@example.com")
-    nia.get_by_role("button", name="Finish").click()
+    sign_up(nia, "nia", "Nia Newbie", "nia@example.com")
     expect(nia).to_have_url(f"{live_server}/account/")
     assert _state(app, "nia") == (True, [])
 

@@ -21,7 +21,6 @@ from ..conftest import TEST_PASSWORD
 
 pytestmark = pytest.mark.e2e
 
-NEW_PASSWORD = "violet-kettle-harbour-42"
 FLOW_PATH = "/if/flow/default-enrollment-flow/"
 
 
@@ -109,7 +108,7 @@ def _access(app, username: str):
 
 
 def test_tenant_admin_invites_a_new_person_and_existing_users_of_another_tenant(
-        app, admin, new_context, live_server, sign_in, screenshot):
+        app, admin, new_context, live_server, sign_in, sign_up, screenshot):
     # The superadmin creates two tenants through the pages.
     root = new_context().new_page()
     sign_in(root)
@@ -144,13 +143,7 @@ def test_tenant_admin_invites_a_new_person_and_existing_users_of_another_tenant(
     expect(invited.locator(".grants-roles")).to_have_text("auditor (namespaces: sales)")
     expect(invited.locator(".grants-invited-by")).to_have_text("Lee Lead")
     screenshot(nia, "tenant-invitee-first-page")
-    nia.get_by_label("Username").fill("nia")
-    nia.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
-    nia.get_by_label("Password (repeat)").fill(NEW_PASSWORD)
-    nia.get_by_role("button", name="Continue").click()
-    nia.get_by_label("Name").fill("Nia Newbie")
-    nia.get_by_label("Email").fill("nia@example.com")
-    nia.get_by_role("button", name="Finish").click()
+    sign_up(nia, "nia", "Nia Newbie", "nia@example.com")
     expect(nia).to_have_url(f"{live_server}/account/")
     expect(nia.get_by_role("heading", name="Welcome, Nia Newbie!")).to_be_visible()
     assert _access(app, "nia") == (
