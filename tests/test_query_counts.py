@@ -74,6 +74,8 @@ ENROLLMENT = "/if/flow/default-enrollment-flow/"
 # writes the account and signs in) stays within this many statements; see BENCHMARKS.md for
 # what each request still costs.
 ENROLLMENT_STATEMENT_BUDGET = 25
+# The account page an enrollment lands on: its own lists, and the header's questions asked once.
+ACCOUNT_PAGE_STATEMENTS = 15
 
 
 def _form(html: str) -> dict:
@@ -201,3 +203,23 @@ def test_the_landing_reads_the_link_outside_a_transaction(app, client, make_invi
         event.remove(engine, "after_cursor_execute", note)
     assert response.status_code == 302
     assert in_transaction == [False]
+
+
+def test_the_account_page_asks_each_question_once(app, make_invitation):
+    """Where an enrollment lands: the header, the navigation, the token form and the page all
+    ask "which tenants", "the default tenant" and "what may this person do"; each is asked once
+    per request (it was asked up to six times: 26 statements)."""
+    from collections import Counter
+
+    from .helpers import complete_wizard
+
+    _, link = make_invitation()
+    client = app.test_client()
+    done = complete_wizard(client, path_of(link), username="lands", email="lands@example.com")
+    assert done.request.path == "/account/"  # signed in, on the page measured below
+    with count_statements(app) as statements:
+        page = client.get("/account/")
+    assert page.status_code == 200 and "lands" in page.get_data(as_text=True)
+    repeated = {s: n for s, n in Counter(statements).items() if n > 1}
+    assert repeated == {}, repeated
+    assert len(statements) <= ACCOUNT_PAGE_STATEMENTS, statements

@@ -11,7 +11,7 @@ from wtforms import SelectField, StringField, SubmitField
 from wtforms.validators import DataRequired, Length
 
 from .. import apitokens
-from ..access import grants_for
+from ..access import request_grants
 from ..admin.forms import MultiCheckboxField
 from ..auth.forms import ConfirmActionForm
 from ..models import utcnow
@@ -46,7 +46,7 @@ def token_form(user) -> ApiTokenForm:
     choices = apitokens.token_tenants(user)
     held = set()
     for tenant in choices:
-        held.update(apitokens.grantable_scopes(grants_for(user, tenant)))
+        held.update(apitokens.grantable_scopes(request_grants(user, tenant)))
     form = ApiTokenForm(scopes=[s for s in apitokens.SCOPES if s in held], tenants=choices)
     if not form.is_submitted():
         current = acting_tenant(user)

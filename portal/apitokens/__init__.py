@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from ..access import PERMISSIONS, Grants, grants_for
+from ..access import PERMISSIONS, Grants, grants_for, request_grants
 from ..audit import Action, record_event
 from ..extensions import db
 from ..models import ApiToken, Tenant, User, utcnow
@@ -63,7 +63,7 @@ def token_tenants(user: User) -> list[Tenant]:
     """The tenants `user` may make a token for: those where they hold at least one scope."""
     from ..tenants import tenants_for
 
-    return [t for t in tenants_for(user) if grantable_scopes(grants_for(user, t))]
+    return [t for t in tenants_for(user) if grantable_scopes(request_grants(user, t))]
 
 
 def issue(user: User, *, name: str, scopes: Sequence[str], expires_at: datetime,

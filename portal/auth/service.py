@@ -463,6 +463,7 @@ def remove_from_tenant(user: User, *, actor: User, grants, ip: str | None = None
     user.groups = [g for g in user.groups if g.tenant_id != tenant.id]
     db.session.execute(tenant_members.delete().where(tenant_members.c.user_id == user.id,
                                                      tenant_members.c.tenant_id == tenant.id))
+    tenants.forget_answers()
     db.session.execute(delete(MemberRole).where(MemberRole.user_id == user.id,
                                                 MemberRole.tenant_id == tenant.id))
     record_event(Action.USER_REMOVED, actor=actor, ip=ip, obj=user,

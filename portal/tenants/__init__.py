@@ -52,7 +52,34 @@ class TenantError(ValueError):
 # -- which tenant -------------------------------------------------------------------------------
 
 
+def _per_request(key, compute):
+    """compute() once per request, kept on flask.g: one page asks "which tenants", "the default
+    one" many times (the header, the navigation, the page itself, the API token form). Outside
+    a request each call asks again; the writes below that change the answers forget them."""
+    from flask import g, has_request_context
+
+    if not has_request_context():
+        return compute()
+    answers = g.setdefault("_tenant_answers", {})
+    if key not in answers:
+        answers[key] = compute()
+    return answers[key]
+
+
+def forget_answers() -> None:
+    """Tenants or memberships changed in this request: the next question asks the database."""
+    from flask import g, has_app_context
+
+    if has_app_context():
+        g.pop("tenant_count", None)
+        g.pop("_tenant_answers", None)
+
+
 def default_tenant() -> Tenant:
+    return _per_request("default", _default_tenant)
+
+
+def _default_tenant() -> Tenant:
     tenant = db.session.scalar(select(Tenant).where(Tenant.slug == DEFAULT_TENANT_SLUG))
     if tenant is None:  # renamed slugs keep id order: the oldest tenant stands in
         tenant = db.session.scalar(select(Tenant).order_by(Tenant.id))
@@ -138,11 +165,15 @@ def tenants_for(user: User | None) -> list[Tenant]:
 
     if user is None or not getattr(user, "is_authenticated", False):
         return []
-    query = select(Tenant).order_by(Tenant.name)
-    if not request_grants(user, current_tenant()).superuser:  # (superadmin anywhere: everywhere)
-        query = query.join(tenant_members, tenant_members.c.tenant_id == Tenant.id).where(
-            tenant_members.c.user_id == user.id, Tenant.active.is_(True))
-    return list(db.session.scalars(query))
+
+    def ask() -> list[Tenant]:
+        query = select(Tenant).order_by(Tenant.name)
+        if not request_grants(user, current_tenant()).superuser:  # (superadmin: everywhere)
+            query = query.join(tenant_members, tenant_members.c.tenant_id == Tenant.id).where(
+                tenant_members.c.user_id == user.id, Tenant.active.is_(True))
+        return list(db.session.scalars(query))
+
+    return list(_per_request(("tenants_for", user.id), ask))
 
 
 def home_tenant(user: User | None, preferred_slug: str | None = None) -> Tenant:
@@ -233,6 +264,7 @@ def _join(user: User, tenant_ids: set[int], *, new_account: bool) -> None:
             select(func.count()).select_from(tenant_members).where(
                 tenant_members.c.user_id == user.id, tenant_members.c.tenant_id == t))}
     if tenant_ids:
+        forget_answers()
         db.session.execute(tenant_members.insert(),
                            [{"tenant_id": t, "user_id": user.id} for t in sorted(tenant_ids)])
 
@@ -327,7 +359,7 @@ def create_tenant(*, name: str, slug: str, actor: User | None = None, ip: str | 
     from ..audit import Action, record_event
 
     tenant = Tenant(name=check_name(name), slug=check_slug(slug), active=True)
-    _forget_count()
+    forget_answers()
     db.session.add(tenant)
     db.session.flush()
     record_event(Action.TENANT_CREATED, actor=actor, ip=ip, obj=tenant, tenant_id=tenant.id)
@@ -342,6 +374,7 @@ def update_tenant(tenant: Tenant, *, name: str, slug: str, active: bool,
     tenant.name = check_name(name)
     tenant.slug = check_slug(slug, tenant=tenant)
     tenant.active = bool(active)
+    forget_answers()
     record_event(Action.TENANT_UPDATED, actor=actor, ip=ip, obj=tenant, tenant_id=tenant.id,
                  detail={"active": tenant.active})
     db.session.commit()
@@ -388,15 +421,8 @@ def delete_tenant(tenant: Tenant, *, actor: User | None = None, ip: str | None =
                  object_repr=f"{tenant.name} ({tenant.slug})", tenant_id=default_tenant().id,
                  detail=vars(summary))
     db.session.delete(tenant)
-    _forget_count()
+    forget_answers()
     db.session.commit()
-
-
-def _forget_count() -> None:
-    from flask import g, has_app_context
-
-    if has_app_context():
-        g.pop("tenant_count", None)
 
 
 # -- members (superadmins and the CLI: they may see every account) -----------------------------
@@ -476,6 +502,7 @@ def remove_member(user: User, *, actor: User | None = None, ip: str | None = Non
         db.session.delete(row)
     db.session.execute(tenant_members.delete().where(
         tenant_members.c.user_id == user.id, tenant_members.c.tenant_id == tenant.id))
+    forget_answers()
     record_event(Action.MEMBER_REMOVED, actor=actor, ip=ip, obj=user, tenant_id=tenant.id,
                  detail={"groups": sorted(g.name for g in here),
                          "roles": sorted(r.role.name for r in direct)})
