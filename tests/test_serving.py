@@ -154,3 +154,16 @@ def test_session_cookie_secure_setting_forces_secure(app_factory):
     response = app_factory(SESSION_COOKIE_SECURE=True).test_client().get("/auth/login",
                                                                            follow_redirects=True)
     assert "Secure" in _session_cookie(response)
+
+
+def test_the_session_cookie_follows_a_rotated_secret_key(app, client, auth, admin):
+    """The cookie's serializer is built once per set of keys: a rotated SECRET_KEY with the old
+    one in SECRET_KEY_FALLBACKS keeps people signed in, and without it their cookie is void."""
+    auth.login()
+    assert client.get("/account/").status_code == 200
+    old = app.secret_key
+    app.config["SECRET_KEY"] = "a-new-secret-key-for-the-rotation-test-only"  # noqa: S105
+    app.config["SECRET_KEY_FALLBACKS"] = [old]
+    assert client.get("/account/").status_code == 200  # the old key still reads the cookie
+    app.config["SECRET_KEY_FALLBACKS"] = []
+    assert client.get("/account/").status_code == 302  # no key reads it: signed out

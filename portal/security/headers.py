@@ -77,6 +77,17 @@ class SessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"]) or (has_request_context() and request.is_secure)
 
+    def get_signing_serializer(self, app: Flask):
+        """Flask builds the cookie's serializer twice per request (to read, to write); it only
+        depends on the keys, so it is built once per set of keys (a changed SECRET_KEY or
+        SECRET_KEY_FALLBACKS builds a new one). About a tenth of an invitation link's time."""
+        keys = (app.secret_key, tuple(app.config["SECRET_KEY_FALLBACKS"] or ()))
+        cached = app.extensions.get("session_serializer")
+        if cached is None or cached[0] != keys:
+            cached = (keys, super().get_signing_serializer(app))
+            app.extensions["session_serializer"] = cached
+        return cached[1]
+
 
 def init_app(app: Flask) -> None:
     app.session_interface = SessionInterface()
