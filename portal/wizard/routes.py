@@ -4,6 +4,7 @@ from flask import (
     current_app,
     flash,
     g,
+    has_request_context,
     redirect,
     render_template,
     request,
@@ -11,7 +12,8 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session as OrmSession
 from werkzeug.datastructures import CombinedMultiDict
 
 from .. import ratelimits, tenants
@@ -135,8 +137,18 @@ def _keep_loaded_rows():
     its bindings, stages and prompts, the invitation and the session would be read again after
     each one. They are not changed by the commit, so this request keeps them as loaded (the
     guarded UPDATEs, not these copies, decide whether an invitation may be used; a rollback
-    still expires everything). The session ends with the request."""
-    db.session().expire_on_commit = False
+    still expires everything). The session ends with the request.
+
+    Only noted here: the ORM session is told when it begins its first transaction (below), so
+    a request that never uses it (an invitation link) does not create one (about a sixth of the
+    link's time)."""
+    g.keep_loaded_rows = True
+
+
+@event.listens_for(OrmSession, "after_begin")
+def _keep_rows_in_wizard(session, _transaction, _connection) -> None:
+    if has_request_context() and g.get("keep_loaded_rows"):
+        session.expire_on_commit = False
 
 
 @bp.url_value_preprocessor
