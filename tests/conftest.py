@@ -134,8 +134,10 @@ def restore_rows(app, saved: dict) -> None:
 
 
 @pytest.fixture
-def app(tmp_path):
-    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path)})
+def app(request, tmp_path):
+    """The testing app; a test may add settings with parametrize("app", [{...}], indirect=True)."""
+    extra = getattr(request, "param", {})
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url(tmp_path), **extra})
     _fresh_schema(app)
     yield app
     _drop_schema(app)

@@ -25,7 +25,7 @@ from ..extensions import db
 from ..flows import executor
 from ..flows.context import note
 from ..flows.executor import FlowExecutor, Step
-from ..flows.planner import ConditionError, definition_options
+from ..flows.planner import ConditionError, bindings_of, definition_options
 from ..flows.prompts import DISPLAY_TYPES
 from ..flows.stages import STAGE_TYPES, ActionRequest, ActionResult
 from ..flows.stages.email import EmailStage
@@ -174,14 +174,31 @@ MISCONFIGURED = (
 
 
 def _get_flow(slug: str) -> Flow | None:
-    """The flow with its whole definition, in one query (every page of the wizard needs it)."""
-    return db.session.scalars(
-        select(Flow).filter_by(slug=slug).options(*definition_options())).unique().first()
+    """The flow with its whole definition, in one query, once per request: every page of the
+    wizard needs it, and so do the rate limits' rules, which run first (kept on `g`: the ORM
+    session's identity map holds its objects only weakly, and would load them again)."""
+    flows = g.setdefault("wizard_flows", {})
+    if slug not in flows:
+        flows[slug] = db.session.scalars(
+            select(Flow).filter_by(slug=slug).options(*definition_options())).unique().first()
+    return flows[slug]
+
+
+def _binding_of(flow: Flow | None, binding_id: int | None) -> FlowStageBinding | None:
+    """One of this flow's bindings, from its loaded definition (a binding of another flow is
+    none of this flow's: the executor ignores a form for it)."""
+    if flow is None or not binding_id:
+        return None
+    return next((binding for binding in bindings_of(flow) if binding.id == binding_id), None)
 
 
 def _sign_in_attempt() -> bool:
-    """This POST is for an identification or password stage: the sign-in limits count it."""
-    binding = db.session.get(FlowStageBinding, request.form.get("binding", type=int) or 0)
+    """This POST is for an identification or password stage: the sign-in limits count it.
+    Asked by the limits on every request, so a GET, or a POST naming no binding, asks nothing."""
+    if request.method != "POST":
+        return False
+    binding = _binding_of(_get_flow((request.view_args or {}).get("slug", "")),
+                          request.form.get("binding", type=int))
     stage_type = STAGE_TYPES.get(binding.stage.type) if binding is not None else None
     return bool(stage_type and stage_type(binding.stage).sign_in_attempt)
 
@@ -302,7 +319,8 @@ def resume(slug: str, key: str):
 
 def _limited_action() -> bool:
     """The stage action of this request counts against the "send again" limit."""
-    binding = db.session.get(FlowStageBinding, (request.view_args or {}).get("binding_id") or 0)
+    view_args = request.view_args or {}
+    binding = _binding_of(_get_flow(view_args.get("slug", "")), view_args.get("binding_id"))
     stage_type = STAGE_TYPES.get(binding.stage.type) if binding is not None else None
     action = stage_type.action((request.view_args or {}).get("action", "")) if stage_type else None
     return bool(action and action.rate_limited)
@@ -315,8 +333,8 @@ def stage_action(slug: str, binding_id: int, action: str):
     """One route for every stage type's own actions (the email stage's "send again" and its
     link): the binding names the stage, its type declares the action, the action answers."""
     flow = _get_flow(slug)
-    binding = db.session.get(FlowStageBinding, binding_id) if flow else None
-    if flow is None or binding is None or binding.flow_id != flow.id:
+    binding = _binding_of(flow, binding_id)
+    if binding is None:
         return render_error(404, "This sign-up page does not exist",
                             "Check the link, or ask the person who invited you for a new one.")
     return _run_action(flow, binding, action)
