@@ -116,7 +116,10 @@ class Config:
     # (redis://host:6379/0) so every worker sees the same counts.
     RATELIMIT_STORAGE_URI: Env[str] = "memory://"
     RATELIMIT_ENABLED: Env[bool] = True
-    RATELIMIT_HEADERS_ENABLED = True  # Retry-After on a 429
+    # Flask-Limiter's X-RateLimit-* headers on every limited response cost a storage read each
+    # (a Redis round trip): the portal adds them to API responses only, and Retry-After to a 429
+    # (portal.ratelimits.headers).
+    RATELIMIT_HEADERS_ENABLED = False
     RATELIMIT_SWALLOW_ERRORS: Env[bool] = True  # Redis down: serve anyway
     RATELIMIT_IN_MEMORY_FALLBACK_ENABLED = True
     RATELIMIT_KEY_PREFIX: Env[str] = "portal"

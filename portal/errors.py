@@ -102,6 +102,10 @@ def register(app: Flask) -> None:
         response = render_error(error.code or 500)
         if error.code == 405 and error.valid_methods:
             return (*response, {"Allow": ", ".join(error.valid_methods)})
+        if error.code == 429:
+            from .ratelimits import headers
+
+            return (*response, headers(remaining=False))
         return response
 
     @app.errorhandler(DataError)

@@ -6,12 +6,39 @@ workers point it at Redis for one shared count.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from flask import current_app, request
 from flask_limiter.util import get_remote_address
 
 from .extensions import limiter
+
+
+def headers(*, remaining: bool) -> dict[str, str]:
+    """The breached (or, for `remaining`, the tightest) limit of this request as headers:
+    Retry-After for a 429, and the X-RateLimit-* figures scripts pace themselves by (API
+    responses). Empty when no limit applied, or when the storage cannot say."""
+    limit = limiter.current_limit
+    if limit is None:
+        return {}
+    try:
+        reset_at = limit.reset_at
+        found = {"Retry-After": str(max(1, int(reset_at - time.time())))}
+        if remaining:
+            found = {"X-RateLimit-Limit": str(limit.limit.amount),
+                     "X-RateLimit-Remaining": str(limit.remaining),
+                     "X-RateLimit-Reset": str(reset_at)}
+    except Exception:  # noqa: BLE001 (storage down: the limits are swallowed, so are these)
+        return {}
+    return found
+
+
+def add_api_headers(response):
+    """after_request of the API's blueprints: the X-RateLimit-* figures of the token's budget."""
+    if response.status_code != 429:
+        response.headers.update(headers(remaining=True))
+    return response
 
 
 def _setting(name: str) -> Callable[[], str]:

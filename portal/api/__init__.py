@@ -15,6 +15,7 @@ from flask import Flask, render_template
 from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
+from .. import ratelimits
 from ..models import DEFAULT_TENANT_SLUG
 from .problems import API_PREFIX, PROBLEM_TYPE
 from .schemas import ProblemSchema
@@ -90,6 +91,7 @@ def init_app(app: Flask) -> None:
             # Both registrations: the limiter and CSRF find the blueprint object, whose name
             # is the first one (tests/api/test_auth.py checks the shared budget).
             limiter.shared_limit(auth.rate_limit, scope="api", key_func=auth.rate_limit_key)(blueprint)
+            blueprint.after_request(ratelimits.add_api_headers)
             csrf.exempt(blueprint)  # a token, never a cookie, authorises a change (auth.py)
             blueprint._portal_ready = True
         api.register_blueprint(blueprint, url_prefix=API_PREFIX + blueprint.url_prefix)

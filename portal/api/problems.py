@@ -12,6 +12,8 @@ from http import HTTPStatus
 from flask import jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .. import ratelimits
+
 API_PREFIX = "/api/v1"
 PROBLEM_TYPE = "application/problem+json"
 
@@ -90,9 +92,8 @@ def from_http_exception(error: HTTPException):
             errors += _flatten(found, str(location))
     if status == 405 and getattr(error, "valid_methods", None):
         headers["Allow"] = ", ".join(error.valid_methods)
-    for name, value in (error.get_headers() if status == 429 else []):
-        if name.lower() != "content-type":
-            headers[name] = value
+    if status == 429:
+        headers.update(ratelimits.headers(remaining=False))
     detail = error.description if status != 500 else None
     if status == 422 and not errors:
         detail = detail or "The request could not be processed."

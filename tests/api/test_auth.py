@@ -118,10 +118,14 @@ def test_rate_limited_per_token(app_factory):
                     superuser=True)
     one, two = api_token(app, "admin"), api_token(app, "admin", name="other")
     client = app.test_client()
-    statuses = [client.get("/api/v1/me/", headers=bearer(one)).status_code for _ in range(3)]
-    assert statuses == [200, 200, 429]
+    responses = [client.get("/api/v1/me/", headers=bearer(one)) for _ in range(3)]
+    assert [r.status_code for r in responses] == [200, 200, 429]
+    # Scripts can pace themselves: each answer says what is left of the token's budget.
+    assert [r.headers.get("X-RateLimit-Remaining") for r in responses[:2]] == ["1", "0"]
+    assert responses[0].headers["X-RateLimit-Limit"] == "2"
     limited = client.get("/api/v1/me/", headers=bearer(one))
-    assert limited.mimetype == "application/problem+json" and "Retry-After" in limited.headers
+    assert limited.mimetype == "application/problem+json"
+    assert 0 < int(limited.headers["Retry-After"]) <= 60
     assert client.get("/api/v1/me/", headers=bearer(two)).status_code == 200
     # The tenant path shares the token's budget: no second allowance by naming the tenant.
     assert client.get("/api/v1/default/groups/", headers=bearer(one)).status_code == 429
