@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from sqlalchemy import delete, inspect, select
+from sqlalchemy import bindparam, delete, inspect, select
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
@@ -125,10 +126,7 @@ def load(key: str | None, flow: Flow) -> FlowSession | None:
         return None
     # The invitation and what it grants in the same query: its stages and the user write read
     # them (its tenant, groups and direct roles).
-    session = db.session.scalars(
-        select(FlowSession).filter_by(key_digest=tokens.digest(key))
-        .options(*invitations.grant_loads(FlowSession.invitation))
-    ).unique().first()
+    session = db.session.scalars(_session_by_key(), {"digest": tokens.digest(key)}).unique().first()
     if (
         session is None
         or session.flow_id != flow.id
@@ -137,6 +135,13 @@ def load(key: str | None, flow: Flow) -> FlowSession | None:
     ):
         return None
     return session
+
+
+@functools.cache
+def _session_by_key():
+    """Built once, with its cache key: every wizard request asks it."""
+    return (select(FlowSession).where(FlowSession.key_digest == bindparam("digest"))
+            .options(*invitations.grant_loads(FlowSession.invitation)))
 
 
 class FlowExecutor:

@@ -558,14 +558,21 @@ def redeem(invitation_id: int, flow_id: int) -> bool:
     The guarded UPDATE is the arbiter: when two people finish one single-use link at once,
     the database lets exactly one UPDATE match, and the other transaction is rolled back.
     """
-    now = utcnow()
-    result = db.session.execute(
+    result = db.session.execute(_redeem_statement(), {
+        "invitation": invitation_id, "flow": flow_id, "now": utcnow()})
+    return result.rowcount == 1
+
+
+@functools.cache
+def _redeem_statement():
+    """redeem's guarded UPDATE, built once (with its cache key: the subqueries made it dear)."""
+    return (
         update(Invitation)
-        .where(Invitation.id == invitation_id, Invitation.flow_id == flow_id, *_usable_clause(now))
+        .where(Invitation.id == bindparam("invitation"), Invitation.flow_id == bindparam("flow"),
+               *_usable_clause(bindparam("now", type_=Invitation.expires_at.type)))
         .values(use_count=Invitation.use_count + 1)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
 
 
 def _usable_clause(now):
