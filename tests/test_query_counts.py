@@ -228,3 +228,25 @@ def test_the_account_page_asks_each_question_once(app, make_invitation):
     repeated = {s: n for s, n in Counter(statements).items() if n > 1}
     assert repeated == {}, repeated
     assert len(statements) <= ACCOUNT_PAGE_STATEMENTS, statements
+
+
+def test_the_rate_limits_ask_a_sign_in_only_for_the_budget_key(app_factory):
+    """With limits on, the rules' own questions (which stage a POST is for, whose flow session
+    it is) are answered from what the view loads anyway; only the sign-in budget's account
+    lookup is theirs, once for each of the two POSTs (who, then the password)."""
+    from portal.auth import service as accounts
+
+    from .conftest import TEST_PASSWORD, sign_in
+
+    counts = []
+    for config in ({}, {"RATELIMIT_ENABLED": True}):
+        app = app_factory(**config)  # one after the other: each starts from an empty schema
+        with app.app_context():
+            accounts.create_user(username="admin", email="admin@example.com",
+                                 password=TEST_PASSWORD, superuser=True)
+        client = app.test_client()
+        with count_statements(app) as sent:
+            signed_in = sign_in(client, "admin", TEST_PASSWORD)
+        assert signed_in.status_code == 200 and client.get("/account/").status_code == 200
+        counts.append(len(sent))
+    assert counts[1] == counts[0] + 2, counts

@@ -216,8 +216,18 @@ def _pending_identifier() -> str:
     if request.form.get(IDENTIFIER_FIELD):
         return request.form[IDENTIFIER_FIELD]
     flow = _get_flow((request.view_args or {}).get("slug", ""))
-    flow_session = executor.load(_key(flow.slug), flow) if flow is not None else None
+    flow_session = _flow_session(flow) if flow is not None else None
     return pending_identifier(flow_session) if flow_session is not None else ""
+
+
+def _flow_session(flow: Flow):
+    """This browser's flow session for the flow, loaded once per request: the sign-in limits'
+    key asks for it before the view does."""
+    sessions = g.setdefault("wizard_sessions", {})
+    key = _key(flow.slug)
+    if key not in sessions:
+        sessions[key] = executor.load(key, flow)
+    return sessions[key]
 
 
 @bp.route("/if/flow/<slug>/", methods=["GET", "POST"])
@@ -258,7 +268,7 @@ def _flow(slug: str):
             return redirect(url_for("wizard.flow", slug=slug))
         return _render(flow, step)
 
-    flow_session = executor.load(_key(slug), flow)
+    flow_session = _flow_session(flow)
     if flow_session is None:
         if request.method == "POST" and _key(slug) is not None:
             return render_error(
