@@ -19,10 +19,10 @@ def headers(*, remaining: bool) -> dict[str, str]:
     """The breached (or, for `remaining`, the tightest) limit of this request as headers:
     Retry-After for a 429, and the X-RateLimit-* figures scripts pace themselves by (API
     responses). Empty when no limit applied, or when the storage cannot say."""
-    limit = limiter.current_limit
-    if limit is None:
-        return {}
     try:
+        limit = limiter.current_limit
+        if limit is None:
+            return {}
         reset_at = limit.reset_at
         found = {"Retry-After": str(max(1, int(reset_at - time.time())))}
         if remaining:

@@ -184,3 +184,17 @@ def test_me_and_my_pending_invitations(client, app, admin, make_invitation):
         db.session.commit()
     mine = client.get("/api/v1/me/invitations", headers=token).get_json()
     assert [(i["name"], i["tenant"]["slug"]) for i in mine] == [("for ada", "default")]
+
+
+def test_an_unreachable_rate_limit_storage_still_serves_the_api(app_factory):
+    """Redis down: the limiter falls back to counting in memory (or swallows its errors), and
+    the counts an answer carries come from there; the API answers anyway."""
+    app = app_factory(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI="redis://127.0.0.1:1/0")
+    with app.app_context():
+        from portal.auth.service import create_user
+
+        create_user(username="admin", email="admin@example.com", password="x" * 20,
+                    superuser=True)
+    token = api_token(app, "admin")
+    answer = app.test_client().get("/api/v1/me/", headers=bearer(token))
+    assert answer.status_code == 200 and answer.get_json()["user"]["username"] == "admin"
