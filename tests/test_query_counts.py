@@ -76,7 +76,7 @@ ENROLLMENT = "/if/flow/default-enrollment-flow/"
 # what each request still costs.
 ENROLLMENT_STATEMENT_BUDGET = 25
 # The account page an enrollment lands on: its own lists, and the header's questions asked once.
-ACCOUNT_PAGE_STATEMENTS = 15
+ACCOUNT_PAGE_STATEMENTS = 14
 
 
 def _form(html: str) -> dict:

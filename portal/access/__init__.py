@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, inspect, or_, select
 from sqlalchemy.orm import selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from ..extensions import db
 from ..models import Group, MemberRole, Role, Tenant, User
@@ -100,8 +101,12 @@ def grants_for(user: User | None, tenant: Tenant | None = None) -> Grants:
     if user.is_superuser:
         return Grants(superuser=True)
     groups = db.session.scalars(
-        select(Group).join(Group.users).where(User.id == user.id).options(selectinload(Group.roles))
+        select(Group).join(Group.users).where(User.id == user.id).order_by(Group.name)
+        .options(selectinload(Group.roles))
     ).all()
+    account = user._get_current_object() if hasattr(user, "_get_current_object") else user
+    if "groups" in inspect(account).unloaded:  # the list user.groups would load: keep it
+        set_committed_value(account, "groups", groups)
     if is_superuser(user, groups):
         return Grants(superuser=True)
     tenant = tenant or current_tenant()
