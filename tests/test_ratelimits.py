@@ -78,6 +78,20 @@ def test_username_and_email_share_one_failure_budget(limited_app):
     assert _sign_in(stranger, login="sam@example.com").status_code == 302
 
 
+def test_a_password_page_cannot_name_its_own_budget(limited_app):
+    """The password page checks the account named on the identification page; a `login` field
+    added to its POSTs (a new value each time) must not draw on other accounts' budgets."""
+    from .conftest import SIGN_IN_FLOW
+
+    stranger = _client(limited_app, STRANGER)
+    stranger.get("/auth/login")
+    submit(stranger, SIGN_IN_FLOW, {"login": "admin"})  # now on the password page
+    statuses = [submit(stranger, SIGN_IN_FLOW, {"password": "wrong-guess",
+                                                "login": f"decoy{n}"}).status_code
+                for n in range(4)]
+    assert statuses == [200, 200, 200, 429], statuses  # the account's 3, not the address's 5
+
+
 def test_failed_sign_ins_are_limited_per_address_across_accounts(limited_app):
     stranger = _client(limited_app, STRANGER)
     for n in range(5):

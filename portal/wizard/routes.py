@@ -32,7 +32,7 @@ from ..flows.prompts import DISPLAY_TYPES
 from ..flows.stages import STAGE_TYPES, ActionRequest, ActionResult
 from ..flows.stages.email import EmailStage
 from ..flows.stages.identification import FIELD as IDENTIFIER_FIELD
-from ..flows.stages.identification import pending_identifier
+from ..flows.stages.identification import IdentificationStage, pending_identifier
 from ..invitations.service import usable_invitation_digest
 from ..mail.web import deliver_on_close
 from ..models import Flow, FlowDesignation, FlowStageBinding, Invitation, User
@@ -212,10 +212,13 @@ def _sign_in_attempt() -> bool:
 
 
 def _pending_identifier() -> str:
-    """Who is signing in: the identifier of this POST, or the one the visitor's flow noted."""
-    if request.form.get(IDENTIFIER_FIELD):
-        return request.form[IDENTIFIER_FIELD]
+    """Whose password this POST checks: on an identification page, the identifier it sends;
+    on any other page, the one the visitor's flow noted there (a password page's POST could
+    carry a `login` of its own, a new one each time, and draw on other accounts' budgets)."""
     flow = _get_flow((request.view_args or {}).get("slug", ""))
+    binding = _binding_of(flow, request.form.get("binding", type=int))
+    if binding is not None and STAGE_TYPES.get(binding.stage.type) is IdentificationStage:
+        return request.form.get(IDENTIFIER_FIELD, "")
     flow_session = _flow_session(flow) if flow is not None else None
     return pending_identifier(flow_session) if flow_session is not None else ""
 
