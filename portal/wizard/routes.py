@@ -32,7 +32,7 @@ from ..flows.prompts import DISPLAY_TYPES
 from ..flows.stages import STAGE_TYPES, ActionRequest, ActionResult
 from ..flows.stages.email import EmailStage
 from ..flows.stages.identification import FIELD as IDENTIFIER_FIELD
-from ..flows.stages.identification import IdentificationStage, pending_identifier
+from ..flows.stages.identification import pending_identifier
 from ..invitations.service import usable_invitation_digest
 from ..mail.web import deliver_on_close
 from ..models import Flow, FlowDesignation, FlowStageBinding, Invitation, User
@@ -217,7 +217,8 @@ def _pending_identifier() -> str:
     carry a `login` of its own, a new one each time, and draw on other accounts' budgets)."""
     flow = _get_flow((request.view_args or {}).get("slug", ""))
     binding = _binding_of(flow, request.form.get("binding", type=int))
-    if binding is not None and STAGE_TYPES.get(binding.stage.type) is IdentificationStage:
+    stage_type = STAGE_TYPES.get(binding.stage.type) if binding is not None else None
+    if stage_type is not None and stage_type.names_the_account:
         return request.form.get(IDENTIFIER_FIELD, "")
     flow_session = _flow_session(flow) if flow is not None else None
     return pending_identifier(flow_session) if flow_session is not None else ""

@@ -131,6 +131,9 @@ class StageType:
     # their failures against the sign-in limits (portal.ratelimits.sign_in), per account and
     # address, instead of the general wizard limit.
     sign_in_attempt: ClassVar[bool] = False
+    # Its form names the account (the `login` field): the per-account sign-in limit keys its
+    # POSTs by what they send; every other page's POST by the account the flow noted.
+    names_the_account: ClassVar[bool] = False
 
     def __init__(self, stage) -> None:
         self.stage = stage

@@ -45,6 +45,7 @@ class IdentificationStage(StageType):
     # An unknown identifier refused (pretend_user_exists off) counts like a wrong password, so
     # nobody can test addresses faster than passwords.
     sign_in_attempt = True
+    names_the_account = True
     declared_options = (
         Option("user_fields", CHOICES, "Identify by", default=list(USER_FIELDS),
                choices=[("username", "Username"), ("email", "Email")],
