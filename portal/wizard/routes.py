@@ -205,21 +205,25 @@ def _sign_in_attempt() -> bool:
     Asked by the limits on every request, so a GET, or a POST naming no binding, asks nothing."""
     if request.method != "POST":
         return False
+    stage_type = _posted_stage_type()
+    return bool(stage_type and stage_type.sign_in_attempt)
+
+
+def _posted_stage_type():
+    """The stage type of the binding this POST names, if it is one of this flow's."""
     binding = _binding_of(_get_flow((request.view_args or {}).get("slug", "")),
                           request.form.get("binding", type=int))
-    stage_type = STAGE_TYPES.get(binding.stage.type) if binding is not None else None
-    return bool(stage_type and stage_type(binding.stage).sign_in_attempt)
+    return STAGE_TYPES.get(binding.stage.type) if binding is not None else None
 
 
 def _pending_identifier() -> str:
     """Whose password this POST checks: on an identification page, the identifier it sends;
     on any other page, the one the visitor's flow noted there (a password page's POST could
     carry a `login` of its own, a new one each time, and draw on other accounts' budgets)."""
-    flow = _get_flow((request.view_args or {}).get("slug", ""))
-    binding = _binding_of(flow, request.form.get("binding", type=int))
-    stage_type = STAGE_TYPES.get(binding.stage.type) if binding is not None else None
+    stage_type = _posted_stage_type()
     if stage_type is not None and stage_type.names_the_account:
         return request.form.get(IDENTIFIER_FIELD, "")
+    flow = _get_flow((request.view_args or {}).get("slug", ""))
     flow_session = _flow_session(flow) if flow is not None else None
     return pending_identifier(flow_session) if flow_session is not None else ""
 
